@@ -1,0 +1,253 @@
+"""The `chargen` command line: parses options, calls the library, renders results.
+
+The only module that imports typer and rich. Generated text alone goes to stdout;
+bars, tables and messages go to stderr. Exit codes: 0 ok, 1 a ChargenError (one
+line with a hint), 2 bad usage, 130 interrupted.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .checkpoint import load_model, read_checkpoint
+from .config import TrainConfig
+from .corpus import read_text, split_ids
+from .device import resolve_device
+from .errors import ChargenError
+from .evaluate import evaluate_carried, evaluate_windows
+from .model import ModelConfig
+from .runs import newest_checkpoint
+from .sample import SampleConfig, generate_ids
+from .train import train as run_training
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train character-level RNN / LSTM / GRU models on any text file and sample from them.")
+
+
+def _default(cls, name: str):
+    return {f.name: f.default for f in fields(cls)}[name]
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+class Interrupted(Exception):
+    """Raised inside a command to leave with exit code 130."""
+
+
+def _guard(fn):
+    """Turn library errors into one-line messages and exit codes at the CLI boundary."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ChargenError as e:
+            hint = f" (hint: {e.hint})" if e.hint else ""
+            sys.stderr.write(f"error: {e.message}{hint}\n")
+            raise typer.Exit(1) from None
+        except (KeyboardInterrupt, Interrupted):
+            sys.stderr.write("\ninterrupted\n")
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(0) from None
+    return wrapper
+
+
+def _silence_stdout() -> None:
+    # The reader of a pipe went away (`| head`): point stdout at /dev/null so the
+    # interpreter's final flush does not complain about it.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+@app.command()
+@_guard
+def train(
+    corpus: Path = typer.Argument(..., help="UTF-8 text file to learn from.", show_default=False),
+    cell: str = typer.Option(_default(ModelConfig, "cell"), help="Recurrent cell: rnn, lstm or gru."),
+    num_layers: int = typer.Option(_default(ModelConfig, "num_layers"), "--num-layers", "--layers"),
+    hidden_size: int = typer.Option(_default(ModelConfig, "hidden_size")),
+    embedding_dim: int = typer.Option(_default(ModelConfig, "embedding_dim")),
+    dropout: float = typer.Option(_default(ModelConfig, "dropout")),
+    batch_size: int = typer.Option(_default(TrainConfig, "batch_size"), help="Parallel streams."),
+    seq_len: int = typer.Option(_default(TrainConfig, "seq_len"), help="Characters per BPTT window."),
+    lr: float = typer.Option(_default(TrainConfig, "lr"), help="Peak learning rate."),
+    weight_decay: float = typer.Option(_default(TrainConfig, "weight_decay")),
+    warmup_steps: int = typer.Option(_default(TrainConfig, "warmup_steps")),
+    grad_clip: float = typer.Option(_default(TrainConfig, "grad_clip"), help="Max global gradient L2 norm."),
+    max_steps: int = typer.Option(_default(TrainConfig, "max_steps"), help="0 = no step limit."),
+    max_time: float = typer.Option(_default(TrainConfig, "max_time"), help="Seconds; 0 = no time limit."),
+    patience: int = typer.Option(_default(TrainConfig, "patience"), help="Evaluations without improvement; 0 = off."),
+    eval_every: int = typer.Option(_default(TrainConfig, "eval_every"), help="Steps between evaluations."),
+    save_every: int = typer.Option(_default(TrainConfig, "save_every"), help="Steps between last.pt saves."),
+    val_frac: float = typer.Option(_default(TrainConfig, "val_frac"), help="Validation tail fraction."),
+    seed: int = typer.Option(_default(TrainConfig, "seed")),
+    device: str = typer.Option(_default(TrainConfig, "device"), help="auto, cpu, cuda, cuda:N or mps."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default checkpoints/<corpus>-<cell>)."),
+    resume: bool = typer.Option(False, help="Continue the run in the run folder exactly."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Train a model on CORPUS; writes best.pt, last.pt and metrics.jsonl to the run folder."""
+    model_config = ModelConfig(cell=cell, num_layers=num_layers, hidden_size=hidden_size,
+                               embedding_dim=embedding_dim, dropout=dropout)
+    config = TrainConfig(batch_size=batch_size, seq_len=seq_len, lr=lr, weight_decay=weight_decay,
+                         warmup_steps=warmup_steps, grad_clip=grad_clip, max_steps=max_steps, max_time=max_time,
+                         patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
+                         seed=seed, device=device)
+    result = run_training(corpus, model_config, config, out=out, resume=resume, progress=False if quiet else None)
+    summary = {"run_dir": str(result.run_dir), "steps": result.steps, "stop_reason": result.stop_reason,
+               "best_val_loss": _finite(result.best_val_loss), "best_val_bpc": _finite(result.best_val_bpc),
+               "elapsed_s": round(result.elapsed, 1), "parameters": result.parameters,
+               "chars_per_s": round(result.chars_per_s), "device": result.device}
+    if as_json:
+        print(json.dumps(summary))
+    elif not quiet:
+        _err().print(_table("Training summary", summary))
+    if result.stop_reason == "interrupted":
+        raise Interrupted
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 4) if math.isfinite(x) else None
+
+
+def _table(title: str, rows: dict) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows.items():
+        table.add_row(key.replace("_", " "), "-" if value is None else str(value))
+    return table
+
+
+def _checkpoint_path(checkpoint: Optional[Path], quiet: bool) -> Path:
+    if checkpoint is not None:
+        return checkpoint
+    found = newest_checkpoint("checkpoints")
+    if not quiet:
+        sys.stderr.write(f"using {found}\n")
+    return found
+
+
+@app.command()
+@_guard
+def sample(
+    checkpoint: Optional[Path] = typer.Argument(None, help="A .pt file (default: newest checkpoints/**/best.pt).",
+                                                show_default=False),
+    temp: float = typer.Option(_default(SampleConfig, "temperature"), "--temp", "--temperature",
+                               help="Softmax temperature; 0 = always the likeliest character."),
+    length: int = typer.Option(_default(SampleConfig, "length"), help="Characters to generate per sample."),
+    prime: str = typer.Option("", help="Text to warm the state on; echoed as the start of the output."),
+    top_k: int = typer.Option(_default(SampleConfig, "top_k"), help="Draw only from the k likeliest; 0 = off."),
+    top_p: float = typer.Option(_default(SampleConfig, "top_p"), help="Nucleus mass to draw from; 1 = off."),
+    seed: Optional[int] = typer.Option(None, help="Seed for reproducible text (default: random)."),
+    num_samples: int = typer.Option(_default(SampleConfig, "num_samples"), help="Independent samples."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per sample per line."),
+    device: str = typer.Option("cpu", help="auto, cpu, cuda, cuda:N or mps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not say which checkpoint is used."),
+) -> None:
+    """Generate text from a trained model; the text alone goes to stdout as it is made."""
+    cfg = SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p, prime=prime, seed=seed,
+                       num_samples=num_samples)
+    model, vocab, _ = load_model(_checkpoint_path(checkpoint, quiet))
+    steps = generate_ids(model, vocab, cfg, resolve_device(device))
+    if num_samples == 1 and not jsonl:
+        _stream(prime, (vocab.chars[int(nxt[0])] for nxt in steps))
+        return
+    columns = [nxt.tolist() for nxt in steps]
+    texts = [prime + "".join(vocab.chars[col[i]] for col in columns) for i in range(num_samples)]
+    for i, text in enumerate(texts):
+        if jsonl:
+            sys.stdout.write(json.dumps({"sample": i + 1, "text": text}, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(f"{'' if i == 0 else chr(10)}----- sample {i + 1} -----\n{text}\n")
+    sys.stdout.flush()
+
+
+def _stream(prime: str, chars) -> None:
+    import time
+
+    out = sys.stdout
+    out.write(prime)
+    last_flush = time.monotonic()
+    for ch in chars:
+        out.write(ch)
+        now = time.monotonic()
+        if ch == "\n" or now - last_flush > 0.05:  # let a reader see the text appear
+            out.flush()
+            last_flush = now
+    out.write("\n")
+    out.flush()
+
+
+@app.command()
+@_guard
+def info(
+    checkpoint: Optional[Path] = typer.Argument(None, help="A .pt file (default: newest best.pt).",
+                                                show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON on stdout."),
+) -> None:
+    """Show a checkpoint's configuration, vocabulary, size and validation loss."""
+    path = _checkpoint_path(checkpoint, as_json)
+    model, vocab, state = load_model(path)
+    best = state.get("best_val_loss", math.inf)
+    rows = {"checkpoint": str(path), "format_version": state["format_version"], "step": state.get("step"),
+            "parameters": model.num_parameters(), "vocab_size": len(vocab),
+            "best_val_loss": _finite(best), "best_val_bpc": _finite(best / math.log(2)),
+            "model_config": state["model_config"], "train_config": state.get("train_config")}
+    if as_json:
+        print(json.dumps(rows))
+        return
+    flat = {k: v for k, v in rows.items() if not k.endswith("_config")}
+    flat.update({f"model.{k}": v for k, v in rows["model_config"].items()})
+    flat.update({f"train.{k}": v for k, v in (rows["train_config"] or {}).items()})
+    Console(stderr=True, highlight=False).print(_table(f"chargen checkpoint", flat))
+
+
+@app.command("eval")
+@_guard
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="A .pt file.", show_default=False),
+    textfile: Path = typer.Argument(..., help="UTF-8 text to score.", show_default=False),
+    split: str = typer.Option("all", help="all, or val: only the validation tail (the checkpoint's val-frac)."),
+    window: int = typer.Option(0, help="Also score random windows of this many characters from a zero state."),
+    device: str = typer.Option("cpu", help="auto, cpu, cuda, cuda:N or mps."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON on stdout."),
+) -> None:
+    """Loss (nats per character) and bits per character of a model on a text."""
+    if split not in ("all", "val"):
+        raise ChargenError(f"unknown split {split!r}", "use --split all or --split val")
+    if window < 0:
+        raise ChargenError(f"window must be 0 (off) or positive, got {window}", "try --window 256")
+    model, vocab, state = load_model(checkpoint)
+    ids = vocab.encode(read_text(textfile))
+    if split == "val":
+        ids = split_ids(ids, (state.get("train_config") or {}).get("val_frac", 0.1))[1]
+    dev = resolve_device(device)
+    carried = evaluate_carried(model, ids, dev)
+    rows = {"text": str(textfile), "split": split, "chars": carried.chars,
+            "loss": round(carried.loss, 4), "bpc": round(carried.bpc, 4)}
+    if window:
+        windows = evaluate_windows(model, ids, dev, window=window)
+        rows.update({f"loss_window{window}": round(windows.loss, 4), f"bpc_window{window}": round(windows.bpc, 4)})
+    if as_json:
+        print(json.dumps(rows))
+    else:
+        _err().print(_table("Evaluation", rows))
+
+
+def main() -> None:
+    app(prog_name="chargen")

@@ -1,0 +1,131 @@
+"""Run folders on disk: where a run writes, the lock that keeps two runs apart,
+the metrics log, and finding the newest checkpoint.
+
+It decides names and guards files; what goes into a checkpoint is not its business.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+from .errors import ChargenError
+
+LOCK_NAME = "run.lock"
+CHECKPOINT_NAMES = ("best.pt", "last.pt")
+
+
+def default_run_dir(corpus: str | os.PathLike, cell: str, root: str | os.PathLike = "checkpoints") -> Path:
+    return Path(root) / f"{Path(corpus).stem}-{cell}"
+
+
+def has_checkpoints(run_dir: Path) -> bool:
+    return any((run_dir / name).exists() for name in CHECKPOINT_NAMES)
+
+
+def choose_run_dir(out: Path | None, default: Path, resume: bool) -> Path:
+    """The folder a run writes to; never one that already holds another run's checkpoints.
+
+    With `resume`, the folder must hold a `last.pt`. Without it, an explicit `out`
+    that is in use is refused, and a default that is in use becomes `<default>-2`,
+    `-3`, ... so that nothing is overwritten silently.
+    """
+    run_dir = out if out is not None else default
+    if resume:
+        if not (run_dir / "last.pt").is_file():
+            raise ChargenError(f"nothing to resume: {run_dir / 'last.pt'} does not exist",
+                               "drop --resume to start a new run, or pass --out RUN_DIR")
+        return run_dir
+    if not has_checkpoints(run_dir):
+        return run_dir
+    if out is not None:
+        raise ChargenError(f"{run_dir} already holds a run",
+                           "add --resume to continue it, or pass another --out folder")
+    n = 2
+    while has_checkpoints(run_dir.with_name(f"{default.name}-{n}")):
+        n += 1
+    return run_dir.with_name(f"{default.name}-{n}")
+
+
+def make_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ChargenError(f"cannot create run folder {run_dir}: {e.strerror}",
+                           "choose a writable --out folder") from None
+    if not os.access(run_dir, os.W_OK):
+        raise ChargenError(f"run folder {run_dir} is not writable", "choose a writable --out folder")
+
+
+class RunLock:
+    """An exclusive claim on a run folder, held for the life of a training process.
+
+    The lock file names the holder's host and process id. A lock whose process is
+    gone (a run killed with SIGKILL, a reboot) is stale and is taken over.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_NAME
+        self.held = False
+
+    def __enter__(self) -> RunLock:
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._live_holder()
+                if holder:
+                    raise ChargenError(f"{self.path.parent} is in use by another chargen run "
+                                       f"(process {holder})", "wait for it to finish, or pass another --out") from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except OSError as e:
+                raise ChargenError(f"cannot lock {self.path.parent}: {e.strerror}",
+                                   "choose a writable --out folder") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            self.held = True
+            return self
+        raise ChargenError(f"could not lock {self.path.parent}", "try again")
+
+    def _live_holder(self) -> str | None:
+        try:
+            host, pid = self.path.read_text().split()
+            pid_num = int(pid)
+        except (OSError, ValueError):
+            return None  # unreadable or half-written by a killed process: stale
+        if host != socket.gethostname():
+            return f"{pid} on {host}"  # cannot check another machine: assume alive
+        try:
+            os.kill(pid_num, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # exists but belongs to someone else
+        return pid
+
+    def __exit__(self, *exc) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def append_metrics(run_dir: Path, record: dict) -> None:
+    """Append one JSON object as a line of `metrics.jsonl`."""
+    try:
+        with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as e:
+        raise ChargenError(f"could not write {run_dir / 'metrics.jsonl'}: {e.strerror}",
+                           "free some disk space or choose a writable --out folder") from None
+
+
+def newest_checkpoint(root: str | os.PathLike = "checkpoints", name: str = "best.pt") -> Path:
+    """The most recently modified `name` anywhere under `root`."""
+    found = sorted(Path(root).glob(f"**/{name}"), key=lambda p: p.stat().st_mtime) if Path(root).is_dir() else []
+    if not found:
+        raise ChargenError(f"no {name} found under {root}/",
+                           "pass a checkpoint path, or train one first: chargen train corpora/shakespeare.txt")
+    return found[-1]

@@ -1,0 +1,122 @@
+"""Generating text from a trained model: warm the state on the prime text once,
+then draw one character per step, carrying the state.
+
+Temperature, top-k and top-p live here, not in the model. Text is yielded as it is
+made; writing it anywhere is the caller's job.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from .corpus import Vocab
+from .errors import ChargenError
+from .model import CharRNN
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """What to generate. `temperature=0` is greedy (argmax, the seed is then irrelevant);
+    `top_k=0` and `top_p=1` switch those filters off; `seed=None` draws a fresh seed."""
+
+    length: int = 500
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    prime: str = ""
+    seed: int | None = None
+    num_samples: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.length, int) or self.length < 0:
+            raise ChargenError(f"length must be a non-negative integer, got {self.length!r}", "try --length 500")
+        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
+                and 0 <= self.temperature <= 100):
+            raise ChargenError(f"temperature must be between 0 and 100, got {self.temperature!r}",
+                               "try --temp 0.8 (0 = always the likeliest character)")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ChargenError(f"top-k must be 0 (off) or a positive integer, got {self.top_k!r}", "try --top-k 10")
+        if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            raise ChargenError(f"top-p must be in (0, 1], got {self.top_p!r}", "try --top-p 0.9")
+        if not isinstance(self.num_samples, int) or not 1 <= self.num_samples <= 65536:
+            raise ChargenError(f"num-samples must be from 1 to 65536, got {self.num_samples!r}", "try --num-samples 3")
+        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < 2**63):
+            raise ChargenError(f"seed must be a non-negative integer, got {self.seed!r}", "try --seed 1")
+
+
+def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """Scale (N, V) logits by 1/temperature and set those outside top-k / the top-p nucleus to -inf."""
+    logits = logits.float() / temperature  # (N, V)
+    if 0 < top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (N, 1)
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (N, V)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # Keep a character if the mass before it is below top_p: the likeliest always survives.
+        drop_sorted = (probs.cumsum(-1) - probs) >= top_p  # (N, V)
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, -math.inf)
+    return logits
+
+
+def pick(logits: torch.Tensor, cfg: SampleConfig, gen: torch.Generator) -> torch.Tensor:
+    """Next ids (N,) from last-step logits (N, V)."""
+    if cfg.temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(filter_logits(logits, cfg.temperature, cfg.top_k, cfg.top_p), dim=-1)  # (N, V)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(1)
+
+
+def start_ids(vocab: Vocab, prime: str) -> torch.Tensor:
+    """Ids to warm the state on: the prime, or a newline (else the first character) when it is empty."""
+    if prime:
+        return vocab.encode(prime)  # raises naming the characters the model has never seen
+    return torch.tensor([vocab.chars.index("\n") if "\n" in vocab.chars else 0])
+
+
+def generate_ids(model: CharRNN, vocab: Vocab, cfg: SampleConfig,
+                 device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+    """Yield cfg.length tensors of next ids, each (num_samples,), on the CPU.
+
+    The prime is checked at once (a ChargenError names characters the model has
+    never seen) and run through the model once, as one sequence; after that each
+    step feeds the drawn character back with the carried state.
+    """
+    ids = start_ids(vocab, cfg.prime)
+    return _generate(model, ids, cfg, torch.device(device))
+
+
+@torch.no_grad()
+def _generate(model: CharRNN, ids: torch.Tensor, cfg: SampleConfig, device: torch.device) -> Iterator[torch.Tensor]:
+    model = model.to(device).eval()
+    gen = torch.Generator(device)
+    if cfg.seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(cfg.seed)
+    x = ids.to(device).expand(cfg.num_samples, -1)  # (N, P)
+    logits, hidden = model(x)  # (N, P, V)
+    last = logits[:, -1]  # (N, V)
+    for _ in range(cfg.length):
+        nxt = pick(last, cfg, gen)  # (N,)
+        yield nxt.cpu()
+        logits, hidden = model(nxt[:, None], hidden)  # (N, 1, V)
+        last = logits[:, -1]
+
+
+def generate(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> Iterator[str]:
+    """Yield the text of a single sample one character at a time (the prime is not repeated)."""
+    if cfg.num_samples != 1:
+        raise ChargenError("generate() streams one sample", "use sample_texts() for several")
+    for nxt in generate_ids(model, vocab, cfg, device):
+        yield vocab.chars[int(nxt[0])]
+
+
+def sample_texts(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> list[str]:
+    """cfg.num_samples texts, each the prime followed by cfg.length generated characters."""
+    columns = [nxt.tolist() for nxt in generate_ids(model, vocab, cfg, device)]
+    return [cfg.prime + "".join(vocab.chars[col[i]] for col in columns) for i in range(cfg.num_samples)]

@@ -1,0 +1,129 @@
+"""One training run in memory: the model, its optimizer, the data stream, the state
+that a resume needs, one TBPTT step and one evaluation.
+
+Stop rules, progress and the run folder's lifetime belong to train.py.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import save_checkpoint
+from .config import TrainConfig, lr_at
+from .corpus import Corpus, StreamBatcher
+from .evaluate import evaluate_carried
+from .model import CharRNN, Hidden, ModelConfig, detach_hidden
+from .runs import append_metrics
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during a run and must survive a resume."""
+
+    step: int = 0
+    epoch: int = 0
+    window: int = 0
+    elapsed: float = 0.0  # seconds spent in this run's loop, over all resumes
+    best_val_loss: float = math.inf
+    evals_since_best: int = 0
+    hidden: Hidden | None = None
+
+
+
+class Trainer:
+    """One run: a model, its optimizer, its data stream and its TrainState, on one device."""
+
+    def __init__(self, corpus: Corpus, model_config: ModelConfig, config: TrainConfig,
+                 run_dir: Path, device: torch.device) -> None:
+        self.corpus, self.config, self.run_dir, self.device = corpus, config, run_dir, device
+        torch.manual_seed(config.seed)
+        self.model = CharRNN(model_config).to(device)
+        self.batcher = StreamBatcher(corpus.train_ids.to(device), config.batch_size, config.seq_len)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, betas=(0.9, 0.99),
+                                           weight_decay=config.weight_decay)
+        self.state = TrainState()
+        self.history: list[dict] = []
+        self.bad_steps = 0
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def checkpoint_state(self) -> dict:
+        s = self.state
+        rng = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        hidden = None if s.hidden is None else (list(s.hidden) if isinstance(s.hidden, tuple) else [s.hidden])
+        return {
+            "model_config": self.model.config.to_dict(), "train_config": self.config.to_dict(),
+            "vocab": list(self.corpus.vocab.chars), "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "rng": rng,
+            "step": s.step, "epoch": s.epoch, "window": s.window, "elapsed": s.elapsed,
+            "best_val_loss": s.best_val_loss, "evals_since_best": s.evals_since_best,
+            "hidden": [h.cpu() for h in hidden] if hidden else None,
+        }
+
+    def restore(self, ckpt: dict) -> None:
+        """Continue exactly where `ckpt` (a last.pt of this run) stopped."""
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["rng"]["cpu"])
+        if self.device.type == "cuda" and "cuda" in ckpt["rng"]:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
+        hidden = ckpt.get("hidden")
+        if hidden:
+            hidden = [h.to(self.device) for h in hidden]
+            hidden = tuple(hidden) if self.model.config.cell == "lstm" else hidden[0]
+        self.state = TrainState(ckpt["step"], ckpt["epoch"], ckpt["window"], ckpt["elapsed"],
+                                ckpt["best_val_loss"], ckpt["evals_since_best"], hidden)
+
+    def save(self, name: str) -> None:
+        save_checkpoint(self.checkpoint_state(), self.run_dir / name)
+
+    # -- the loop ------------------------------------------------------------------------
+    def train_step(self) -> tuple[float, float]:
+        """One window of every stream: forward, backward, clip, update. Returns (loss, pre-clip norm)."""
+        s, cfg = self.state, self.config
+        if s.window >= len(self.batcher):  # end of epoch: start again from a fresh state
+            s.epoch, s.window, s.hidden = s.epoch + 1, 0, None
+        x, y = self.batcher.window(s.window)  # (B, T) each
+        lr = lr_at(cfg, s.step, s.elapsed)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * 0.5 ** self.bad_steps
+        logits, hidden = self.model(x, s.hidden)  # (B, T, V)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # Clip before the step: one exploding window must not throw the weights far away.
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        loss_value, norm_value = loss.item(), norm.item()
+        if math.isfinite(loss_value) and math.isfinite(norm_value):
+            self.optimizer.step()
+            s.hidden = detach_hidden(hidden)
+            self.bad_steps = 0
+        else:  # skip the update, so the weights stay finite; restart the state
+            s.hidden = None
+            self.bad_steps += 1
+        s.step, s.window = s.step + 1, s.window + 1
+        return loss_value, norm_value
+
+    def evaluate(self, train_loss: float, grad_norm: float, chars_per_s: float) -> dict:
+        s = self.state
+        val = evaluate_carried(self.model, self.corpus.val_ids, self.device) if len(self.corpus.val_ids) > 1 else None
+        record = {"step": s.step, "epoch": s.epoch, "elapsed": round(s.elapsed, 2),
+                  "lr": lr_at(self.config, s.step, s.elapsed), "train_loss": train_loss, "grad_norm": grad_norm,
+                  "val_loss": val.loss if val else None, "val_bpc": val.bpc if val else None,
+                  "chars_per_s": round(chars_per_s)}
+        improved = val is not None and math.isfinite(val.loss) and val.loss < s.best_val_loss
+        if improved:
+            s.best_val_loss, s.evals_since_best = val.loss, 0
+        else:
+            s.evals_since_best += 1
+        record["best"] = improved
+        self.history.append(record)
+        append_metrics(self.run_dir, record)
+        if improved or val is None:
+            self.save("best.pt")
+        return record
