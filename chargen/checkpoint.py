@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +69,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ChargenError(f"{path} is not a valid chargen checkpoint: it holds objects that "
-                           f"could run code when loaded, so it was refused ({_first_line(e)})",
-                           "only load checkpoints written by chargen") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise ChargenError(f"{path} is not a valid chargen checkpoint: it is truncated or not a "
-                           f"PyTorch file ({_first_line(e)})", "use another checkpoint, e.g. last.pt") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if found is None:
+            raise ChargenError(f"{path} is not a valid chargen checkpoint: it is not a PyTorch file or "
+                               "its contents are damaged", "use another checkpoint, e.g. last.pt") from None
+        raise ChargenError(f"{path} is not a valid chargen checkpoint: it asks to load {found.group(1)}, "
+                           "which could run code, so it was refused", "only load checkpoints written by chargen") from None
+    except Exception as e:  # noqa: BLE001 - untrusted bytes can fail inside torch in many ways
+        raise ChargenError(f"{path} is not a valid chargen checkpoint: it is truncated, damaged or not a "
+                           f"PyTorch file ({type(e).__name__}: {_first_line(e)})",
+                           "use another checkpoint, e.g. last.pt") from None
     return _validate(state, path)
 
 

@@ -15,6 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -86,6 +87,7 @@ def train(
     lr: float = typer.Option(_default(TrainConfig, "lr"), help="Peak learning rate."),
     weight_decay: float = typer.Option(_default(TrainConfig, "weight_decay")),
     warmup_steps: int = typer.Option(_default(TrainConfig, "warmup_steps")),
+    min_lr_frac: float = typer.Option(_default(TrainConfig, "min_lr_frac"), help="Final lr as a fraction of --lr."),
     grad_clip: float = typer.Option(_default(TrainConfig, "grad_clip"), help="Max global gradient L2 norm."),
     max_steps: int = typer.Option(_default(TrainConfig, "max_steps"), help="0 = no step limit."),
     max_time: float = typer.Option(_default(TrainConfig, "max_time"), help="Seconds; 0 = no time limit."),
@@ -95,6 +97,7 @@ def train(
     val_frac: float = typer.Option(_default(TrainConfig, "val_frac"), help="Validation tail fraction."),
     seed: int = typer.Option(_default(TrainConfig, "seed")),
     device: str = typer.Option(_default(TrainConfig, "device"), help="auto, cpu, cuda, cuda:N or mps."),
+    precision: str = typer.Option(_default(TrainConfig, "precision"), help="auto, fp32 or bf16 (autocast)."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default checkpoints/<corpus>-<cell>)."),
     resume: bool = typer.Option(False, help="Continue the run in the run folder exactly."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
@@ -104,9 +107,9 @@ def train(
     model_config = ModelConfig(cell=cell, num_layers=num_layers, hidden_size=hidden_size,
                                embedding_dim=embedding_dim, dropout=dropout)
     config = TrainConfig(batch_size=batch_size, seq_len=seq_len, lr=lr, weight_decay=weight_decay,
-                         warmup_steps=warmup_steps, grad_clip=grad_clip, max_steps=max_steps, max_time=max_time,
+                         warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip, max_steps=max_steps, max_time=max_time,
                          patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
-                         seed=seed, device=device)
+                         seed=seed, device=device, precision=precision)
     result = run_training(corpus, model_config, config, out=out, resume=resume, progress=False if quiet else None)
     summary = {"run_dir": str(result.run_dir), "steps": result.steps, "stop_reason": result.stop_reason,
                "best_val_loss": _finite(result.best_val_loss), "best_val_bpc": _finite(result.best_val_bpc),
@@ -163,7 +166,10 @@ def sample(
     cfg = SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p, prime=prime, seed=seed,
                        num_samples=num_samples)
     model, vocab, _ = load_model(_checkpoint_path(checkpoint, quiet))
-    steps = generate_ids(model, vocab, cfg, resolve_device(device))
+    dev = resolve_device(device)
+    if dev.type == "cpu" and num_samples == 1:
+        torch.set_num_threads(1)  # one character at a time: thread hand-offs would cost more than they save
+    steps = generate_ids(model, vocab, cfg, dev)
     if num_samples == 1 and not jsonl:
         _stream(prime, (vocab.chars[int(nxt[0])] for nxt in steps))
         return

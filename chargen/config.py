@@ -30,6 +30,7 @@ class TrainConfig:
     val_frac: float = 0.1
     seed: int = 1337
     device: str = "auto"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [
@@ -52,6 +53,8 @@ class TrainConfig:
                 bound = "[" if low_ok else "("
                 raise ChargenError(f"{name} must be in {bound}{low}, {high}], got {value!r}",
                                    f"fix --{name.replace('_', '-')}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ChargenError(f"unknown precision {self.precision!r}", "use --precision auto, fp32 or bf16")
         if self.max_steps == 0 and self.max_time == 0:
             raise ChargenError("training needs a limit", "set --max-steps or --max-time")
 

@@ -6,6 +6,7 @@ It decides names and guards files; what goes into a checkpoint is not its busine
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from pathlib import Path
@@ -116,10 +117,15 @@ def append_metrics(run_dir: Path, record: dict) -> None:
     """Append one JSON object as a line of `metrics.jsonl`."""
     try:
         with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(_strict(record), allow_nan=False) + "\n")
     except OSError as e:
         raise ChargenError(f"could not write {run_dir / 'metrics.jsonl'}: {e.strerror}",
                            "free some disk space or choose a writable --out folder") from None
+
+
+def _strict(record: dict) -> dict:
+    # NaN and Infinity are not JSON: write them as null so that jq and friends can read a failed run.
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
 
 
 def newest_checkpoint(root: str | os.PathLike = "checkpoints", name: str = "best.pt") -> Path:

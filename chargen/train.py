@@ -95,7 +95,7 @@ def _run(trainer: Trainer, progress: bool | None) -> TrainResult:
             if trainer.bad_steps >= MAX_BAD_STEPS:
                 trainer.save("last.pt")
                 raise ChargenError(f"the loss was not finite for {MAX_BAD_STEPS} steps in a row at step {s.step}, "
-                                   f"even at 1/{2 ** MAX_BAD_STEPS} of the learning rate; the last finite weights "
+                                   f"down to 1/{2 ** (MAX_BAD_STEPS - 1)} of the learning rate; the last finite weights "
                                    f"are in {trainer.run_dir / 'last.pt'}", "lower --lr or --grad-clip")
             s.elapsed = time.perf_counter() - start
             speed = steps_here * chars_per_step / max(step_time, 1e-9)
@@ -105,7 +105,7 @@ def _run(trainer: Trainer, progress: bool | None) -> TrainResult:
             if s.step % cfg.save_every == 0:
                 trainer.save("last.pt")
             bar.update(s.step, s.elapsed, loss, norm, speed)
-        if evaluated_at != s.step and s.step > 0:
+        if evaluated_at != s.step and steps_here > 0:
             trainer.evaluate(loss, norm, steps_here * chars_per_step / max(step_time, 1e-9))
     except KeyboardInterrupt:
         reason = "interrupted"

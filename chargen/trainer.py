@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from .checkpoint import save_checkpoint
 from .config import TrainConfig, lr_at
 from .corpus import Corpus, StreamBatcher
+from .device import autocast_dtype
 from .evaluate import evaluate_carried
 from .model import CharRNN, Hidden, ModelConfig, detach_hidden
 from .runs import append_metrics
@@ -46,6 +47,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, betas=(0.9, 0.99),
                                            weight_decay=config.weight_decay)
         self.state = TrainState()
+        self.amp_dtype = autocast_dtype(device, config.precision)
         self.history: list[dict] = []
         self.bad_steps = 0
 
@@ -92,7 +94,8 @@ class Trainer:
         lr = lr_at(cfg, s.step, s.elapsed)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * 0.5 ** self.bad_steps
-        logits, hidden = self.model(x, s.hidden)  # (B, T, V)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            logits, hidden = self.model(x, s.hidden)  # (B, T, V)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -119,7 +122,7 @@ class Trainer:
         improved = val is not None and math.isfinite(val.loss) and val.loss < s.best_val_loss
         if improved:
             s.best_val_loss, s.evals_since_best = val.loss, 0
-        else:
+        elif val is not None:  # without a validation set there is nothing to be patient about
             s.evals_since_best += 1
         record["best"] = improved
         self.history.append(record)

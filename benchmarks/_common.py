@@ -1,0 +1,49 @@
+"""Helpers shared by the benchmark scripts: locating the reference, running commands, machine facts."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+REFERENCE = SHARED / "bench" / "reference_charrnn.py"
+TINY = SHARED / "corpora" / "tinyshakespeare.txt"
+
+
+def machine() -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+
+
+def run_json(cmd: list[str], cwd: Path = ROOT) -> tuple[dict, float]:
+    """Run a command, return its last stdout line parsed as JSON and the wall seconds it took."""
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1]), time.perf_counter() - t0
+
+
+def chargen_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "chargen", *args]
+
+
+def reference_cmd(*args: str) -> list[str]:
+    return [sys.executable, str(REFERENCE), *args]
+
+
+def report(rows: list[dict]) -> None:
+    """Print a Markdown table of result rows (and the rows as JSON lines for scripts)."""
+    print(f"\nmachine: {machine()}; date: {time.strftime('%Y-%m-%d')}")
+    keys = list(rows[0])
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for r in rows:
+        print("| " + " | ".join(str(r[k]) for k in keys) + " |")
+    for r in rows:
+        print(json.dumps(r))

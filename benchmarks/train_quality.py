@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Time to quality on tinyshakespeare: chargen's default recipe vs the reference loop.
+
+    python benchmarks/train_quality.py [--seconds 150] [--device cpu] [--skip-reference] [-- EXTRA CHARGEN FLAGS]
+
+chargen trains with its defaults and `--max-time SECONDS` (wall time of the training
+loop, evaluations included); the reference trains its default CPU shape (GRU 2x256,
+batch 32, seq 64) for the same seconds of training. Both validation figures are in
+nats per character: the whole tail with state carried, and 256-character windows.
+"""
+import argparse
+import tempfile
+import time
+
+from _common import TINY, chargen_cmd, reference_cmd, report, run_json
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=150.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--skip-reference", action="store_true")
+    p.add_argument("extra", nargs="*", help="extra chargen train flags (after --)")
+    a = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        ours, _ = run_json(chargen_cmd("train", str(TINY), "--max-time", str(a.seconds), "--device", a.device,
+                                       "--out", f"{out}/run", "--json", "--quiet", *a.extra))
+        wall = time.perf_counter() - t0
+        ev, _ = run_json(chargen_cmd("eval", f"{out}/run/best.pt", str(TINY), "--split", "val", "--window", "256",
+                                     "--device", a.device, "--json"))
+    rows.append({"who": "chargen defaults " + " ".join(a.extra), "train_s": ours["elapsed_s"],
+                 "wall_s": round(wall, 1), "steps": ours["steps"], "chars_s": ours["chars_per_s"],
+                 "val_carried": ev["loss"], "val_win256": ev["loss_window256"]})
+    if not a.skip_reference:
+        ref, wall = run_json(reference_cmd("train", "--corpus", str(TINY), "--seconds", str(a.seconds),
+                                           "--eval-every", str(a.seconds / 5), "--device", a.device,
+                                           "--cell", "gru"))
+        rows.append({"who": "reference gru 2x256 b32 s64", "train_s": a.seconds, "wall_s": round(wall, 1),
+                     "steps": ref["steps"], "chars_s": ref["train_chars_per_s"],
+                     "val_carried": ref["best_val_stream"], "val_win256": ref["best_val_win256"]})
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()
