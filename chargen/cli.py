@@ -11,7 +11,8 @@ import json
 import math
 import os
 import sys
-from dataclasses import fields
+import time
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Optional
 
@@ -28,7 +29,7 @@ from .errors import ChargenError
 from .evaluate import evaluate_carried, evaluate_windows
 from .model import ModelConfig
 from .runs import newest_checkpoint
-from .sample import SampleConfig, generate_ids
+from .sample import SampleConfig, Sampler, generate, sample_texts, stop_after
 from .train import train as run_training
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -154,38 +155,42 @@ def sample(
                                help="Softmax temperature; 0 = always the likeliest character."),
     length: int = typer.Option(_default(SampleConfig, "length"), help="Characters to generate per sample."),
     prime: str = typer.Option("", help="Text to warm the state on; echoed as the start of the output."),
+    stop: str = typer.Option("", help="End a sample right after this string."),
     top_k: int = typer.Option(_default(SampleConfig, "top_k"), help="Draw only from the k likeliest; 0 = off."),
     top_p: float = typer.Option(_default(SampleConfig, "top_p"), help="Nucleus mass to draw from; 1 = off."),
     seed: Optional[int] = typer.Option(None, help="Seed for reproducible text (default: random)."),
     num_samples: int = typer.Option(_default(SampleConfig, "num_samples"), help="Independent samples."),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per sample per line."),
+    interactive: bool = typer.Option(False, "--interactive", "-i", help="Type primes, get continuations."),
     device: str = typer.Option("cpu", help="auto, cpu, cuda, cuda:N or mps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not say which checkpoint is used."),
 ) -> None:
     """Generate text from a trained model; the text alone goes to stdout as it is made."""
     cfg = SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p, prime=prime, seed=seed,
-                       num_samples=num_samples)
+                       num_samples=num_samples, stop=_unescape(stop))
     model, vocab, _ = load_model(_checkpoint_path(checkpoint, quiet))
     dev = resolve_device(device)
     if dev.type == "cpu" and num_samples == 1:
-        torch.set_num_threads(1)  # one character at a time: thread hand-offs would cost more than they save
-    steps = generate_ids(model, vocab, cfg, dev)
-    if num_samples == 1 and not jsonl:
-        _stream(prime, (vocab.chars[int(nxt[0])] for nxt in steps))
-        return
-    columns = [nxt.tolist() for nxt in steps]
-    texts = [prime + "".join(vocab.chars[col[i]] for col in columns) for i in range(num_samples)]
-    for i, text in enumerate(texts):
-        if jsonl:
-            sys.stdout.write(json.dumps({"sample": i + 1, "text": text}, ensure_ascii=False) + "\n")
-        else:
-            sys.stdout.write(f"{'' if i == 0 else chr(10)}----- sample {i + 1} -----\n{text}\n")
-    sys.stdout.flush()
+        torch.set_num_threads(min(2, torch.get_num_threads()))  # tiny steps: more threads only add hand-offs
+    if interactive:
+        interact(Sampler(model, vocab, replace(cfg, num_samples=1), dev), sys.stdin)
+    elif num_samples == 1 and not jsonl:
+        _stream(prime, generate(model, vocab, cfg, dev))
+    else:
+        for i, text in enumerate(sample_texts(model, vocab, cfg, dev)):
+            if jsonl:
+                sys.stdout.write(json.dumps({"sample": i + 1, "text": text}, ensure_ascii=False) + "\n")
+            else:
+                sys.stdout.write(f"{'' if i == 0 else chr(10)}----- sample {i + 1} -----\n{text}\n")
+        sys.stdout.flush()
+
+
+def _unescape(text: str) -> str:
+    """Let a shell user write a newline or tab in --stop as \\n or \\t."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
 
 
 def _stream(prime: str, chars) -> None:
-    import time
-
     out = sys.stdout
     out.write(prime)
     last_flush = time.monotonic()
@@ -197,6 +202,32 @@ def _stream(prime: str, chars) -> None:
             last_flush = now
     out.write("\n")
     out.flush()
+
+
+def interact(sampler: Sampler, lines) -> None:
+    """Read primes line by line; after each, stream a continuation. The state carries on
+    from turn to turn; `/reset` forgets it, `/quit` (or end of input) leaves."""
+    sys.stderr.write("type a prime and press Enter (empty: just continue); /reset forgets, /quit leaves\n")
+    cfg = sampler.cfg
+    while True:
+        sys.stderr.write("> ")
+        sys.stderr.flush()
+        line = lines.readline()
+        if not line or line.strip() == "/quit":
+            return
+        text = line.rstrip("\n")
+        if text.strip() == "/reset":
+            sampler.reset()
+            sys.stderr.write("(state reset)\n")
+            continue
+        try:
+            if text:
+                sampler.feed(text)
+        except ChargenError as e:
+            sys.stderr.write(f"error: {e.message}\n")
+            continue
+        ids = (int(nxt[0]) for nxt in sampler.draw(cfg.length))
+        _stream(text, stop_after((sampler.vocab.chars[i] for i in ids), cfg.stop))
 
 
 @app.command()

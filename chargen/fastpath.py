@@ -24,22 +24,28 @@ class FastStep:
         with torch.no_grad():
             p = {name: t.detach().float().clone() for name, t in rnn.named_parameters()}
             emb = model.embedding.weight.detach().float()  # (V, E)
+            L, H = cfg.num_layers, cfg.hidden_size
+            # For the LSTM and the RNN both biases simply add, so they fold into one. The
+            # GRU's hidden bias of its "new" gate sits inside r * (...), so only the reset
+            # and update parts of it can move.
+            b_in = [p[f"bias_ih_l{k}"] + self._movable(p[f"bias_hh_l{k}"]) for k in range(L)]
+            self.b_hh = [p[f"bias_hh_l{k}"] - self._movable(p[f"bias_hh_l{k}"]) for k in range(L)]  # (G*H,)
             # Layer 0's input projection of every character, computed once: (V, G*H).
-            self.table = torch.addmm(p["bias_ih_l0"], emb, p["weight_ih_l0"].t()).contiguous()
+            self.table = torch.addmm(b_in[0], emb, p["weight_ih_l0"].t()).contiguous()
             # Weights stay (out, in) row-major: F.linear then streams each row once, which is
             # what a one-row product is bound by, and splits rows cleanly across threads.
-            self.w_ih = [None] + [p[f"weight_ih_l{k}"] for k in range(1, cfg.num_layers)]  # (G*H, H)
-            self.b_ih = [None] + [p[f"bias_ih_l{k}"] for k in range(1, cfg.num_layers)]
-            self.w_hh = [p[f"weight_hh_l{k}"] for k in range(cfg.num_layers)]  # (G*H, H)
-            self.b_hh = [p[f"bias_hh_l{k}"] for k in range(cfg.num_layers)]  # (G*H,)
+            self.w_ih = [None] + [p[f"weight_ih_l{k}"] for k in range(1, L)]  # (G*H, H)
+            self.b_ih = [None] + b_in[1:]
+            self.w_hh = [p[f"weight_hh_l{k}"] for k in range(L)]  # (G*H, H)
             self.head_w = model.head.weight.detach().float().clone()  # (V, H)
             self.head_b = model.head.bias.detach().float()  # (V,)
 
-    def zero_state(self, n: int) -> list:
-        h = [torch.zeros(n, self.hidden_size) for _ in range(self.num_layers)]
-        if self.cell == "lstm":
-            return [(hk, torch.zeros_like(hk)) for hk in h]
-        return h
+    def _movable(self, b_hh: torch.Tensor) -> torch.Tensor:
+        if self.cell != "gru":
+            return b_hh
+        moved = b_hh.clone()
+        moved[2 * self.hidden_size:] = 0
+        return moved
 
     def from_hidden(self, hidden) -> list:
         """Convert nn.RNN-style hidden ((L, N, H) or a pair of them) to this class's per-layer state."""
@@ -48,7 +54,13 @@ class FastStep:
             return [(h[k].float().contiguous(), c[k].float().contiguous()) for k in range(self.num_layers)]
         return [hidden[k].float().contiguous() for k in range(self.num_layers)]
 
-    @torch.inference_mode()
+    def to_hidden(self, state: list):
+        """The inverse of from_hidden: per-layer state back to nn.RNN-style hidden."""
+        if self.cell == "lstm":
+            return torch.stack([h for h, _ in state]), torch.stack([c for _, c in state])
+        return torch.stack(state)
+
+    @torch.no_grad()
     def __call__(self, ids: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
         """Logits (N, V) for ids (N,) and the new state; `state` is not modified."""
         x_gates = self.table.index_select(0, ids)  # (N, G*H)
@@ -62,10 +74,12 @@ class FastStep:
 
     def _lstm(self, x_gates, state, k):
         h, c = state  # (N, H) each
-        gates = F.linear(h, self.w_hh[k], x_gates + self.b_hh[k])  # (N, 4H): input, forget, cell, output
-        i, f, g, o = gates.chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
+        gates = F.linear(h, self.w_hh[k], x_gates)  # (N, 4H): input, forget, cell, output
+        H = self.hidden_size
+        s = torch.sigmoid(gates)  # the cell part of s goes unused: one op on 4H beats three on H
+        g = torch.tanh(gates[:, 2 * H: 3 * H])
+        c = torch.addcmul(s[:, H: 2 * H] * c, s[:, :H], g)
+        h = s[:, 3 * H:] * torch.tanh(c)
         return h, (h, c)
 
     def _gru(self, x_gates, h, k):
@@ -73,10 +87,10 @@ class FastStep:
         H = self.hidden_size
         rz = torch.sigmoid(x_gates[:, : 2 * H] + h_gates[:, : 2 * H])
         r, z = rz[:, :H], rz[:, H:]
-        n = torch.tanh(x_gates[:, 2 * H:] + r * h_gates[:, 2 * H:])
-        h = n + z * (h - n)
+        n = torch.tanh(torch.addcmul(x_gates[:, 2 * H:], r, h_gates[:, 2 * H:]))
+        h = torch.lerp(n, h, z)  # (1 - z) * n + z * h
         return h, h
 
     def _rnn(self, x_gates, h, k):
-        h = torch.tanh(F.linear(h, self.w_hh[k], x_gates + self.b_hh[k]))  # (N, H)
+        h = torch.tanh(F.linear(h, self.w_hh[k], x_gates))  # (N, H)
         return h, h

@@ -30,6 +30,7 @@ class SampleConfig:
     prime: str = ""
     seed: int | None = None
     num_samples: int = 1
+    stop: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.length, int) or self.length < 0:
@@ -102,56 +103,105 @@ def start_ids(vocab: Vocab, prime: str) -> torch.Tensor:
     return torch.tensor([vocab.chars.index("\n") if "\n" in vocab.chars else 0])
 
 
+class Sampler:
+    """A model with a carried state for N streams: feed it text, draw characters from it.
+
+    `feed` runs text through the model as one sequence (any length, one call) and
+    leaves the state after its last character; `draw` then yields one id per stream
+    per step, feeding each back. The state persists across calls until `reset`.
+    On the CPU, `fast` uses FastStep for the single steps (the same function with
+    less overhead). The model is moved to `device` and put in eval mode.
+    """
+
+    def __init__(self, model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu",
+                 fast: bool = True) -> None:
+        self.device = torch.device(device)
+        self.model, self.vocab, self.cfg = model.to(self.device).eval(), vocab, cfg
+        self.step = FastStep(model) if fast and self.device.type == "cpu" else None
+        gen = torch.Generator(self.device)
+        if cfg.seed is None:
+            gen.seed()
+        else:
+            gen.manual_seed(cfg.seed)
+        self.uniforms = Uniforms(gen, cfg.num_samples)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything fed or drawn: the next draw starts from a zero state."""
+        self.hidden, self.state, self.last = None, None, None
+
+    @torch.no_grad()
+    def feed(self, text: str) -> None:
+        """Warm the state on `text`; raises ChargenError naming characters the model has never seen."""
+        self._feed_ids(start_ids(self.vocab, text))
+
+    def _feed_ids(self, ids: torch.Tensor) -> None:
+        if self.state is not None:
+            self.hidden = self.step.to_hidden(self.state)
+        x = ids.to(self.device).expand(self.cfg.num_samples, -1)  # (N, P)
+        logits, self.hidden = self.model(x, self.hidden)  # (N, P, V)
+        self.last = logits[:, -1].float()  # (N, V)
+        self.state = self.step.from_hidden(self.hidden) if self.step else None
+
+    @torch.no_grad()
+    def draw(self, n: int) -> Iterator[torch.Tensor]:
+        """Yield n tensors of next ids, each (num_samples,), on the CPU."""
+        if self.last is None:
+            self._feed_ids(start_ids(self.vocab, ""))
+        for _ in range(n):
+            nxt = pick(self.last, self.cfg, self.uniforms)  # (N,)
+            yield nxt.cpu()
+            if self.step is not None:
+                self.last, self.state = self.step(nxt, self.state)  # (N, V)
+            else:
+                logits, self.hidden = self.model(nxt[:, None], self.hidden)  # (N, 1, V)
+                self.last = logits[:, -1].float()
+
+
 def generate_ids(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu",
                  fast: bool = True) -> Iterator[torch.Tensor]:
-    """Yield cfg.length tensors of next ids, each (num_samples,), on the CPU.
+    """Yield cfg.length tensors of next ids, each (num_samples,), after warming on cfg.prime.
 
-    The prime is checked at once (a ChargenError names characters the model has
-    never seen) and run through the model once, as one sequence; after that each
-    step feeds the drawn character back with the carried state. On the CPU, `fast`
-    uses FastStep for those single steps (same function, less overhead). For the
-    best single-stream speed on a CPU, run with torch.set_num_threads(1).
+    The prime is checked at once: a ChargenError names characters the model has never
+    seen before anything is generated. For the best single-stream speed on a small
+    CPU, run with torch.set_num_threads(1) or 2 (see benchmarks/README.md).
     """
-    ids = start_ids(vocab, cfg.prime)
-    device = torch.device(device)
-    return _generate(model, ids, cfg, device, fast and device.type == "cpu")
-
-
-@torch.no_grad()
-def _generate(model: CharRNN, ids: torch.Tensor, cfg: SampleConfig, device: torch.device,
-              fast: bool) -> Iterator[torch.Tensor]:
-    model = model.to(device).eval()
-    gen = torch.Generator(device)
-    if cfg.seed is None:
-        gen.seed()
-    else:
-        gen.manual_seed(cfg.seed)
-    uniforms = Uniforms(gen, cfg.num_samples)
-    x = ids.to(device).expand(cfg.num_samples, -1)  # (N, P)
-    logits, hidden = model(x)  # (N, P, V)
-    last = logits[:, -1].float()  # (N, V)
-    if fast:
-        step = FastStep(model)
-        state = step.from_hidden(hidden)
-    for _ in range(cfg.length):
-        nxt = pick(last, cfg, uniforms)  # (N,)
-        yield nxt.cpu()
-        if fast:
-            last, state = step(nxt, state)  # (N, V)
-        else:
-            logits, hidden = model(nxt[:, None], hidden)  # (N, 1, V)
-            last = logits[:, -1].float()
+    sampler = Sampler(model, vocab, cfg, device, fast)
+    sampler.feed(cfg.prime)
+    return sampler.draw(cfg.length)
 
 
 def generate(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> Iterator[str]:
-    """Yield the text of a single sample one character at a time (the prime is not repeated)."""
+    """Yield the text of a single sample one character at a time (the prime is not repeated).
+
+    With cfg.stop set, the sample ends right after the first occurrence of that string.
+    """
     if cfg.num_samples != 1:
         raise ChargenError("generate() streams one sample", "use sample_texts() for several")
-    for nxt in generate_ids(model, vocab, cfg, device):
-        yield vocab.chars[int(nxt[0])]
+    ids = generate_ids(model, vocab, cfg, device)  # checks the prime now, not at the first character
+    return stop_after((vocab.chars[int(nxt[0])] for nxt in ids), cfg.stop)
+
+
+def stop_after(chars: Iterator[str], stop: str) -> Iterator[str]:
+    """Pass characters through, ending right after the first occurrence of `stop` (never, if empty)."""
+    tail = ""
+    for ch in chars:
+        yield ch
+        if stop:
+            tail = (tail + ch)[-len(stop):]
+            if tail == stop:
+                return
 
 
 def sample_texts(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> list[str]:
-    """cfg.num_samples texts, each the prime followed by cfg.length generated characters."""
+    """cfg.num_samples texts, each the prime followed by up to cfg.length generated characters
+    (cut right after the first cfg.stop, when set)."""
     columns = [nxt.tolist() for nxt in generate_ids(model, vocab, cfg, device)]
-    return [cfg.prime + "".join(vocab.chars[col[i]] for col in columns) for i in range(cfg.num_samples)]
+    texts = ["".join(vocab.chars[col[i]] for col in columns) for i in range(cfg.num_samples)]
+    return [cfg.prime + cut_at_stop(t, cfg.stop) for t in texts]
+
+
+def cut_at_stop(text: str, stop: str) -> str:
+    """`text` up to and including the first `stop` (all of it when stop is empty or absent)."""
+    at = text.find(stop) if stop else -1
+    return text if at < 0 else text[: at + len(stop)]
