@@ -15,8 +15,8 @@ class TrainConfig:
     learning-rate schedule runs over `max_steps` when it is set, else over `max_time`.
     """
 
-    batch_size: int = 64
-    seq_len: int = 128
+    batch_size: int = 32
+    seq_len: int = 64
     lr: float = 3e-3
     weight_decay: float = 0.01
     warmup_steps: int = 50
@@ -25,8 +25,8 @@ class TrainConfig:
     max_steps: int = 0
     max_time: float = 600.0
     patience: int = 10
-    eval_every: int = 200
-    save_every: int = 200
+    eval_every: int = 1000
+    save_every: int = 1000
     val_frac: float = 0.1
     seed: int = 1337
     device: str = "auto"

@@ -25,7 +25,7 @@ class ModelConfig:
     vocab_size: int = 0
     cell: str = "lstm"
     num_layers: int = 2
-    hidden_size: int = 512
+    hidden_size: int = 256
     embedding_dim: int = 64
     dropout: float = 0.1
 

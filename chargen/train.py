@@ -19,7 +19,7 @@ from .corpus import Vocab, load_corpus
 from .device import resolve_device
 from .errors import ChargenError
 from .model import ModelConfig
-from .runs import RunLock, choose_run_dir, default_run_dir, make_run_dir
+from .runs import RunLock, choose_run_dir, default_run_dir, make_run_dir, remove_stale_temp_files
 from .trainer import Trainer
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps (each retried at half the learning rate) before giving up
@@ -63,6 +63,7 @@ def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfi
     model_config = replace(model_config, vocab_size=len(corpus.vocab))
     make_run_dir(run_dir)
     with RunLock(run_dir):
+        remove_stale_temp_files(run_dir)
         trainer = Trainer(corpus, model_config, config, run_dir, device)
         if ckpt is not None:
             trainer.restore(ckpt)
