@@ -62,55 +62,56 @@ def make_run_dir(run_dir: Path) -> None:
 class RunLock:
     """An exclusive claim on a run folder, held for the life of a training process.
 
-    The lock file names the holder's host and process id. A lock whose process is
-    gone (a run killed with SIGKILL, a reboot) is stale and is taken over.
+    The claim is an OS file lock (flock) on `run.lock`, so the kernel releases it when
+    the process dies in any way, SIGKILL and power loss included: a lock left by a
+    killed run is simply free. The file names the holder's host and process id, for
+    the message another run gets. Takes a POSIX system (Linux, macOS).
     """
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / LOCK_NAME
-        self.held = False
+        self.fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
 
     def __enter__(self) -> RunLock:
-        me = f"{socket.gethostname()} {os.getpid()}"
-        for _ in range(3):
+        import fcntl
+
+        for _ in range(10):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._live_holder()
-                if holder:
-                    raise ChargenError(f"{self.path.parent} is in use by another chargen run "
-                                       f"(process {holder})", "wait for it to finish, or pass another --out") from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
             except OSError as e:
                 raise ChargenError(f"cannot lock {self.path.parent}: {e.strerror}",
                                    "choose a writable --out folder") from None
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
-            self.held = True
-            return self
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 200).decode(errors="replace").split()
+                os.close(fd)
+                who = holder[1] if len(holder) == 2 and holder[0] == socket.gethostname() else " ".join(holder)
+                raise ChargenError(f"{self.path.parent} is in use by another chargen run (process {who or '?'})",
+                                   "wait for it to finish, or pass another --out") from None
+            if self._still_linked(fd):  # not a file that the previous holder unlinked as we opened it
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{socket.gethostname()} {os.getpid()}".encode())
+                self.fd = fd
+                return self
+            os.close(fd)
         raise ChargenError(f"could not lock {self.path.parent}", "try again")
 
-    def _live_holder(self) -> str | None:
+    def _still_linked(self, fd: int) -> bool:
         try:
-            host, pid = self.path.read_text().split()
-            pid_num = int(pid)
-        except (OSError, ValueError):
-            return None  # unreadable or half-written by a killed process: stale
-        if host != socket.gethostname():
-            return f"{pid} on {host}"  # cannot check another machine: assume alive
-        try:
-            os.kill(pid_num, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass  # exists but belongs to someone else
-        return pid
+            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
 
     def __exit__(self, *exc) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)  # while still locked, so nobody can take the old file
+            os.close(self.fd)  # releases the flock
+            self.fd = None
 
 
 def remove_stale_temp_files(run_dir: Path) -> list[Path]:

@@ -51,7 +51,8 @@ class SampleConfig:
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
     """Scale (N, V) logits by 1/temperature and set those outside top-k / the top-p nucleus to -inf."""
-    logits = logits.float() / temperature  # (N, V)
+    # Below 1e-30 logits / temperature overflows float32 (NaN after softmax); it is greedy there anyway.
+    logits = logits.float() / max(temperature, 1e-30)  # (N, V)
     if 0 < top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (N, 1)
         logits = logits.masked_fill(logits < kth, -math.inf)

@@ -64,7 +64,13 @@ def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfi
     make_run_dir(run_dir)
     with RunLock(run_dir):
         remove_stale_temp_files(run_dir)
-        trainer = Trainer(corpus, model_config, config, run_dir, device)
+        try:
+            trainer = Trainer(corpus, model_config, config, run_dir, device)
+        except (MemoryError, RuntimeError) as e:  # torch reports a failed allocation as a RuntimeError
+            if isinstance(e, RuntimeError) and "alloc" not in str(e).lower():
+                raise
+            raise ChargenError(f"not enough memory on {device} for {model_config.num_layers} layers of "
+                               f"{model_config.hidden_size} units", "use a smaller --hidden-size or --num-layers") from None
         if ckpt is not None:
             trainer.restore(ckpt)
         return _run(trainer, progress)
