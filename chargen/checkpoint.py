@@ -37,6 +37,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     tmp_name = None
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary file others may read
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()

@@ -226,7 +226,7 @@ def interact(sampler: Sampler, lines) -> None:
         except ChargenError as e:
             sys.stderr.write(f"error: {e.message}\n")
             continue
-        ids = (int(nxt[0]) for nxt in sampler.draw(cfg.length))
+        ids = (int(nxt) for nxt in sampler.draw(cfg.length))
         _stream(text, stop_after((sampler.vocab.chars[i] for i in ids), cfg.stop))
 
 

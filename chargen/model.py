@@ -23,7 +23,7 @@ class ModelConfig:
     """Shape of a CharRNN. `vocab_size` comes from the corpus, the rest from the user."""
 
     vocab_size: int = 0
-    cell: str = "lstm"
+    cell: str = "gru"
     num_layers: int = 2
     hidden_size: int = 256
     embedding_dim: int = 64

@@ -66,35 +66,33 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
     return logits
 
 
-class Uniforms:
-    """Uniform [0, 1) draws for N streams from a seeded generator, fetched in blocks.
+class GumbelNoise:
+    """Gumbel(0, 1) noise for N streams over V characters from a seeded generator, made in blocks.
 
-    Both sampling paths take their randomness from here in the same order, so with
+    argmax(logits / T + g) with g ~ Gumbel is an exact draw from softmax(logits / T)
+    (the Gumbel-max trick): three cheap ops a step instead of softmax, cumsum and a
+    search. Both sampling paths take their noise from here in the same order, so with
     the same seed they draw the same characters whenever their logits agree.
     """
 
-    def __init__(self, gen: torch.Generator, n: int, block: int = 1024) -> None:
-        self.gen, self.n, self.block = gen, n, block
-        self.buf, self.i = torch.empty(0, n, 1), 0
+    def __init__(self, gen: torch.Generator, n: int, v: int) -> None:
+        self.gen, self.shape = gen, (max(1, min(1024, (1 << 20) // (n * v))), n, v)  # about 4 MB a block
+        self.buf, self.i = torch.empty(0), 0
 
     def next(self) -> torch.Tensor:
         if self.i == len(self.buf):
-            self.buf = torch.rand(self.block, self.n, 1, generator=self.gen, device=self.gen.device)  # (K, N, 1)
+            u = torch.rand(self.shape, generator=self.gen, device=self.gen.device)  # (K, N, V) in [0, 1)
+            self.buf = -torch.log(-torch.log(u))  # u = 0 gives -inf: never chosen, as it should be
             self.i = 0
         self.i += 1
-        return self.buf[self.i - 1]  # (N, 1)
+        return self.buf[self.i - 1]  # (N, V)
 
 
-def pick(logits: torch.Tensor, cfg: SampleConfig, uniforms: Uniforms) -> torch.Tensor:
-    """Next ids (N,) from last-step logits (N, V), by inverting the cumulative distribution."""
+def pick(logits: torch.Tensor, cfg: SampleConfig, noise: GumbelNoise) -> torch.Tensor:
+    """Next ids (N,) from last-step logits (N, V): argmax at temperature 0, else a draw."""
     if cfg.temperature == 0:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(filter_logits(logits, cfg.temperature, cfg.top_k, cfg.top_p), dim=-1)  # (N, V)
-    cdf = probs.cumsum(dim=-1)  # (N, V)
-    # side="right" finds the first cdf strictly above u * total, so a filtered-out
-    # character (zero probability, a flat step of the cdf) is never chosen.
-    ids = torch.searchsorted(cdf, uniforms.next() * cdf[:, -1:], right=True)  # (N, 1)
-    return ids.clamp_(max=logits.size(-1) - 1).squeeze(1)
+    return (filter_logits(logits, cfg.temperature, cfg.top_k, cfg.top_p) + noise.next()).argmax(dim=-1)
 
 
 def start_ids(vocab: Vocab, prime: str) -> torch.Tensor:
@@ -124,7 +122,7 @@ class Sampler:
             gen.seed()
         else:
             gen.manual_seed(cfg.seed)
-        self.uniforms = Uniforms(gen, cfg.num_samples)
+        self.noise = GumbelNoise(gen, cfg.num_samples, len(vocab))
         self.reset()
 
     def reset(self) -> None:
@@ -150,7 +148,7 @@ class Sampler:
         if self.last is None:
             self._feed_ids(start_ids(self.vocab, ""))
         for _ in range(n):
-            nxt = pick(self.last, self.cfg, self.uniforms)  # (N,)
+            nxt = pick(self.last, self.cfg, self.noise)  # (N,)
             yield nxt.cpu()
             if self.step is not None:
                 self.last, self.state = self.step(nxt, self.state)  # (N, V)
@@ -180,7 +178,7 @@ def generate(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.devi
     if cfg.num_samples != 1:
         raise ChargenError("generate() streams one sample", "use sample_texts() for several")
     ids = generate_ids(model, vocab, cfg, device)  # checks the prime now, not at the first character
-    return stop_after((vocab.chars[int(nxt[0])] for nxt in ids), cfg.stop)
+    return stop_after((vocab.chars[int(nxt)] for nxt in ids), cfg.stop)
 
 
 def stop_after(chars: Iterator[str], stop: str) -> Iterator[str]:
