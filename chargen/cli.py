@@ -112,7 +112,7 @@ def train(
                          patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
                          seed=seed, device=device, precision=precision)
     result = run_training(corpus, model_config, config, out=out, resume=resume, progress=False if quiet else None)
-    summary = {"run_dir": str(result.run_dir), "steps": result.steps, "stop_reason": result.stop_reason,
+    summary = {"run_dir": str(result.run_dir), "best_checkpoint": str(result.run_dir / "best.pt"), "steps": result.steps, "stop_reason": result.stop_reason,
                "best_val_loss": _finite(result.best_val_loss), "best_val_bpc": _finite(result.best_val_bpc),
                "elapsed_s": round(result.elapsed, 1), "parameters": result.parameters,
                "chars_per_s": round(result.chars_per_s), "device": result.device}
