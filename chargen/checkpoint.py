@@ -112,9 +112,19 @@ def model_from_checkpoint(state: dict[str, Any], path: str | os.PathLike = "chec
     if config.vocab_size != len(vocab):
         raise ChargenError(f"{path} is inconsistent: its model expects {config.vocab_size} characters "
                            f"but its vocabulary has {len(vocab)}", "use another checkpoint")
+    weights = state["model"]
+    # A tiny file may claim a huge model: count its tensors (embedding, head, and four per
+    # layer) before building anything, then compare shapes on the meta device (no memory).
+    fits = isinstance(weights, dict) and len(weights) == 4 + 4 * config.num_layers
+    if fits:
+        with torch.device("meta"):
+            expected = {k: v.shape for k, v in CharRNN(config).state_dict().items()}
+        fits = {k: getattr(v, "shape", None) for k, v in weights.items()} == expected
+    if not fits:
+        raise ChargenError(f"{path} has weights that do not fit its configuration", "use another checkpoint")
     model = CharRNN(config)
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError) as e:
         raise ChargenError(f"{path} has weights that do not fit its configuration ({_first_line(e)})",
                            "use another checkpoint") from None

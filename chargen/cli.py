@@ -111,7 +111,7 @@ def train(
                          warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip, max_steps=max_steps, max_time=max_time,
                          patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
                          seed=seed, device=device, precision=precision)
-    result = run_training(corpus, model_config, config, out=out, resume=resume, progress=False if quiet else None)
+    result = run_training(corpus, model_config, config, out=out, resume=resume, progress=False if quiet or as_json else None)
     summary = {"run_dir": str(result.run_dir), "best_checkpoint": str(result.run_dir / "best.pt"), "steps": result.steps, "stop_reason": result.stop_reason,
                "best_val_loss": _finite(result.best_val_loss), "best_val_bpc": _finite(result.best_val_bpc),
                "elapsed_s": round(result.elapsed, 1), "parameters": result.parameters,
@@ -251,7 +251,7 @@ def info(
     flat = {k: v for k, v in rows.items() if not k.endswith("_config")}
     flat.update({f"model.{k}": v for k, v in rows["model_config"].items()})
     flat.update({f"train.{k}": v for k, v in (rows["train_config"] or {}).items()})
-    Console(stderr=True, highlight=False).print(_table(f"chargen checkpoint", flat))
+    _err().print(_table("chargen checkpoint", flat))
 
 
 @app.command("eval")
@@ -274,6 +274,7 @@ def evaluate(
     if split == "val":
         ids = split_ids(ids, (state.get("train_config") or {}).get("val_frac", 0.1))[1]
     dev = resolve_device(device)
+    model.to(dev)
     carried = evaluate_carried(model, ids, dev)
     rows = {"text": str(textfile), "split": split, "chars": carried.chars,
             "loss": round(carried.loss, 4), "bpc": round(carried.bpc, 4)}

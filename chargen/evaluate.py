@@ -7,6 +7,7 @@ windows each started from a zero state (how nanoGPT reports its figures).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,17 @@ class EvalResult:
         return self.loss / math.log(2)
 
 
+@contextmanager
+def _eval_mode(model: CharRNN):
+    """Dropout off while scoring; the caller's mode back afterwards, whatever happens."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def evaluate_carried(model: CharRNN, ids: torch.Tensor, device: torch.device,
                      streams: int = 16, chunk: int = 512) -> EvalResult:
@@ -40,16 +52,14 @@ def evaluate_carried(model: CharRNN, ids: torch.Tensor, device: torch.device,
     if stream_len < 2:
         raise ChargenError(f"text too short to evaluate ({len(ids)} characters)", "use a longer text")
     data = ids[: stream_len * streams].view(streams, stream_len)  # (S, N/S), stays where it is
-    was_training = model.training
-    model.eval()
     hidden, total = None, 0.0
-    for start in range(0, stream_len - 1, chunk):
-        end = min(start + chunk, stream_len - 1)
-        x = data[:, start:end].to(device)  # (S, t)
-        y = data[:, start + 1: end + 1].to(device)  # (S, t)
-        logits, hidden = model(x, hidden)  # (S, t, V)
-        total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
-    model.train(was_training)
+    with _eval_mode(model):
+        for start in range(0, stream_len - 1, chunk):
+            end = min(start + chunk, stream_len - 1)
+            x = data[:, start:end].to(device)  # (S, t)
+            y = data[:, start + 1: end + 1].to(device)  # (S, t)
+            logits, hidden = model(x, hidden)  # (S, t, V)
+            total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
     scored = (stream_len - 1) * streams
     return EvalResult(total / scored, scored)
 
@@ -64,12 +74,10 @@ def evaluate_windows(model: CharRNN, ids: torch.Tensor, device: torch.device, wi
     gen = torch.Generator().manual_seed(seed)
     starts = torch.randint(len(ids) - window, (count,), generator=gen)  # (count,)
     offsets = torch.arange(window + 1)  # (W+1,)
-    was_training = model.training
-    model.eval()
     total = 0.0
-    for i in range(0, count, batch):
-        rows = ids[starts[i: i + batch, None] + offsets].to(device)  # (b, W+1)
-        logits, _ = model(rows[:, :-1])  # (b, W, V)
-        total += F.cross_entropy(logits.float().flatten(0, 1), rows[:, 1:].flatten(), reduction="sum").item()
-    model.train(was_training)
+    with _eval_mode(model):
+        for i in range(0, count, batch):
+            rows = ids[starts[i: i + batch, None] + offsets].to(device)  # (b, W+1)
+            logits, _ = model(rows[:, :-1])  # (b, W, V)
+            total += F.cross_entropy(logits.float().flatten(0, 1), rows[:, 1:].flatten(), reduction="sum").item()
     return EvalResult(total / (count * window), count * window)

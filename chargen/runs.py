@@ -25,6 +25,11 @@ def has_checkpoints(run_dir: Path) -> bool:
     return any((run_dir / name).exists() for name in CHECKPOINT_NAMES)
 
 
+def _taken(run_dir: Path) -> bool:
+    """A folder with checkpoints, or with the lock of a run that has not saved yet."""
+    return has_checkpoints(run_dir) or (run_dir / LOCK_NAME).exists()
+
+
 def choose_run_dir(out: Path | None, default: Path, resume: bool) -> Path:
     """The folder a run writes to; never one that already holds another run's checkpoints.
 
@@ -38,13 +43,15 @@ def choose_run_dir(out: Path | None, default: Path, resume: bool) -> Path:
             raise ChargenError(f"nothing to resume: {run_dir / 'last.pt'} does not exist",
                                "drop --resume to start a new run, or pass --out RUN_DIR")
         return run_dir
-    if not has_checkpoints(run_dir):
-        return run_dir
     if out is not None:
-        raise ChargenError(f"{run_dir} already holds a run",
-                           "add --resume to continue it, or pass another --out folder")
+        if has_checkpoints(run_dir):
+            raise ChargenError(f"{run_dir} already holds a run",
+                               "add --resume to continue it, or pass another --out folder")
+        return run_dir  # a run still starting there is refused by its lock, naming its process
+    if not _taken(run_dir):
+        return run_dir
     n = 2
-    while has_checkpoints(run_dir.with_name(f"{default.name}-{n}")):
+    while _taken(run_dir.with_name(f"{default.name}-{n}")):
         n += 1
     return run_dir.with_name(f"{default.name}-{n}")
 

@@ -137,9 +137,15 @@ class Sampler:
     def _feed_ids(self, ids: torch.Tensor) -> None:
         if self.state is not None:
             self.hidden = self.step.to_hidden(self.state)
-        x = ids.to(self.device).expand(self.cfg.num_samples, -1)  # (N, P)
-        logits, self.hidden = self.model(x, self.hidden)  # (N, P, V)
-        self.last = logits[:, -1].float()  # (N, V)
+        n = self.cfg.num_samples
+        if self.hidden is None:  # all streams start alike: run the text once and copy the state
+            logits, hidden = self.model(ids.to(self.device)[None])  # (1, P, V)
+            expand = lambda h: h.expand(-1, n, -1).contiguous()  # (L, 1, H) -> (L, N, H)
+            self.hidden = tuple(map(expand, hidden)) if isinstance(hidden, tuple) else expand(hidden)
+            self.last = logits[:, -1].float().expand(n, -1)  # (N, V)
+        else:
+            logits, self.hidden = self.model(ids.to(self.device).expand(n, -1), self.hidden)  # (N, P, V)
+            self.last = logits[:, -1].float()  # (N, V)
         self.state = self.step.from_hidden(self.hidden) if self.step else None
 
     @torch.no_grad()
@@ -149,12 +155,14 @@ class Sampler:
             self._feed_ids(start_ids(self.vocab, ""))
         for _ in range(n):
             nxt = pick(self.last, self.cfg, self.noise)  # (N,)
-            yield nxt.cpu()
+            # Feed it back before handing it out, so the state holds every character the
+            # caller has seen even if it stops reading here (--stop, interactive mode).
             if self.step is not None:
                 self.last, self.state = self.step(nxt, self.state)  # (N, V)
             else:
                 logits, self.hidden = self.model(nxt[:, None], self.hidden)  # (N, 1, V)
                 self.last = logits[:, -1].float()
+            yield nxt.cpu()
 
 
 def generate_ids(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu",

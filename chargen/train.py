@@ -53,8 +53,9 @@ def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfi
     """
     run_dir = choose_run_dir(out, default_run_dir(corpus_path, model_config.cell, root), resume)
     ckpt = read_checkpoint(run_dir / "last.pt") if resume else None
-    if ckpt is not None:
-        model_config, config = ModelConfig(**ckpt["model_config"]), TrainConfig(**ckpt["train_config"])
+    if ckpt is not None:  # the run's own configs, except where it runs
+        model_config, stored = _stored_configs(ckpt, run_dir)
+        config = replace(stored, device=config.device, precision=config.precision)
     corpus = load_corpus(corpus_path, config.val_frac)
     if ckpt is not None and corpus.vocab != Vocab(tuple(ckpt["vocab"])):
         raise ChargenError(f"{corpus_path} does not match the run in {run_dir}: its characters differ",
@@ -72,8 +73,20 @@ def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfi
             raise ChargenError(f"not enough memory on {device} for {model_config.num_layers} layers of "
                                f"{model_config.hidden_size} units", "use a smaller --hidden-size or --num-layers") from None
         if ckpt is not None:
-            trainer.restore(ckpt)
+            try:
+                trainer.restore(ckpt)
+            except (KeyError, TypeError, ValueError, RuntimeError) as e:
+                raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: it lacks or garbles the training "
+                                   f"state ({type(e).__name__}: {e})", "start a new run without --resume") from None
         return _run(trainer, progress)
+
+
+def _stored_configs(ckpt: dict, run_dir: Path) -> tuple[ModelConfig, TrainConfig]:
+    try:
+        return ModelConfig(**ckpt["model_config"]), TrainConfig(**ckpt["train_config"])
+    except (KeyError, TypeError) as e:
+        raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: its configuration is damaged ({e})",
+                           "start a new run without --resume") from None
 
 
 def _stop_reason(trainer: Trainer) -> str | None:

@@ -50,6 +50,7 @@ class Trainer:
         self.amp_dtype = autocast_dtype(device, config.precision)
         self.history: list[dict] = []
         self.bad_steps = 0
+        self.lr = 0.0  # the learning rate of the last step
 
     # -- checkpoints ---------------------------------------------------------------------
     def checkpoint_state(self) -> dict:
@@ -91,9 +92,9 @@ class Trainer:
         if s.window >= len(self.batcher):  # end of epoch: start again from a fresh state
             s.epoch, s.window, s.hidden = s.epoch + 1, 0, None
         x, y = self.batcher.window(s.window)  # (B, T) each
-        lr = lr_at(cfg, s.step, s.elapsed)
+        self.lr = lr_at(cfg, s.step, s.elapsed) * 0.5 ** self.bad_steps  # halved while retrying a bad step
         for group in self.optimizer.param_groups:
-            group["lr"] = lr * 0.5 ** self.bad_steps
+            group["lr"] = self.lr
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             logits, hidden = self.model(x, s.hidden)  # (B, T, V)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
@@ -116,7 +117,7 @@ class Trainer:
         s = self.state
         val = evaluate_carried(self.model, self.corpus.val_ids, self.device) if len(self.corpus.val_ids) > 1 else None
         record = {"step": s.step, "epoch": s.epoch, "elapsed": round(s.elapsed, 2),
-                  "lr": lr_at(self.config, s.step, s.elapsed), "train_loss": train_loss, "grad_norm": grad_norm,
+                  "lr": self.lr, "train_loss": train_loss, "grad_norm": grad_norm,
                   "val_loss": val.loss if val else None, "val_bpc": val.bpc if val else None,
                   "chars_per_s": round(chars_per_s)}
         improved = val is not None and math.isfinite(val.loss) and val.loss < s.best_val_loss

@@ -153,9 +153,9 @@ def test_train_flag_defaults_come_from_dataclasses(captured):
     assert result.exit_code == 0, result.stderr
     (call,) = captured
     assert call["model_config"] == ModelConfig() and call["config"] == TrainConfig()
-    assert (call["out"], call["resume"], call["progress"]) == (None, False, None)
+    assert (call["out"], call["resume"], call["progress"]) == (None, False, False)  # --json: no bar either
     summary = json.loads(result.stdout)
-    assert summary == {"run_dir": str(Path("runs/x")), "steps": 3, "stop_reason": "max_steps",
+    assert summary == {"run_dir": str(Path("runs/x")), "best_checkpoint": str(Path("runs/x/best.pt")), "steps": 3, "stop_reason": "max_steps",
                        "best_val_loss": 1.5, "best_val_bpc": round(1.5 / math.log(2), 4), "elapsed_s": 0.5,
                        "parameters": 123, "chars_per_s": 1000, "device": "cpu"}
 

@@ -21,3 +21,46 @@ def test_stale_temp_files_removed_and_run_resumes(tmp_path, corpus_file, make_mo
     result = train(corpus_file, make_model_config(), make_train_config(max_steps=10), out=run, resume=True,
                    progress=False)
     assert result.steps == 10 and not any(j.exists() for j in junk)
+
+
+def test_default_folder_of_a_run_still_starting_is_not_reused(tmp_path):
+    """A default folder whose run has locked it but not yet saved must not be handed to a second run."""
+    from chargen.runs import choose_run_dir
+
+    default = tmp_path / "poem-gru"
+    default.mkdir()
+    (default / "run.lock").write_text("host 1")
+    assert choose_run_dir(None, default, resume=False) == tmp_path / "poem-gru-2"
+    assert choose_run_dir(default, default, resume=False) == default  # explicit: the lock itself will refuse
+
+
+def test_damaged_resume_state_is_a_chargen_error(tmp_path, corpus_file, make_model_config, make_train_config):
+    """A last.pt missing its training state must stop `--resume` with a message, not a KeyError traceback."""
+    import pytest
+    import torch
+
+    from chargen import ChargenError
+    from chargen.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    train(corpus_file, make_model_config(), make_train_config(max_steps=10), out=run, progress=False)
+    state = torch.load(run / "last.pt", weights_only=True)
+    del state["optimizer"], state["format_version"]
+    save_checkpoint(state, run / "last.pt")
+    with pytest.raises(ChargenError, match="cannot resume from .*last.pt"):
+        train(corpus_file, make_model_config(), make_train_config(max_steps=20), out=run, resume=True, progress=False)
+
+
+def test_checkpoint_claiming_a_huge_model_is_refused_without_allocating(tmp_path, trained_run):
+    """A tiny file whose config claims 65536 layers of 65536 units must be refused before any allocation."""
+    import pytest
+    import torch
+
+    from chargen import ChargenError, load_model
+
+    state = torch.load(trained_run.best, weights_only=True)
+    state["model_config"] = {**state["model_config"], "hidden_size": 65536, "num_layers": 65536}
+    path = tmp_path / "huge.pt"
+    torch.save(state, path)
+    with pytest.raises(ChargenError, match="weights that do not fit its configuration"):
+        load_model(path)

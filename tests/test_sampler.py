@@ -120,3 +120,24 @@ def test_interactive_mode(capsys):
     assert "(state reset)" in err and "'z'" in err
     assert out.count(first) == 2  # nothing after /quit
     assert out == first + "\n" + second + "\n" + first + "\n"  # the bad prime printed nothing, /quit ended it
+
+
+def test_stopping_early_keeps_every_seen_character_in_the_state():
+    """A caller that stops reading (--stop, interactive) must leave the state after the last character it got."""
+    from itertools import islice
+
+    m = model("gru")
+    cfg = SampleConfig(temperature=0)
+    a, b = Sampler(m, VOCAB, cfg), Sampler(m, VOCAB, cfg)
+    seen = [int(i) for i in islice(a.draw(10), 3)]
+    assert seen == [int(i) for i in b.draw(3)]
+    assert [int(i) for i in a.draw(6)] == [int(i) for i in b.draw(6)]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_many_streams_share_one_prime_pass(fast):
+    """Greedy samples of N streams after one prime must all equal the single-stream greedy text."""
+    m = model("lstm")
+    one = sample_texts(m, VOCAB, SampleConfig(length=25, temperature=0, prime="fab"))
+    many = sample_texts(m, VOCAB, SampleConfig(length=25, temperature=0, prime="fab", num_samples=4))
+    assert many == one * 4
