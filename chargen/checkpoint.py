@@ -113,9 +113,9 @@ def model_from_checkpoint(state: dict[str, Any], path: str | os.PathLike = "chec
         raise ChargenError(f"{path} is inconsistent: its model expects {config.vocab_size} characters "
                            f"but its vocabulary has {len(vocab)}", "use another checkpoint")
     weights = state["model"]
-    # A tiny file may claim a huge model: count its tensors (embedding, head, and four per
+    # A tiny file may claim a huge model: count its tensors (one embedding, two of the head, four per
     # layer) before building anything, then compare shapes on the meta device (no memory).
-    fits = isinstance(weights, dict) and len(weights) == 4 + 4 * config.num_layers
+    fits = isinstance(weights, dict) and len(weights) == 3 + 4 * config.num_layers
     if fits:
         with torch.device("meta"):
             expected = {k: v.shape for k, v in CharRNN(config).state_dict().items()}
