@@ -85,3 +85,23 @@ def trained_run(tmp_path_factory) -> TrainedRun:
                    out=root / "run", progress=False)
     assert result.steps == 60 and math.isfinite(result.best_val_loss)
     return TrainedRun(corpus, root / "run", result, Vocab.from_text(POEM_TEXT))
+
+
+def interrupt_at(monkeypatch, step: int) -> None:
+    """Simulate Ctrl-C at the start of training step `step`."""
+    from chargen.trainer import Trainer
+
+    original = Trainer.train_step
+
+    def train_step(self):
+        if self.state.step == step:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+
+
+@pytest.fixture(name="interrupt_at")
+def interrupt_at_fixture():
+    """The function interrupt_at(monkeypatch, step), for tests in any file."""
+    return interrupt_at

@@ -122,21 +122,9 @@ def check_run_folder(run_dir: Path) -> dict[str, int]:
     return steps
 
 
-def interrupt_at(monkeypatch, step: int) -> None:
-    """Simulate Ctrl-C at the start of training step `step`."""
-    original = Trainer.train_step
-
-    def train_step(self):
-        if self.state.step == step:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_step", train_step)
-
-
 # -- 1. crash safety: SIGKILL at random moments -------------------------------------------------
 @pytest.mark.slow
-def test_sigkill_at_random_moments_never_corrupts_a_run(tmp_path, corpus_file, monkeypatch):
+def test_sigkill_at_random_moments_never_corrupts_a_run(interrupt_at, tmp_path, corpus_file, monkeypatch):
     """SIGKILL at any moment (startup, step, evaluation, checkpoint write) must leave loadable best.pt/last.pt,
     only temp files the next run deletes, a stale lock it takes over, and metrics a resume continues exactly."""
     run_dir, rng = tmp_path / "run", random.Random(20240607)
