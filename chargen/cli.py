@@ -11,7 +11,6 @@ import json
 import math
 import os
 import sys
-import time
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Optional
@@ -29,7 +28,8 @@ from .errors import ChargenError
 from .evaluate import evaluate_carried, evaluate_windows
 from .model import ModelConfig
 from .runs import newest_checkpoint
-from .sample import SampleConfig, Sampler, generate, sample_texts, stop_after
+from .sample import SampleConfig, Sampler, generate, sample_texts
+from .terminal import interact, stream, unescape
 from .train import train as run_training
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -167,7 +167,7 @@ def sample(
 ) -> None:
     """Generate text from a trained model; the text alone goes to stdout as it is made."""
     cfg = SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p, prime=prime, seed=seed,
-                       num_samples=num_samples, stop=_unescape(stop))
+                       num_samples=num_samples, stop=unescape(stop))
     model, vocab, _ = load_model(_checkpoint_path(checkpoint, quiet))
     dev = resolve_device(device)
     if dev.type == "cpu" and num_samples == 1:
@@ -175,7 +175,7 @@ def sample(
     if interactive:
         interact(Sampler(model, vocab, replace(cfg, num_samples=1), dev), sys.stdin)
     elif num_samples == 1 and not jsonl:
-        _stream(prime, generate(model, vocab, cfg, dev))
+        stream(prime, generate(model, vocab, cfg, dev))
     else:
         for i, text in enumerate(sample_texts(model, vocab, cfg, dev)):
             if jsonl:
@@ -183,51 +183,6 @@ def sample(
             else:
                 sys.stdout.write(f"{'' if i == 0 else chr(10)}----- sample {i + 1} -----\n{text}\n")
         sys.stdout.flush()
-
-
-def _unescape(text: str) -> str:
-    """Let a shell user write a newline or tab in --stop as \\n or \\t."""
-    return text.replace("\\n", "\n").replace("\\t", "\t")
-
-
-def _stream(prime: str, chars) -> None:
-    out = sys.stdout
-    out.write(prime)
-    last_flush = time.monotonic()
-    for ch in chars:
-        out.write(ch)
-        now = time.monotonic()
-        if ch == "\n" or now - last_flush > 0.05:  # let a reader see the text appear
-            out.flush()
-            last_flush = now
-    out.write("\n")
-    out.flush()
-
-
-def interact(sampler: Sampler, lines) -> None:
-    """Read primes line by line; after each, stream a continuation. The state carries on
-    from turn to turn; `/reset` forgets it, `/quit` (or end of input) leaves."""
-    sys.stderr.write("type a prime and press Enter (empty: just continue); /reset forgets, /quit leaves\n")
-    cfg = sampler.cfg
-    while True:
-        sys.stderr.write("> ")
-        sys.stderr.flush()
-        line = lines.readline()
-        if not line or line.strip() == "/quit":
-            return
-        text = line.rstrip("\n")
-        if text.strip() == "/reset":
-            sampler.reset()
-            sys.stderr.write("(state reset)\n")
-            continue
-        try:
-            if text:
-                sampler.feed(text)
-        except ChargenError as e:
-            sys.stderr.write(f"error: {e.message}\n")
-            continue
-        ids = (int(nxt) for nxt in sampler.draw(cfg.length))
-        _stream(text, stop_after((sampler.vocab.chars[i] for i in ids), cfg.stop))
 
 
 @app.command()

@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass
 from .errors import ChargenError
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train. The defaults are the CPU recipe measured in the README.
@@ -53,7 +56,7 @@ class TrainConfig:
                 bound = "[" if low_ok else "("
                 raise ChargenError(f"{name} must be in {bound}{low}, {high}], got {value!r}",
                                    f"fix --{name.replace('_', '-')}")
-        if self.precision not in ("auto", "fp32", "bf16"):
+        if self.precision not in PRECISIONS:
             raise ChargenError(f"unknown precision {self.precision!r}", "use --precision auto, fp32 or bf16")
         if self.max_steps == 0 and self.max_time == 0:
             raise ChargenError("training needs a limit", "set --max-steps or --max-time")

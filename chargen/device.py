@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from .config import PRECISIONS
 from .errors import ChargenError
 
 
@@ -31,9 +32,6 @@ def resolve_device(spec: str = "auto") -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise ChargenError(f"unsupported device {spec!r}", "use auto, cpu, cuda, cuda:N or mps")
     return device
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from chargen import CharRNN, ModelConfig, SampleConfig, Vocab, generate, sample_texts
-from chargen.cli import interact
+from chargen.terminal import interact
 from chargen.fastpath import FastStep
 from chargen.sample import Sampler, cut_at_stop, generate_ids, stop_after
 
