@@ -244,3 +244,6 @@ def evaluate(
 
 def main() -> None:
     app(prog_name="chargen")
+
+
+from . import cli_study  # noqa: E402,F401 - registers compare, plot and gradflow on `app`
