@@ -21,6 +21,7 @@ from .errors import ChargenError
 from .model import CharRNN, ModelConfig
 
 FORMAT_VERSION = 1
+TEMP_SUFFIX = ".tmp"  # a file being written is ".<name>.<random><TEMP_SUFFIX>" beside its target
 REQUIRED = ("format_version", "model_config", "vocab", "model")
 
 
@@ -36,7 +37,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     state = {"format_version": FORMAT_VERSION, **state}
     tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary file others may read
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
@@ -53,6 +54,15 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
                 os.unlink(tmp_name)
             except OSError:
                 pass
+
+
+def remove_stale_temp_files(folder: Path, names: tuple[str, ...] = ("best.pt", "last.pt")) -> list[Path]:
+    """Delete the half-written temp files that a process killed inside save_checkpoint left in
+    `folder`; call it only while no other process can be saving there (holding the run lock)."""
+    stale = [p for name in names for p in Path(folder).glob(f".{name}.*{TEMP_SUFFIX}")]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

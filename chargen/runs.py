@@ -121,14 +121,6 @@ class RunLock:
             self.fd = None
 
 
-def remove_stale_temp_files(run_dir: Path) -> list[Path]:
-    """Delete half-written checkpoint temp files that a killed run left behind; call while holding the lock."""
-    stale = [p for name in CHECKPOINT_NAMES for p in run_dir.glob(f".{name}.*.tmp")]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
-
-
 def append_metrics(run_dir: Path, record: dict) -> None:
     """Append one JSON object as a line of `metrics.jsonl`."""
     try:

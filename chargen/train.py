@@ -13,13 +13,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .checkpoint import read_checkpoint
+from .checkpoint import read_checkpoint, remove_stale_temp_files
 from .config import TrainConfig
 from .corpus import Vocab, load_corpus
 from .device import resolve_device
 from .errors import ChargenError
 from .model import ModelConfig
-from .runs import RunLock, choose_run_dir, default_run_dir, make_run_dir, remove_stale_temp_files
+from .runs import RunLock, choose_run_dir, default_run_dir, make_run_dir
 from .trainer import Trainer
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps (each retried at half the learning rate) before giving up
@@ -107,6 +107,10 @@ def _run(trainer: Trainer, progress: bool | None) -> TrainResult:
     start, step_time, steps_here = time.perf_counter() - s.elapsed, 0.0, 0
     loss = norm = math.nan
     evaluated_at, reason = -1, None
+
+    def speed() -> float:  # training characters per second in this process, evaluation excluded
+        return steps_here * chars_per_step / max(step_time, 1e-9)
+
     try:
         while (reason := _stop_reason(trainer)) is None:
             t0 = time.perf_counter()
@@ -118,22 +122,21 @@ def _run(trainer: Trainer, progress: bool | None) -> TrainResult:
                                    f"down to 1/{2 ** (MAX_BAD_STEPS - 1)} of the learning rate; the last finite weights "
                                    f"are in {trainer.run_dir / 'last.pt'}", "lower --lr or --grad-clip")
             s.elapsed = time.perf_counter() - start
-            speed = steps_here * chars_per_step / max(step_time, 1e-9)
             if s.step % cfg.eval_every == 0:
-                bar.show_eval(trainer.evaluate(loss, norm, speed))
+                bar.show_eval(trainer.evaluate(loss, norm, speed()))
                 evaluated_at = s.step
             if s.step % cfg.save_every == 0:
                 trainer.save("last.pt")
-            bar.update(s.step, s.elapsed, loss, norm, speed)
+            bar.update(s.step, s.elapsed, loss, norm, speed())
         if evaluated_at != s.step and steps_here > 0:
-            trainer.evaluate(loss, norm, steps_here * chars_per_step / max(step_time, 1e-9))
+            trainer.evaluate(loss, norm, speed())
     except KeyboardInterrupt:
         reason = "interrupted"
     finally:
         bar.close()
     trainer.save("last.pt")
     return TrainResult(trainer.run_dir, s.step, s.best_val_loss, s.elapsed, trainer.model.num_parameters(),
-                       steps_here * chars_per_step / max(step_time, 1e-9), reason, str(trainer.device),
+                       speed(), reason, str(trainer.device),
                        trainer.history)
 
 

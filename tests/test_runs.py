@@ -1,8 +1,8 @@
-"""runs.py: clean-up of what a killed run leaves behind."""
+"""Run folders: clean-up of what a killed run leaves behind, and which folder a run gets."""
 from __future__ import annotations
 
 from chargen import train
-from chargen.runs import remove_stale_temp_files
+from chargen.checkpoint import remove_stale_temp_files
 
 
 def test_stale_temp_files_removed_and_run_resumes(tmp_path, corpus_file, make_model_config, make_train_config):
