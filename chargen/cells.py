@@ -7,11 +7,13 @@ semantics (no dropout); it owns no training and no sampling.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from .model import CharRNN, Hidden
+if TYPE_CHECKING:  # model.py imports this module to train with --impl reference
+    from .model import CharRNN, Hidden
 
 GATE_NAMES = {"rnn": ("preactivation",), "lstm": ("input", "forget", "cell", "output"),
               "gru": ("reset", "update", "new")}
@@ -80,10 +82,11 @@ def _initial_state(model: CharRNN, hidden: Hidden | None, batch: int, like: torc
     return [hidden[k] for k in range(cfg.num_layers)]
 
 
-def trace(model: CharRNN, x_ids: torch.Tensor, hidden: Hidden | None = None) -> Trace:
+def trace(model: CharRNN, x_ids: torch.Tensor, hidden: Hidden | None = None, dropout: float = 0.0) -> Trace:
     """Run ids (B, T) through the model's stacked layers step by step, keeping every gate.
 
-    Layer k reads layer k-1's outputs; dropout between layers is skipped (eval semantics).
+    Layer k reads layer k-1's outputs, with `dropout` applied between layers as nn.RNN
+    does in training (0 gives eval semantics).
     """
     cell, names = CELL_FNS[model.config.cell], GATE_NAMES[model.config.cell]
     B, T = x_ids.shape
@@ -102,7 +105,8 @@ def trace(model: CharRNN, x_ids: torch.Tensor, hidden: Hidden | None = None) -> 
         for name in names:
             gates[name].append(torch.stack(layer_gates[name], dim=1))  # (B, T, H)
         final.append(state)
-        inputs = outputs
+        last = k == len(states) - 1
+        inputs = outputs if last or dropout == 0 else [F.dropout(o, dropout, training=True) for o in outputs]
     if model.config.cell == "lstm":
         hidden = torch.stack([h for h, _ in final]), torch.stack([c for _, c in final])  # (L, B, H) each
     else:

@@ -114,9 +114,9 @@ def _validate(state: Any, path: Path) -> dict[str, Any]:
 def model_from_checkpoint(state: dict[str, Any], path: str | os.PathLike = "checkpoint") -> tuple[CharRNN, Vocab]:
     """Rebuild the model (on the CPU, in eval mode) and its vocabulary from a checkpoint dict."""
     try:
-        vocab = Vocab(tuple(state["vocab"]))
+        vocab = Vocab(tuple(state["vocab"]), state.get("unk"))
         config = ModelConfig(**state["model_config"])
-    except (TypeError, ChargenError) as e:
+    except (TypeError, ValueError, ChargenError) as e:
         raise ChargenError(f"{path} has a damaged configuration or vocabulary ({e})",
                            "use another checkpoint") from None
     if config.vocab_size != len(vocab):

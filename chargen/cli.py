@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .checkpoint import load_model, read_checkpoint
+from .checkpoint import load_model
 from .config import TrainConfig
 from .corpus import read_text, split_ids
 from .device import resolve_device
@@ -29,7 +29,7 @@ from .evaluate import evaluate_carried, evaluate_windows
 from .model import ModelConfig
 from .runs import newest_checkpoint
 from .sample import SampleConfig, Sampler, generate, sample_texts
-from .terminal import interact, stream, unescape
+from .terminal import interact, stream, unescape, warn_unknown
 from .train import train as run_training
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -83,6 +83,8 @@ def train(
     hidden_size: int = typer.Option(_default(ModelConfig, "hidden_size")),
     embedding_dim: int = typer.Option(_default(ModelConfig, "embedding_dim")),
     dropout: float = typer.Option(_default(ModelConfig, "dropout")),
+    impl: str = typer.Option(_default(ModelConfig, "impl"),
+                             help="torch (fast), or reference: the cell equations step by step (slow, for study)."),
     batch_size: int = typer.Option(_default(TrainConfig, "batch_size"), help="Parallel streams."),
     seq_len: int = typer.Option(_default(TrainConfig, "seq_len"), help="Characters per BPTT window."),
     lr: float = typer.Option(_default(TrainConfig, "lr"), help="Peak learning rate."),
@@ -96,6 +98,9 @@ def train(
     eval_every: int = typer.Option(_default(TrainConfig, "eval_every"), help="Steps between evaluations."),
     save_every: int = typer.Option(_default(TrainConfig, "save_every"), help="Steps between last.pt saves."),
     val_frac: float = typer.Option(_default(TrainConfig, "val_frac"), help="Validation tail fraction."),
+    val_chars: int = typer.Option(_default(TrainConfig, "val_chars"), help="Cap on the validation tail; 0 = none."),
+    min_char_count: int = typer.Option(_default(TrainConfig, "min_char_count"),
+                                       help="Rarer characters become one unknown symbol."),
     seed: int = typer.Option(_default(TrainConfig, "seed")),
     device: str = typer.Option(_default(TrainConfig, "device"), help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option(_default(TrainConfig, "precision"), help="auto, fp32 or bf16 (autocast)."),
@@ -106,16 +111,19 @@ def train(
 ) -> None:
     """Train a model on CORPUS; writes best.pt, last.pt and metrics.jsonl to the run folder."""
     model_config = ModelConfig(cell=cell, num_layers=num_layers, hidden_size=hidden_size,
-                               embedding_dim=embedding_dim, dropout=dropout)
+                               embedding_dim=embedding_dim, dropout=dropout, impl=impl)
     config = TrainConfig(batch_size=batch_size, seq_len=seq_len, lr=lr, weight_decay=weight_decay,
                          warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip, max_steps=max_steps, max_time=max_time,
                          patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
-                         seed=seed, device=device, precision=precision)
+                         val_chars=val_chars, min_char_count=min_char_count, seed=seed, device=device, precision=precision)
     result = run_training(corpus, model_config, config, out=out, resume=resume, progress=False if quiet or as_json else None)
+    if not result.is_main:  # another rank of a torchrun: rank 0 reports
+        return
     summary = {"run_dir": str(result.run_dir), "best_checkpoint": str(result.run_dir / "best.pt"), "steps": result.steps, "stop_reason": result.stop_reason,
                "best_val_loss": _finite(result.best_val_loss), "best_val_bpc": _finite(result.best_val_bpc),
                "elapsed_s": round(result.elapsed, 1), "parameters": result.parameters,
-               "chars_per_s": round(result.chars_per_s), "device": result.device}
+               "chars_per_s": round(result.chars_per_s), "device": result.device,
+               "startup_s": round(result.startup_s, 2)}
     if as_json:
         print(json.dumps(summary))
     elif not quiet:
@@ -169,6 +177,7 @@ def sample(
     cfg = SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p, prime=prime, seed=seed,
                        num_samples=num_samples, stop=unescape(stop))
     model, vocab, _ = load_model(_checkpoint_path(checkpoint, quiet))
+    warn_unknown(vocab, prime)
     dev = resolve_device(device)
     if dev.type == "cpu" and num_samples == 1:
         torch.set_num_threads(min(2, torch.get_num_threads()))  # tiny steps: more threads only add hand-offs
@@ -227,7 +236,8 @@ def evaluate(
     model, vocab, state = load_model(checkpoint)
     ids = vocab.encode(read_text(textfile))
     if split == "val":
-        ids = split_ids(ids, (state.get("train_config") or {}).get("val_frac", 0.1))[1]
+        stored = state.get("train_config") or {}
+        ids = split_ids(ids, stored.get("val_frac", 0.1), stored.get("val_chars", 0))[1]
     dev = resolve_device(device)
     model.to(dev)
     carried = evaluate_carried(model, ids, dev)
@@ -247,3 +257,5 @@ def main() -> None:
 
 
 from . import cli_study  # noqa: E402,F401 - registers compare, plot and gradflow on `app`
+from . import cli_cells  # noqa: E402,F401 - registers cells on `app`
+from . import cli_prepare  # noqa: E402,F401 - registers prepare on `app`

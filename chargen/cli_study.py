@@ -1,4 +1,4 @@
-"""The command line's study commands: `chargen compare`, `chargen plot` and `chargen gradflow`.
+"""The command line's study commands `chargen compare` and `chargen plot` (`gradflow` is in cli_gradflow).
 
 Registered on cli.py's app (cli.py imports this module last); like cli.py they only
 parse, call the library and render.
@@ -14,14 +14,10 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .checkpoint import load_model
-from .cli import _checkpoint_path, _default, _err, _finite, _guard, app
+from .cli import _default, _err, _finite, _guard, app
 from .compare import CellResult, compare_cells
 from .config import TrainConfig
-from .corpus import read_text
-from .device import resolve_device
 from .errors import ChargenError
-from .gradflow import gradient_flow_report
 from .model import ModelConfig
 from .plot import plot_runs
 
@@ -100,38 +96,4 @@ def plot(
     sys.stderr.write(f"wrote {written}\n")
 
 
-@app.command()
-@_guard
-def gradflow(
-    checkpoint: Optional[Path] = typer.Argument(None, help="A .pt file (default: newest best.pt).",
-                                                show_default=False),
-    text: Optional[Path] = typer.Option(None, help="UTF-8 text to read (default: the --prime string)."),
-    prime: str = typer.Option("", help="Text to read when --text is not given."),
-    offset: int = typer.Option(0, help="Character of --text to start at."),
-    max_lag: int = typer.Option(50, help="How many steps back to measure."),
-    threshold: float = typer.Option(1e-3, help="Horizon: first lag whose norm is below threshold x lag-0 norm."),
-    device: str = typer.Option("cpu", help="auto, cpu, cuda, cuda:N or mps."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
-) -> None:
-    """How far back the gradient reaches: |d loss_t / d h_(t-k)| for k = 0..max-lag."""
-    if max_lag < 0 or offset < 0:
-        raise ChargenError("--max-lag and --offset must be 0 or more", "try --max-lag 50")
-    model, vocab, _ = load_model(_checkpoint_path(checkpoint, as_json))
-    source = read_text(text) if text is not None else prime
-    ids = vocab.encode(source[offset: offset + max_lag + 2])  # (max_lag + 2,)
-    report = gradient_flow_report(model, ids, max_lag, threshold=threshold, device=resolve_device(device))
-    if as_json:
-        print(json.dumps({k: _finite(v) if isinstance(v, float) else v for k, v in report.items()}))
-        return
-    table = Table(title=f"Gradient flow, {report['cell']}", title_justify="left")
-    for name in ("lag k", "|dL/dh(t-k)|", "relative to k=0"):
-        table.add_column(name, justify="right")
-    first = report["norms"][0]
-    shown = [k for k in report["lags"] if k <= 10 or k in (15, 20, 30, 50, 100, 200, 500) or k == max_lag]
-    for k in shown:
-        norm = report["norms"][k]
-        table.add_row(str(k), f"{norm:.3e}", f"{norm / first:.3e}" if first > 0 else "-")
-    _err().print(table)
-    horizon = report["horizon"]
-    sys.stderr.write(f"horizon: {horizon} steps (norm below {threshold:g} x the lag-0 norm)\n" if horizon is not None
-                     else f"no vanishing below {threshold:g} x the lag-0 norm within {max_lag} steps\n")
+from . import cli_gradflow  # noqa: E402,F401 - registers gradflow on `app`

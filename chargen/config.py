@@ -31,6 +31,8 @@ class TrainConfig:
     eval_every: int = 1000
     save_every: int = 1000
     val_frac: float = 0.1
+    val_chars: int = 500_000  # cap on the validation tail, so evaluating a huge corpus stays quick; 0 = none
+    min_char_count: int = 1  # rarer characters share one unknown symbol
     seed: int = 1337
     device: str = "auto"
     precision: str = "auto"
@@ -40,6 +42,7 @@ class TrainConfig:
             ("batch_size", 1, 1 << 20), ("seq_len", 1, 1 << 20), ("warmup_steps", 0, 1 << 40),
             ("max_steps", 0, 1 << 40), ("patience", 0, 1 << 40), ("eval_every", 1, 1 << 40),
             ("save_every", 1, 1 << 40), ("seed", 0, 2**63 - 1),
+            ("val_chars", 0, 1 << 50), ("min_char_count", 1, 1 << 50),
         ]
         for name, low, high in checks:
             value = getattr(self, name)

@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .cells import trace
 from .errors import ChargenError
 
+IMPLS = ("torch", "reference")  # torch's fused layers, or cells.py's equations one step at a time (slow, for study)
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 # An LSTM carries (h, c); a vanilla RNN and a GRU carry h alone. Each is (L, B, H).
@@ -28,8 +30,11 @@ class ModelConfig:
     hidden_size: int = 256
     embedding_dim: int = 64
     dropout: float = 0.1
+    impl: str = "torch"
 
     def __post_init__(self) -> None:
+        if self.impl not in IMPLS:
+            raise ChargenError(f"unknown implementation {self.impl!r}", "use --impl torch or --impl reference")
         if self.cell not in CELLS:
             raise ChargenError(f"unknown cell {self.cell!r}", "use one of: rnn, lstm, gru")
         for name in ("num_layers", "hidden_size", "embedding_dim"):
@@ -80,8 +85,12 @@ class CharRNN(nn.Module):
 
         `hidden=None` starts every stream from zeros.
         """
-        emb = self.embedding(x)  # (B, T, E)
-        out, hidden = self.rnn(emb, hidden)  # (B, T, H)
+        if self.config.impl == "reference":  # the same weights through the written-out equations
+            t = trace(self, x, hidden, dropout=self.rnn.dropout if self.training else 0.0)
+            out, hidden = torch.stack(t.outputs, dim=1), t.hidden  # (B, T, H)
+        else:
+            emb = self.embedding(x)  # (B, T, E)
+            out, hidden = self.rnn(emb, hidden)  # (B, T, H)
         logits = self.head(self.dropout(out))  # (B, T, V)
         return logits, hidden
 

@@ -1,11 +1,12 @@
-"""Learning curves: read a run folder's metrics.jsonl and draw runs side by side in one PNG.
+"""PNG plots: learning curves from run folders' metrics.jsonl, and gradient-flow curves from reports.
 
-It reads what train() logged and never touches checkpoints. matplotlib is an optional
-extra (`pip install 'chargen[plot]'`), imported only when a plot is drawn.
+It reads what train() logged or what gradflow measured, and never touches checkpoints or models.
+matplotlib is an optional extra (`pip install 'chargen[plot]'`), imported only when a plot is drawn.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from .errors import ChargenError
@@ -81,11 +82,64 @@ def plot_runs(run_dirs: list[Path], out: Path) -> Path:
         axes[1].set_title("loss by wall time")
         axes[1].legend(fontsize="small")
         fig.tight_layout()
-        out = Path(out)
-        try:
-            fig.savefig(out, format="png", dpi=100)
-        except OSError as e:
-            raise ChargenError(f"cannot write {out}: {e.strerror}", "choose a writable --out path") from None
+        _save(fig, out)
     finally:
         plt.close(fig)
-    return out
+    return Path(out)
+
+
+def _save(fig, out: Path, flag: str = "--out") -> None:
+    try:
+        fig.savefig(Path(out), format="png", dpi=100)
+    except OSError as e:
+        raise ChargenError(f"cannot write {out}: {e.strerror}", f"choose a writable {flag} path") from None
+
+
+def _positive(lags: list[int], values: list[float]) -> tuple[list[int], list[float]]:
+    # A log axis cannot show 0 (a gradient that underflowed float32) or inf/nan: leave those points out.
+    pairs = [(k, v) for k, v in zip(lags, values) if v > 0 and math.isfinite(v)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _label(report: dict) -> str:
+    label = f"{report['cell']} {report['num_layers']}x{report['hidden_size']}"
+    return label if report.get("recurrent_scale", 1.0) == 1.0 else f"{label}, W_hh x{report['recurrent_scale']:g}"
+
+
+def plot_gradflow(reports: list[dict], out: Path, title: str = "Gradient flow") -> Path:
+    """Write one PNG to `out` from gradient_flow_report dicts, one colour per report, log y axes.
+
+    Left: |dL_t/dh_(t-k)| relative to k = 0 against the lag k, with the horizon threshold
+    dotted. Right: the absolute norms, solid, and (for reports with a `clip` part) the same
+    after clipping, dashed: a parallel shift down, the shape unchanged. Zero norms
+    (underflow) are left out. Returns `out`; raises ChargenError without matplotlib."""
+    if not reports:
+        raise ChargenError("no gradient-flow reports to plot")
+    plt = _pyplot()
+    fig, (rel, ab) = plt.subplots(1, 2, figsize=(12, 4.8))
+    try:
+        for i, r in enumerate(reports):
+            colour, first = f"C{i % 10}", r["norms"][0]
+            if first > 0:
+                rel.plot(*_positive(r["lags"], [n / first for n in r["norms"]]), color=colour, label=_label(r))
+            ab.plot(*_positive(r["lags"], r["norms"]), color=colour, label=_label(r))
+            if r.get("clip"):
+                ab.plot(*_positive(r["lags"], r["clip"]["norms"]), color=colour, linestyle="--",
+                        label=f"{_label(r)}, clipped at {r['clip']['max_norm']:g}")
+        threshold = reports[0]["threshold"]
+        rel.axhline(threshold, color="grey", linestyle=":", label=f"threshold {threshold:g}")
+        rel.set_ylabel("|dL_t / dh_(t-k)|  /  |dL_t / dh_t|")
+        rel.set_title("relative to lag 0")
+        ab.set_ylabel("|dL_t / dh_(t-k)|")
+        ab.set_title("absolute: before (solid) and after clipping (dashed)")
+        for ax in (rel, ab):
+            ax.set_yscale("log")
+            ax.set_xlabel("lag k (steps back)")
+            ax.grid(True, which="major", alpha=0.3)
+            ax.legend(fontsize="small")
+        fig.suptitle(title)
+        fig.tight_layout()
+        _save(fig, out, "--plot")
+    finally:
+        plt.close(fig)
+    return Path(out)

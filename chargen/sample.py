@@ -96,9 +96,13 @@ def pick(logits: torch.Tensor, cfg: SampleConfig, noise: GumbelNoise) -> torch.T
 
 
 def start_ids(vocab: Vocab, prime: str) -> torch.Tensor:
-    """Ids to warm the state on: the prime, or a newline (else the first character) when it is empty."""
+    """Ids to warm the state on: the prime, or a newline (else the first character) when it is empty.
+
+    A character the model never saw is its unknown symbol when it has one; otherwise
+    ChargenError names it.
+    """
     if prime:
-        return vocab.encode(prime)  # raises naming the characters the model has never seen
+        return vocab.encode(prime)
     return torch.tensor([vocab.chars.index("\n") if "\n" in vocab.chars else 0])
 
 
@@ -123,6 +127,7 @@ class Sampler:
         else:
             gen.manual_seed(cfg.seed)
         self.noise = GumbelNoise(gen, cfg.num_samples, len(vocab))
+        self.unk = vocab.unk_id  # stands for characters too rare to learn: never drawn
         self.reset()
 
     def reset(self) -> None:
@@ -154,7 +159,8 @@ class Sampler:
         if self.last is None:
             self._feed_ids(start_ids(self.vocab, ""))
         for _ in range(n):
-            nxt = pick(self.last, self.cfg, self.noise)  # (N,)
+            logits = self.last if self.unk is None else self.last.index_fill(1, torch.tensor([self.unk]), -math.inf)
+            nxt = pick(logits, self.cfg, self.noise)  # (N,)
             # Feed it back before handing it out, so the state holds every character the
             # caller has seen even if it stops reading here (--stop, interactive mode).
             if self.step is not None:

@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Iterator, TextIO
 
+from .corpus import Vocab
 from .errors import ChargenError
 from .sample import Sampler, stop_after
 
@@ -15,6 +16,14 @@ from .sample import Sampler, stop_after
 def unescape(text: str) -> str:
     """Let a shell user write a newline or tab in --stop as \\n or \\t."""
     return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def warn_unknown(vocab: Vocab, text: str) -> None:
+    """Say on stderr which characters of a prime the model will read as its unknown symbol."""
+    unknown = vocab.unknown(text) if vocab.unk is not None else []
+    if unknown:
+        shown = ", ".join(repr(c) for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        sys.stderr.write(f"warning: the model never learned {shown}; read as the unknown symbol {vocab.unk!r}\n")
 
 
 def stream(prime: str, chars: Iterator[str]) -> None:
@@ -49,6 +58,7 @@ def interact(sampler: Sampler, lines: TextIO) -> None:
             continue
         try:
             if text:
+                warn_unknown(sampler.vocab, text)
                 sampler.feed(text)
         except ChargenError as e:
             sys.stderr.write(f"error: {e.message}\n")

@@ -6,6 +6,7 @@ final save. The step itself is trainer.py's.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -15,10 +16,12 @@ from tqdm import tqdm
 
 from .checkpoint import read_checkpoint, remove_stale_temp_files
 from .config import TrainConfig
-from .corpus import Vocab, load_corpus
+from .corpus import Vocab
 from .device import resolve_device
+from .distributed import World, barrier, connect, disconnect, from_main, world_from_env
 from .errors import ChargenError
 from .model import ModelConfig
+from .prepare import Corpus, load_corpus
 from .runs import RunLock, choose_run_dir, default_run_dir, make_run_dir
 from .trainer import Trainer
 
@@ -35,6 +38,8 @@ class TrainResult:
     chars_per_s: float  # training throughput of this process, evaluation excluded
     stop_reason: str  # max_steps | max_time | patience | interrupted
     device: str = "cpu"
+    startup_s: float = 0.0  # from the call to the first step: preparing or opening the corpus, building the model
+    is_main: bool = True  # False on the ranks of a torchrun that do not write
     history: list[dict] = field(default_factory=list)
 
     @property
@@ -49,36 +54,69 @@ def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfi
     With `resume`, the run folder's last.pt supplies both configs and the exact
     position; the passed configs are ignored. `progress=None` shows a bar only on a
     terminal. Ctrl-C saves last.pt and returns with stop_reason "interrupted".
-    Raises ChargenError for bad input, an unwritable folder, or a loss that stays non-finite.
+    Started by torchrun, every rank calls this and trains its share (see Trainer);
+    only rank 0 touches the run folder. Raises ChargenError for bad input, an
+    unwritable folder, or a loss that stays non-finite.
     """
-    run_dir = choose_run_dir(out, default_run_dir(corpus_path, model_config.cell, root), resume)
+    t0 = time.perf_counter()
+    world = world_from_env()
+    default = default_run_dir(corpus_path, model_config.cell, root)
+    run_dir = choose_run_dir(out, default, resume) if world.is_main or resume else (out or default)
     ckpt = read_checkpoint(run_dir / "last.pt") if resume else None
     if ckpt is not None:  # the run's own configs, except where it runs
         model_config, stored = _stored_configs(ckpt, run_dir)
         config = replace(stored, device=config.device, precision=config.precision)
-    corpus = load_corpus(corpus_path, config.val_frac)
-    if ckpt is not None and corpus.vocab != Vocab(tuple(ckpt["vocab"])):
-        raise ChargenError(f"{corpus_path} does not match the run in {run_dir}: its characters differ",
-                           "resume with the corpus the run was started on")
-    device = resolve_device(config.device)
-    model_config = replace(model_config, vocab_size=len(corpus.vocab))
-    make_run_dir(run_dir)
-    with RunLock(run_dir):
-        remove_stale_temp_files(run_dir)
-        try:
-            trainer = Trainer(corpus, model_config, config, run_dir, device)
-        except (MemoryError, RuntimeError) as e:  # torch reports a failed allocation as a RuntimeError
-            if isinstance(e, RuntimeError) and "alloc" not in str(e).lower():
-                raise
-            raise ChargenError(f"not enough memory on {device} for {model_config.num_layers} layers of "
-                               f"{model_config.hidden_size} units", "use a smaller --hidden-size or --num-layers") from None
-        if ckpt is not None:
-            try:
-                trainer.restore(ckpt)
-            except (KeyError, TypeError, ValueError, RuntimeError) as e:
-                raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: it lacks or garbles the training "
-                                   f"state ({type(e).__name__}: {e})", "start a new run without --resume") from None
-        return _run(trainer, progress)
+    device = connect(world, resolve_device(config.device))
+    try:
+        corpus = _load(corpus_path, config, world, progress)
+        if ckpt is not None and corpus.vocab != Vocab(tuple(ckpt["vocab"]), ckpt.get("unk")):
+            raise ChargenError(f"{corpus_path} does not match the run in {run_dir}: its characters differ",
+                               "resume with the corpus the run was started on")
+        model_config = replace(model_config, vocab_size=len(corpus.vocab))
+        if world.is_main:
+            make_run_dir(run_dir)
+        with RunLock(run_dir) if world.is_main else contextlib.nullcontext():
+            if world.is_main:
+                remove_stale_temp_files(run_dir)
+            trainer = _make_trainer(corpus, model_config, config, run_dir, device, world)
+            if ckpt is not None:
+                _restore(trainer, ckpt, run_dir)
+            return _run(trainer, progress if world.is_main else False, time.perf_counter() - t0)
+    finally:
+        disconnect(world)
+
+
+def _load(corpus_path: str | Path, config: TrainConfig, world: World, progress: bool | None) -> Corpus:
+    """Prepare the corpus on each node's first rank (rank 0 with a bar in MB/s); the other ranks
+    wait for it and then open the cache, instead of all encoding the same file at once."""
+    corpus = None
+    if world.local_rank == 0:
+        with _PrepareBar(corpus_path, progress if world.is_main else False) as bar:
+            corpus = load_corpus(corpus_path, config.val_frac, config.val_chars, config.min_char_count,
+                                 progress=bar.update)
+    barrier(world)
+    if corpus is None:
+        corpus = load_corpus(corpus_path, config.val_frac, config.val_chars, config.min_char_count)
+    return corpus
+
+
+def _make_trainer(corpus: Corpus, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
+                  device, world: World) -> Trainer:
+    try:
+        return Trainer(corpus, model_config, config, run_dir, device, world)
+    except (MemoryError, RuntimeError) as e:  # torch reports a failed allocation as a RuntimeError
+        if isinstance(e, RuntimeError) and "alloc" not in str(e).lower():
+            raise
+        raise ChargenError(f"not enough memory on {device} for {model_config.num_layers} layers of "
+                           f"{model_config.hidden_size} units", "use a smaller --hidden-size or --num-layers") from None
+
+
+def _restore(trainer: Trainer, ckpt: dict, run_dir: Path) -> None:
+    try:
+        trainer.restore(ckpt)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: it lacks or garbles the training "
+                           f"state ({type(e).__name__}: {e})", "start a new run without --resume") from None
 
 
 def _stored_configs(ckpt: dict, run_dir: Path) -> tuple[ModelConfig, TrainConfig]:
@@ -100,7 +138,7 @@ def _stop_reason(trainer: Trainer) -> str | None:
     return None
 
 
-def _run(trainer: Trainer, progress: bool | None) -> TrainResult:
+def _run(trainer: Trainer, progress: bool | None, startup: float) -> TrainResult:
     s, cfg = trainer.state, trainer.config
     chars_per_step = cfg.batch_size * cfg.seq_len
     bar = _Bar(cfg, s.step, s.elapsed, progress)
@@ -121,7 +159,7 @@ def _run(trainer: Trainer, progress: bool | None) -> TrainResult:
                 raise ChargenError(f"the loss was not finite for {MAX_BAD_STEPS} steps in a row at step {s.step}, "
                                    f"down to 1/{2 ** (MAX_BAD_STEPS - 1)} of the learning rate; the last finite weights "
                                    f"are in {trainer.run_dir / 'last.pt'}", "lower --lr or --grad-clip")
-            s.elapsed = time.perf_counter() - start
+            s.elapsed = from_main(trainer.world, time.perf_counter() - start, trainer.device)  # one clock for all ranks
             if s.step % cfg.eval_every == 0:
                 bar.show_eval(trainer.evaluate(loss, norm, speed()))
                 evaluated_at = s.step
@@ -136,8 +174,29 @@ def _run(trainer: Trainer, progress: bool | None) -> TrainResult:
         bar.close()
     trainer.save("last.pt")
     return TrainResult(trainer.run_dir, s.step, s.best_val_loss, s.elapsed, trainer.model.num_parameters(),
-                       speed(), reason, str(trainer.device),
-                       trainer.history)
+                       speed(), reason, str(trainer.device), startup, trainer.world.is_main, trainer.history)
+
+
+class _PrepareBar:
+    """A tqdm bar in MB over the two passes of preparing a corpus; silent on a cache hit."""
+
+    def __init__(self, path: str | Path, enabled: bool | None) -> None:
+        self.path, self.enabled, self.bar = Path(path), enabled, None
+
+    def __enter__(self) -> _PrepareBar:
+        return self
+
+    def update(self, nbytes: int) -> None:
+        if self.bar is None:
+            size = self.path.stat().st_size
+            self.bar = tqdm(total=2 * size / 1e6, unit="MB", unit_scale=False, desc=f"preparing {self.path.name}",
+                            disable=None if self.enabled is None else not self.enabled, leave=False,
+                            dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} MB [{elapsed}, {rate_fmt}]")
+        self.bar.update(nbytes / 1e6)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class _Bar:

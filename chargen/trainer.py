@@ -14,10 +14,12 @@ import torch.nn.functional as F
 
 from .checkpoint import save_checkpoint
 from .config import TrainConfig, lr_at
-from .corpus import Corpus, StreamBatcher
+from .corpus import StreamBatcher
 from .device import autocast_dtype
-from .evaluate import evaluate_carried
+from .distributed import World, from_main, mean
+from .evaluate import EvalResult, evaluate_carried
 from .model import CharRNN, Hidden, ModelConfig, detach_hidden
+from .prepare import Corpus
 from .runs import append_metrics
 
 
@@ -36,14 +38,24 @@ class TrainState:
 
 
 class Trainer:
-    """One run: a model, its optimizer, its data stream and its TrainState, on one device."""
+    """One run: a model, its optimizer, its data stream and its TrainState, on one device.
+
+    Under torchrun each rank holds a Trainer over its own slice of the streams; `net`
+    is then the model wrapped in DistributedDataParallel, which averages the gradients
+    in backward, and only the main rank writes files.
+    """
 
     def __init__(self, corpus: Corpus, model_config: ModelConfig, config: TrainConfig,
-                 run_dir: Path, device: torch.device) -> None:
-        self.corpus, self.config, self.run_dir, self.device = corpus, config, run_dir, device
-        torch.manual_seed(config.seed)
+                 run_dir: Path, device: torch.device, world: World = World()) -> None:
+        self.corpus, self.config, self.run_dir, self.device, self.world = corpus, config, run_dir, device, world
+        torch.manual_seed(config.seed)  # the same seed everywhere: every rank starts from the same weights
         self.model = CharRNN(model_config).to(device)
-        self.batcher = StreamBatcher(corpus.train_ids.to(device), config.batch_size, config.seq_len)
+        self.net = self.model
+        if world.distributed:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device] if device.type == "cuda" else None)
+        self.batcher = StreamBatcher(corpus.train_ids, config.batch_size, config.seq_len,
+                                     world.rank, world.size, device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, betas=(0.9, 0.99),
                                            weight_decay=config.weight_decay)
         self.state = TrainState()
@@ -59,9 +71,11 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         hidden = None if s.hidden is None else (list(s.hidden) if isinstance(s.hidden, tuple) else [s.hidden])
+        if self.world.distributed:  # each rank carries only its own streams' state: resume from zeros
+            hidden = None
         return {
             "model_config": self.model.config.to_dict(), "train_config": self.config.to_dict(),
-            "vocab": list(self.corpus.vocab.chars), "model": self.model.state_dict(),
+            "vocab": list(self.corpus.vocab.chars), "unk": self.corpus.vocab.unk, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "rng": rng,
             "step": s.step, "epoch": s.epoch, "window": s.window, "elapsed": s.elapsed,
             "best_val_loss": s.best_val_loss, "evals_since_best": s.evals_since_best,
@@ -76,14 +90,15 @@ class Trainer:
         if self.device.type == "cuda" and "cuda" in ckpt["rng"]:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
         hidden = ckpt.get("hidden")
-        if hidden:
+        if hidden and not self.world.distributed:
             hidden = [h.to(self.device) for h in hidden]
             hidden = tuple(hidden) if self.model.config.cell == "lstm" else hidden[0]
         self.state = TrainState(ckpt["step"], ckpt["epoch"], ckpt["window"], ckpt["elapsed"],
                                 ckpt["best_val_loss"], ckpt["evals_since_best"], hidden)
 
     def save(self, name: str) -> None:
-        save_checkpoint(self.checkpoint_state(), self.run_dir / name)
+        if self.world.is_main:
+            save_checkpoint(self.checkpoint_state(), self.run_dir / name)
 
     # -- the loop ------------------------------------------------------------------------
     def train_step(self) -> tuple[float, float]:
@@ -96,13 +111,14 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            logits, hidden = self.model(x, s.hidden)  # (B, T, V)
+            logits, hidden = self.net(x, s.hidden)  # (B, T, V)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # under DDP the gradients arrive averaged over all ranks: the global batch's
         # Clip before the step: one exploding window must not throw the weights far away.
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        loss_value, norm_value = loss.item(), norm.item()
+        # Every rank judges the same mean loss and the same (averaged) norm, so all skip or step together.
+        loss_value, norm_value = mean(self.world, loss).item(), norm.item()
         if math.isfinite(loss_value) and math.isfinite(norm_value):
             self.optimizer.step()
             s.hidden = detach_hidden(hidden)
@@ -116,6 +132,8 @@ class Trainer:
     def evaluate(self, train_loss: float, grad_norm: float, chars_per_s: float) -> dict:
         s = self.state
         val = evaluate_carried(self.model, self.corpus.val_ids, self.device) if len(self.corpus.val_ids) > 1 else None
+        if val is not None and self.world.distributed:  # rank 0's figure decides patience everywhere
+            val = EvalResult(from_main(self.world, val.loss, self.device), val.chars)
         record = {"step": s.step, "epoch": s.epoch, "elapsed": round(s.elapsed, 2),
                   "lr": self.lr, "train_loss": train_loss, "grad_norm": grad_norm,
                   "val_loss": val.loss if val else None, "val_bpc": val.bpc if val else None,
@@ -127,7 +145,8 @@ class Trainer:
             s.evals_since_best += 1
         record["best"] = improved
         self.history.append(record)
-        append_metrics(self.run_dir, record)
+        if self.world.is_main:
+            append_metrics(self.run_dir, record)
         if improved or val is None:
             self.save("best.pt")
         return record

@@ -6,6 +6,7 @@ texts of a couple of thousand characters, every run folder under tmp_path.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,19 @@ import pytest
 import torch
 
 from chargen import ModelConfig, TrainConfig, TrainResult, Vocab, train
+
+@pytest.fixture(autouse=True, scope="session")
+def corpus_cache(tmp_path_factory) -> Path:
+    """Prepared corpora go to a folder of this test session, never to the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("chargen-cache")
+    old = os.environ.get("CHARGEN_CACHE")
+    os.environ["CHARGEN_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("CHARGEN_CACHE", None)
+    else:
+        os.environ["CHARGEN_CACHE"] = old
+
 
 # Tiny models run faster on one thread than on two busy ones, and the results do not depend on it.
 torch.set_num_threads(1)

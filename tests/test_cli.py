@@ -91,7 +91,8 @@ FLAG_VALUES = {  # distinctive, non-default values for every config field
     "cell": "gru", "num_layers": 3, "hidden_size": 17, "embedding_dim": 9, "dropout": 0.25,
     "batch_size": 5, "seq_len": 11, "lr": 0.004, "weight_decay": 0.02, "warmup_steps": 7, "min_lr_frac": 0.2,
     "grad_clip": 0.5, "max_steps": 123, "max_time": 45.5, "patience": 4, "eval_every": 13, "save_every": 17,
-    "val_frac": 0.15, "seed": 99, "device": "cpu", "precision": "fp32",
+    "val_frac": 0.15, "seed": 99, "device": "cpu", "precision": "fp32", "impl": "reference",
+    "val_chars": 5000, "min_char_count": 2,
 }
 
 
@@ -157,7 +158,7 @@ def test_train_flag_defaults_come_from_dataclasses(captured):
     summary = json.loads(result.stdout)
     assert summary == {"run_dir": str(Path("runs/x")), "best_checkpoint": str(Path("runs/x/best.pt")), "steps": 3, "stop_reason": "max_steps",
                        "best_val_loss": 1.5, "best_val_bpc": round(1.5 / math.log(2), 4), "elapsed_s": 0.5,
-                       "parameters": 123, "chars_per_s": 1000, "device": "cpu"}
+                       "parameters": 123, "chars_per_s": 1000, "device": "cpu", "startup_s": 0.0}
 
 
 @pytest.mark.parametrize("flag", ["--layers", "--num-layers"])

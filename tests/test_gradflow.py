@@ -1,4 +1,4 @@
-"""gradient_flow: known vanishing and growing regimes, gating, and a brute-force autograd check."""
+"""gradient_flow: known vanishing and growing regimes, gating, a brute-force autograd check, and clipping."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from chargen.errors import ChargenError
-from chargen.gradflow import gradient_flow, gradient_flow_report
+from chargen.gradflow import clipping_effect, fresh_model, gradient_flow, gradient_flow_report, scale_recurrent
 from chargen.model import CharRNN, ModelConfig
 
 V, E, H = 7, 5, 16
@@ -102,9 +102,98 @@ def test_report_summarises_the_norms():
     h = report["horizon"]
     assert h is not None and norms[h] < 1e-3 * norms[0] and all(n >= 1e-3 * norms[0] for n in norms[:h])
     assert math.isfinite(report["ratio_last_first"])
+    assert (report["cell"], report["num_layers"], report["hidden_size"]) == ("rnn", 1, H)
+    assert report["recurrent_scale"] == 1.0 and report["clip"] is None
 
 
 def test_too_short_a_sequence_is_a_domain_error():
     """Guards against a silent IndexError when the text is shorter than the lags asked for."""
     with pytest.raises(ChargenError, match="at least 12 ids"):
         gradient_flow(make_model("gru"), random_ids(11), max_lag=10)
+
+
+def exploding_model() -> CharRNN:
+    """Two layers, W_hh x 4: at these sizes the lag-40 norm is tens of times the lag-0 norm."""
+    return scale_recurrent(make_model("rnn", layers=2), 4.0)
+
+
+def test_fresh_model_is_the_start_of_training_and_keeps_the_global_rng():
+    """Guards against a fresh model that differs from what `chargen train --seed` starts from, or
+    that reseeds the caller's RNG as a side effect."""
+    cfg = ModelConfig(vocab_size=V, cell="gru", num_layers=2, hidden_size=H, embedding_dim=E, dropout=0.0)
+    torch.manual_seed(99)
+    state = torch.get_rng_state()
+    model = fresh_model(cfg, seed=5)
+    assert torch.equal(torch.get_rng_state(), state) and not model.training
+    torch.manual_seed(5)  # what Trainer does before building its CharRNN
+    reference = CharRNN(cfg)
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        assert torch.equal(p, q), name
+    other = fresh_model(cfg, seed=6)
+    assert not torch.equal(other.rnn.weight_hh_l0, model.rnn.weight_hh_l0)
+
+
+def test_scale_recurrent_scales_only_w_hh_of_a_copy():
+    """Guards against scaling the input weights or biases too, or changing the caller's model."""
+    model = make_model("lstm", layers=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    scaled = scale_recurrent(model, 3.0)
+    for name, value in scaled.state_dict().items():
+        want = 3.0 * before[name] if name.startswith("rnn.weight_hh") else before[name]
+        assert torch.allclose(value, want, rtol=0, atol=1e-6), name
+        assert torch.equal(model.state_dict()[name], before[name]), name
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(ChargenError, match="recurrent scale"):
+            scale_recurrent(model, bad)
+
+
+def test_exploding_gradient_is_clipped_to_the_bound_with_its_profile_unchanged():
+    """Guards against clipping that does not bound the global norm, that changes the gradient's
+    direction (per-element clipping would), or that alters the shape over lags: in the exploding
+    regime norm[40] > norm[0]; after clip_grad_norm_ the norm is <= the bound, the cosine to the
+    unclipped gradient is 1, and every lag norm shrinks by the same factor."""
+    model, ids = exploding_model(), random_ids(42)
+    norms = gradient_flow(model, ids, 40)
+    assert norms[40] / norms[0] > 10
+    clip = clipping_effect(model, ids, 40, max_norm=1.0)
+    assert clip["total_norm"] > 10 and clip["clipped_norm"] <= 1.0 + 1e-5
+    assert clip["scale"] == pytest.approx(clip["clipped_norm"] / clip["total_norm"], rel=1e-6)
+    assert clip["cosine"] == pytest.approx(1.0, abs=1e-9)
+    assert clip["norms"] == pytest.approx([clip["scale"] * n for n in norms], rel=1e-5)
+    relative_before = [n / norms[0] for n in norms]
+    relative_after = [n / clip["norms"][0] for n in clip["norms"]]
+    assert relative_after == pytest.approx(relative_before, rel=1e-5)
+
+
+def test_clipping_measures_the_models_own_parameter_gradient():
+    """Guards against a total norm taken over the wrong loss or the wrong parameters: it must equal
+    the global norm of the parameter gradient computed through nn.RNN's forward, not the reference cells.
+    In float64: in float32 the growing recurrence amplifies the two paths' rounding to about 0.2%."""
+    model, ids = exploding_model().double(), random_ids(42)
+    logits = model(ids[:-2].unsqueeze(0))[0][:, -1]  # (1, V)
+    grads = torch.autograd.grad(F.cross_entropy(logits, ids[-2:-1]), list(model.parameters()))
+    want = math.sqrt(sum(g.double().pow(2).sum().item() for g in grads))
+    clip = clipping_effect(model, ids[:-1], 30, max_norm=0.5)
+    assert clip["total_norm"] == pytest.approx(want, rel=1e-9)
+    assert all(p.grad is None for p in model.parameters())  # the caller's model is left clean
+
+
+def test_clipping_below_the_bound_changes_nothing():
+    """Guards against rescaling a gradient that is already inside the bound."""
+    model, ids = make_model("gru"), random_ids(20)
+    clip = clipping_effect(model, ids, 10, max_norm=1e6)
+    assert clip["scale"] == pytest.approx(1.0, abs=1e-12)
+    assert clip["clipped_norm"] == pytest.approx(clip["total_norm"], rel=1e-6)
+    assert clip["norms"] == pytest.approx(gradient_flow(model, ids, 10), rel=1e-6)
+    with pytest.raises(ChargenError, match="clip norm must be a positive number"):
+        clipping_effect(model, ids, 10, max_norm=0.0)
+
+
+def test_report_with_recurrent_scale_and_clip_agrees_with_its_parts():
+    """Guards against a report that scales a different model than it clips, or forgets the scale."""
+    model, ids = make_model("rnn", layers=2), random_ids(42)
+    report = gradient_flow_report(model, ids, 40, max_norm=2.0, recurrent_scale=4.0)
+    assert report["recurrent_scale"] == 4.0 and report["norms"] == gradient_flow(exploding_model(), ids, 40)
+    assert report["ratio_last_first"] > 10 and report["horizon"] is None
+    assert report["clip"] == clipping_effect(exploding_model(), ids, 40, max_norm=2.0)
+    assert torch.equal(model.rnn.weight_hh_l0, make_model("rnn", layers=2).rnn.weight_hh_l0)
