@@ -79,8 +79,8 @@ def scaled(values: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def levels(values: np.ndarray) -> str:
-    """One colour-class letter per character, from values already in [-1, 1]."""
-    idx = np.rint((np.clip(values, -1, 1) + 1) * 10).astype(int)  # (T,) 0..20
+    """One colour-class letter per character, from values already in [-1, 1] (nan shows as 0)."""
+    idx = np.rint((np.clip(np.nan_to_num(values), -1, 1) + 1) * 10).astype(int)  # (T,) 0..20
     return "".join(LEVELS[i] for i in idx)
 
 

@@ -22,11 +22,11 @@ from rich.table import Table
 
 from .checkpoint import load_model
 from .config import TrainConfig
-from .corpus import read_text, split_ids
 from .device import resolve_device
 from .errors import ChargenError
 from .evaluate import evaluate_carried, evaluate_windows
 from .model import ModelConfig
+from .prepare import encode_file
 from .runs import newest_checkpoint
 from .sample import SampleConfig, Sampler, generate, sample_texts
 from .terminal import interact, stream, unescape, warn_unknown
@@ -234,10 +234,9 @@ def evaluate(
     if window < 0:
         raise ChargenError(f"window must be 0 (off) or positive, got {window}", "try --window 256")
     model, vocab, state = load_model(checkpoint)
-    ids = vocab.encode(read_text(textfile))
-    if split == "val":
-        stored = state.get("train_config") or {}
-        ids = split_ids(ids, stored.get("val_frac", 0.1), stored.get("val_chars", 0))[1]
+    stored = state.get("train_config") or {}
+    ids = encode_file(textfile, vocab, *((stored.get("val_frac", 0.1), stored.get("val_chars", 0))
+                                         if split == "val" else ()))
     dev = resolve_device(device)
     model.to(dev)
     carried = evaluate_carried(model, ids, dev)

@@ -60,6 +60,23 @@ def load_corpus(path: str | os.PathLike, val_frac: float, val_chars: int = 0, mi
     return Corpus(prepared.vocab, train_ids, torch.from_numpy(val_ids.astype(np.int64)), prepared)
 
 
+def encode_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
+                val_chars: int = 0) -> torch.Tensor:
+    """Ids (N,) int64 of a UTF-8 file in `vocab`'s numbering (a model's), or with `val_frac` only
+    its validation tail as split_ids cuts it; only that part is ever held in memory.
+
+    Goes through the prepared cache, then renumbers with one small table. Characters
+    `vocab` lacks become its unknown symbol, or raise ChargenError naming them.
+    """
+    prepared = prepare_corpus(path)
+    missing = [c for c in prepared.vocab.chars if c not in vocab.chars]
+    if missing and vocab.unk is None:
+        vocab.encode("".join(missing))  # raises, naming them
+    table = vocab.encode("".join(prepared.vocab.chars)).numpy()  # file id -> model id
+    ids = prepared.ids if val_frac is None else split_ids(prepared.ids, val_frac, val_chars)[1]
+    return torch.from_numpy(table[np.asarray(ids)])
+
+
 def cache_root() -> Path:
     """$CHARGEN_CACHE, else $XDG_CACHE_HOME/chargen, else ~/.cache/chargen."""
     if os.environ.get("CHARGEN_CACHE"):

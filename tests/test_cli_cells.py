@@ -160,7 +160,7 @@ def test_page_is_self_contained():
 
 
 def test_levels_and_colour():
-    assert levels(np.array([-1.0, -0.04, 0.06, 1.0, 7.0])) == "akluu"
+    assert levels(np.array([-1.0, -0.04, 0.06, 1.0, 7.0, np.nan])) == "akluuk"
     assert colour(0) == "#ffffff" and colour(1) == "#d62f27" and colour(-1) == "#3163c4" and colour(5) == colour(1)
     assert len(LEVELS) == 21
 

@@ -262,3 +262,17 @@ def test_prime_with_unseen_characters_is_read_as_unknown_with_a_warning(tmp_path
     assert "warning: the model never learned '가', '😀'; read as the unknown symbol '\ufffd'" in result.stderr
     assert result.stdout.startswith("ab가😀") and UNKNOWN not in result.stdout
     assert len(result.stdout) == len("ab가😀") + 20 + 1
+
+
+def test_encode_file_renumbers_into_a_models_vocabulary(tmp_path):
+    """`chargen eval` reads a file through the cache: the ids must be the model's numbering, not the file's."""
+    from chargen.prepare import encode_file
+    text = "cab\ncab\nbad\n" * 30
+    path = write(tmp_path / "e.txt", text)
+    model_vocab = Vocab(tuple("\nabcdxyz"))  # a superset, numbered differently from the file's own
+    assert torch.equal(encode_file(path, model_vocab), model_vocab.encode(text))
+    tail = encode_file(path, model_vocab, val_frac=0.5, val_chars=7)
+    assert torch.equal(tail, model_vocab.encode(text[-7:]))
+    with pytest.raises(ChargenError, match="not in the model's vocabulary: 'd'"):
+        encode_file(path, Vocab(tuple("\nabc")))
+    assert encode_file(path, Vocab(tuple("\nabc") + (UNKNOWN,), UNKNOWN)).tolist().count(4) == text.count("d")
