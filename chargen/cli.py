@@ -206,7 +206,7 @@ def info(
     model, vocab, state = load_model(path)
     best = state.get("best_val_loss", math.inf)
     rows = {"checkpoint": str(path), "format_version": state["format_version"], "step": state.get("step"),
-            "parameters": model.num_parameters(), "vocab_size": len(vocab),
+            "parameters": model.num_parameters(), "vocab_size": len(vocab), "unknown_symbol": vocab.unk,
             "best_val_loss": _finite(best), "best_val_bpc": _finite(best / math.log(2)),
             "model_config": state["model_config"], "train_config": state.get("train_config")}
     if as_json:

@@ -256,6 +256,7 @@ def test_info_json(trained_run, model_vocab):
     info = json.loads(result.stdout)
     assert info["checkpoint"] == str(trained_run.best)
     assert (info["format_version"], info["step"], info["vocab_size"]) == (1, ckpt["step"], len(vocab))
+    assert info["unknown_symbol"] is None  # every character of the poem is frequent enough
     assert info["parameters"] == model.num_parameters()
     assert info["best_val_loss"] == round(ckpt["best_val_loss"], 4)
     assert info["best_val_bpc"] == round(ckpt["best_val_loss"] / math.log(2), 4)
