@@ -12,6 +12,8 @@ from torch import nn
 
 from .cells import trace
 from .errors import ChargenError
+from .fused_gru import enabled as fused_gru_enabled
+from .fused_gru import fused_gru, gru_weights
 
 IMPLS = ("torch", "reference")  # torch's fused layers, or cells.py's equations one step at a time (slow, for study)
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -90,7 +92,13 @@ class CharRNN(nn.Module):
             out, hidden = torch.stack(t.outputs, dim=1), t.hidden  # (B, T, H)
         else:
             emb = self.embedding(x)  # (B, T, E)
-            out, hidden = self.rnn(emb, hidden)  # (B, T, H)
+            # Training a GRU on the CPU: the same weights through fused_gru.py, whose backward finds
+            # the weight gradients in a few large products instead of one small one per time step.
+            if (self.config.cell == "gru" and emb.device.type == "cpu" and torch.is_grad_enabled()
+                    and fused_gru_enabled()):
+                out, hidden = fused_gru(emb, hidden, gru_weights(self.rnn), self.rnn.dropout, self.training)
+            else:
+                out, hidden = self.rnn(emb, hidden)  # (B, T, H)
         logits = self.head(self.dropout(out))  # (B, T, V)
         return logits, hidden
 
