@@ -24,7 +24,7 @@ class FastStep:
         with torch.no_grad():
             p = {name: t.detach().float().clone() for name, t in rnn.named_parameters()}
             emb = model.embedding.weight.detach().float()  # (V, E)
-            L, H = cfg.num_layers, cfg.hidden_size
+            L = cfg.num_layers
             # For the LSTM and the RNN both biases simply add, so they fold into one. The
             # GRU's hidden bias of its "new" gate sits inside r * (...), so only the reset
             # and update parts of it can move.
