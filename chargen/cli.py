@@ -235,8 +235,10 @@ def evaluate(
         raise ChargenError(f"window must be 0 (off) or positive, got {window}", "try --window 256")
     model, vocab, state = load_model(checkpoint)
     stored = state.get("train_config") or {}
-    ids = encode_file(textfile, vocab, *((stored.get("val_frac", 0.1), stored.get("val_chars", 0))
-                                         if split == "val" else ()))
+    if split == "val":
+        ids = encode_file(textfile, vocab, stored.get("val_frac", 0.1), stored.get("val_chars", 0))
+    else:
+        ids = encode_file(textfile, vocab)
     dev = resolve_device(device)
     model.to(dev)
     carried = evaluate_carried(model, ids, dev)

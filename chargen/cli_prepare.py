@@ -12,7 +12,7 @@ import typer
 from .cli import _default, _err, _guard, _table, app
 from .config import TrainConfig
 from .prepare import prepare_corpus
-from .train import _PrepareBar
+from .train import PrepareBar
 
 
 @app.command()
@@ -25,7 +25,7 @@ def prepare(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Count and encode CORPUS into the cache that `chargen train` memory-maps (done once per file)."""
-    with _PrepareBar(corpus, False if quiet or as_json else None) as bar:
+    with PrepareBar(corpus, False if quiet or as_json else None) as bar:
         p = prepare_corpus(corpus, min_char_count, progress=bar.update)
     size = corpus.stat().st_size
     rare = sum(1 for c in p.counts if c not in p.vocab.chars)

@@ -94,17 +94,25 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
-def read_text(path: str | os.PathLike) -> str:
-    """Read a UTF-8 file exactly as stored: '\\r\\n' and '\\n' are kept, a BOM is dropped."""
+def read_raw(path: str | os.PathLike, limit: int = -1) -> bytes:
+    """The bytes of a text file (the first `limit` of them if given), with one ChargenError for
+    a folder, a missing file or an unreadable one."""
     path = Path(path)
     if path.is_dir():
         raise ChargenError(f"{path} is a folder, not a text file", "pass the path of a UTF-8 text file")
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            return f.read(limit)
     except FileNotFoundError:
         raise ChargenError(f"corpus not found: {path}", "check the path, e.g. corpora/shakespeare.txt") from None
     except OSError as e:
         raise ChargenError(f"cannot read {path}: {e.strerror}", "check the file's permissions") from None
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """Read a UTF-8 file exactly as stored: '\\r\\n' and '\\n' are kept, a BOM is dropped."""
+    path = Path(path)
+    raw = read_raw(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

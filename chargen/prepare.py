@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .corpus import Vocab, split_ids
+from .corpus import Vocab, read_raw, split_ids
 from .errors import ChargenError
 from .scan import BOM, Encoder, Progress, chunks, count_chars
 
@@ -46,7 +46,6 @@ class Corpus:
     vocab: Vocab
     train_ids: np.ndarray  # (N_train,) uint8/16/32, memory-mapped
     val_ids: torch.Tensor  # (N_val,) int64
-    prepared: PreparedCorpus | None = None
 
 
 def load_corpus(path: str | os.PathLike, val_frac: float, val_chars: int = 0, min_char_count: int = 1,
@@ -57,7 +56,7 @@ def load_corpus(path: str | os.PathLike, val_frac: float, val_chars: int = 0, mi
     if val_frac > 0 and len(val_ids) < 2:
         raise ChargenError(f"{path} is too short for a validation split ({len(prepared.ids)} characters)",
                            "use a longer text or --val-frac 0")
-    return Corpus(prepared.vocab, train_ids, torch.from_numpy(val_ids.astype(np.int64)), prepared)
+    return Corpus(prepared.vocab, train_ids, torch.from_numpy(val_ids.astype(np.int64)))
 
 
 def encode_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
@@ -113,10 +112,10 @@ def prepare_corpus(path: str | os.PathLike, min_char_count: int = 1, cache: str 
     key = hashlib.blake2b(f"{path.resolve()}\0{min_char_count}".encode(), digest_size=10).hexdigest()
     folder = Path(cache) if cache is not None else cache_root()
     folder = folder / f"{path.stem[:40]}-{key}"
-    found = _open_cached(folder, fingerprint(path))
+    stamp = fingerprint(path)
+    found = _open_cached(folder, stamp)
     if found is not None:
         return PreparedCorpus(*found, folder, True, time.perf_counter() - t0)
-    stamp = fingerprint(path)
     counts = count_chars(path, progress)
     vocab = Vocab.from_counts(counts, min_char_count)
     ids = _write_cache(folder, path, vocab, counts, stamp, min_char_count, progress)
@@ -126,16 +125,7 @@ def prepare_corpus(path: str | os.PathLike, min_char_count: int = 1, cache: str 
 
 
 def _check_file(path: Path) -> Path:
-    if path.is_dir():
-        raise ChargenError(f"{path} is a folder, not a text file", "pass the path of a UTF-8 text file")
-    if not path.exists():
-        raise ChargenError(f"corpus not found: {path}", "check the path, e.g. corpora/shakespeare.txt")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(BOM) + 1)
-    except OSError as e:
-        raise ChargenError(f"cannot read {path}: {e.strerror}", "check the file's permissions") from None
-    if not head.removeprefix(BOM):
+    if not read_raw(path, len(BOM) + 1).removeprefix(BOM):
         raise ChargenError(f"{path} is empty", "train on a file that contains text")
     return path
 

@@ -127,7 +127,8 @@ class Sampler:
         else:
             gen.manual_seed(cfg.seed)
         self.noise = GumbelNoise(gen, cfg.num_samples, len(vocab))
-        self.unk = vocab.unk_id  # stands for characters too rare to learn: never drawn
+        # The unknown symbol stands for characters too rare to learn: it is never drawn.
+        self.unk = None if vocab.unk_id is None else torch.tensor([vocab.unk_id], device=self.device)
         self.reset()
 
     def reset(self) -> None:
@@ -159,7 +160,7 @@ class Sampler:
         if self.last is None:
             self._feed_ids(start_ids(self.vocab, ""))
         for _ in range(n):
-            logits = self.last if self.unk is None else self.last.index_fill(1, torch.tensor([self.unk]), -math.inf)
+            logits = self.last if self.unk is None else self.last.index_fill(1, self.unk, -math.inf)
             nxt = pick(logits, self.cfg, self.noise)  # (N,)
             # Feed it back before handing it out, so the state holds every character the
             # caller has seen even if it stops reading here (--stop, interactive mode).

@@ -91,7 +91,7 @@ def _load(corpus_path: str | Path, config: TrainConfig, world: World, progress: 
     wait for it and then open the cache, instead of all encoding the same file at once."""
     corpus = None
     if world.local_rank == 0:
-        with _PrepareBar(corpus_path, progress if world.is_main else False) as bar:
+        with PrepareBar(corpus_path, progress if world.is_main else False) as bar:
             corpus = load_corpus(corpus_path, config.val_frac, config.val_chars, config.min_char_count,
                                  progress=bar.update)
     barrier(world)
@@ -177,13 +177,13 @@ def _run(trainer: Trainer, progress: bool | None, startup: float) -> TrainResult
                        speed(), reason, str(trainer.device), startup, trainer.world.is_main, trainer.history)
 
 
-class _PrepareBar:
+class PrepareBar:
     """A tqdm bar in MB over the two passes of preparing a corpus; silent on a cache hit."""
 
     def __init__(self, path: str | Path, enabled: bool | None) -> None:
         self.path, self.enabled, self.bar = Path(path), enabled, None
 
-    def __enter__(self) -> _PrepareBar:
+    def __enter__(self) -> PrepareBar:
         return self
 
     def update(self, nbytes: int) -> None:
