@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # scripts that import chargen find this checkout, installed or not
 SHARED = ROOT.parent / "shared"
 REFERENCE = SHARED / "bench" / "reference_charrnn.py"
 TINY = SHARED / "corpora" / "tinyshakespeare.txt"

@@ -27,6 +27,7 @@ from .errors import ChargenError
 from .evaluate import evaluate_carried, evaluate_windows
 from .model import ModelConfig
 from .prepare import encode_file
+from .recipes import default_configs, default_help
 from .runs import newest_checkpoint
 from .sample import SampleConfig, Sampler, generate, sample_texts
 from .terminal import interact, stream, unescape, warn_unknown
@@ -78,17 +79,17 @@ def _silence_stdout() -> None:
 @_guard
 def train(
     corpus: Path = typer.Argument(..., help="UTF-8 text file to learn from.", show_default=False),
-    cell: str = typer.Option(_default(ModelConfig, "cell"), help="Recurrent cell: rnn, lstm or gru."),
-    num_layers: int = typer.Option(_default(ModelConfig, "num_layers"), "--num-layers", "--layers"),
-    hidden_size: int = typer.Option(_default(ModelConfig, "hidden_size")),
-    embedding_dim: int = typer.Option(_default(ModelConfig, "embedding_dim")),
-    dropout: float = typer.Option(_default(ModelConfig, "dropout")),
+    cell: Optional[str] = typer.Option(None, help=f"Recurrent cell: rnn, lstm or gru. [{default_help('cell')}]"),
+    num_layers: Optional[int] = typer.Option(None, "--num-layers", "--layers", help=f"[{default_help('num_layers')}]"),
+    hidden_size: Optional[int] = typer.Option(None, help=f"[{default_help('hidden_size')}]"),
+    embedding_dim: Optional[int] = typer.Option(None, help=f"[{default_help('embedding_dim')}]"),
+    dropout: Optional[float] = typer.Option(None, help=f"[{default_help('dropout')}]"),
     impl: str = typer.Option(_default(ModelConfig, "impl"),
                              help="torch (fast), or reference: the cell equations step by step (slow, for study)."),
-    batch_size: int = typer.Option(_default(TrainConfig, "batch_size"), help="Parallel streams."),
-    seq_len: int = typer.Option(_default(TrainConfig, "seq_len"), help="Characters per BPTT window."),
-    lr: float = typer.Option(_default(TrainConfig, "lr"), help="Peak learning rate."),
-    weight_decay: float = typer.Option(_default(TrainConfig, "weight_decay")),
+    batch_size: Optional[int] = typer.Option(None, help=f"Parallel streams. [{default_help('batch_size')}]"),
+    seq_len: Optional[int] = typer.Option(None, help=f"Characters per BPTT window. [{default_help('seq_len')}]"),
+    lr: Optional[float] = typer.Option(None, help=f"Peak learning rate. [{default_help('lr')}]"),
+    weight_decay: Optional[float] = typer.Option(None, help=f"[{default_help('weight_decay')}]"),
     warmup_steps: int = typer.Option(_default(TrainConfig, "warmup_steps")),
     min_lr_frac: float = typer.Option(_default(TrainConfig, "min_lr_frac"), help="Final lr as a fraction of --lr."),
     grad_clip: float = typer.Option(_default(TrainConfig, "grad_clip"), help="Max global gradient L2 norm."),
@@ -103,19 +104,23 @@ def train(
                                        help="Rarer characters become one unknown symbol."),
     seed: int = typer.Option(_default(TrainConfig, "seed")),
     device: str = typer.Option(_default(TrainConfig, "device"), help="auto, cpu, cuda, cuda:N or mps."),
-    precision: str = typer.Option(_default(TrainConfig, "precision"), help="auto, fp32 or bf16 (autocast)."),
+    precision: str = typer.Option(_default(TrainConfig, "precision"), help="auto, fp32, bf16 or fp16 (autocast; fp16 on CUDA only)."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default checkpoints/<corpus>-<cell>)."),
     resume: bool = typer.Option(False, help="Continue the run in the run folder exactly."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
-    """Train a model on CORPUS; writes best.pt, last.pt and metrics.jsonl to the run folder."""
-    model_config = ModelConfig(cell=cell, num_layers=num_layers, hidden_size=hidden_size,
-                               embedding_dim=embedding_dim, dropout=dropout, impl=impl)
-    config = TrainConfig(batch_size=batch_size, seq_len=seq_len, lr=lr, weight_decay=weight_decay,
-                         warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip, max_steps=max_steps, max_time=max_time,
-                         patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
-                         val_chars=val_chars, min_char_count=min_char_count, seed=seed, device=device, precision=precision)
+    """Train a model on CORPUS; writes best.pt, last.pt and metrics.jsonl to the run folder.
+
+    Settings left out come from the device's recipe: a GRU 2x256 on a CPU, an LSTM 3x1024
+    on a CUDA GPU (see the README's default recipes)."""
+    model_config, config = default_configs(
+        resolve_device(device), cell=cell, num_layers=num_layers, hidden_size=hidden_size,
+        embedding_dim=embedding_dim, dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr,
+        weight_decay=weight_decay, warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip,
+        max_steps=max_steps, max_time=max_time, patience=patience, eval_every=eval_every, save_every=save_every,
+        val_frac=val_frac, val_chars=val_chars, min_char_count=min_char_count, seed=seed, device=device,
+        precision=precision)
     result = run_training(corpus, model_config, config, out=out, resume=resume, progress=False if quiet or as_json else None)
     if not result.is_main:  # another rank of a torchrun: rank 0 reports
         return

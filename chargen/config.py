@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from .errors import ChargenError
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class TrainConfig:
                 raise ChargenError(f"{name} must be in {bound}{low}, {high}], got {value!r}",
                                    f"fix --{name.replace('_', '-')}")
         if self.precision not in PRECISIONS:
-            raise ChargenError(f"unknown precision {self.precision!r}", "use --precision auto, fp32 or bf16")
+            raise ChargenError(f"unknown precision {self.precision!r}", "use --precision auto, fp32, bf16 or fp16")
         if self.max_steps == 0 and self.max_time == 0:
             raise ChargenError("training needs a limit", "set --max-steps or --max-time")
 

@@ -37,16 +37,24 @@ def resolve_device(spec: str = "auto") -> torch.device:
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """The one place that decides mixed precision: the autocast dtype for training, or None for fp32.
 
-    `auto` picks bfloat16 on a CPU with AMX tiles, where oneDNN runs the LSTM/GRU
-    matrix products about twice as fast (measured in benchmarks/README.md), and fp32
-    elsewhere. Weights, optimizer state and the loss stay fp32 either way.
+    `auto` picks float16 on a CUDA GPU (the trainer then scales the loss), bfloat16 on a
+    CPU with AMX tiles, where oneDNN runs the LSTM/GRU matrix products about twice as
+    fast, and fp32 elsewhere (measured in benchmarks/README.md). On an H100, cuDNN's LSTM
+    trained as fast in bf16 as in fp16 but learned far less per step in bf16, so fp16 it
+    is. Weights, optimizer state and the loss stay fp32 either way.
     """
     if precision not in PRECISIONS:
-        raise ChargenError(f"unknown precision {precision!r}", "use auto, fp32 or bf16")
-    if precision == "fp32" or (precision == "auto" and not _cpu_has_amx(device)):
+        raise ChargenError(f"unknown precision {precision!r}", "use auto, fp32, bf16 or fp16")
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "bf16" if _cpu_has_amx(device) else "fp32"
+    if precision == "fp32":
         return None
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ChargenError("--precision fp16 is for CUDA GPUs", "use --precision bf16 or fp32 here")
+        return torch.float16
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ChargenError("this GPU does not support bfloat16", "use --precision fp32")
+        raise ChargenError("this GPU does not support bfloat16", "use --precision fp16 or fp32")
     return torch.bfloat16
 
 

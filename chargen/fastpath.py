@@ -1,16 +1,54 @@
-"""A lean one-character-at-a-time inference step for sampling on the CPU.
+"""A lean one-character-at-a-time inference step for sampling.
 
 nn.LSTM/GRU/RNN are built for whole sequences; called once per character their
 fixed overhead dominates. Here the weights are rearranged once (the embedding and
 the first layer's input weights fold into one lookup table) and the cell equations
-run as a handful of fused tensor ops. It computes the same function as CharRNN in
-eval mode; it owns no training and no sampling policy.
+run as a handful of fused tensor ops; on a GPU the LSTM and GRU gates go through
+torch's one-kernel cell functions, so a layer is three kernels. It computes the
+same function as CharRNN in eval mode; it owns no training and no sampling policy.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager, nullcontext
 
 import torch
 
 from .model import CharRNN
+
+
+def product(bias: torch.Tensor, x: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
+    """bias + x @ w_t for x (N, in), w_t (in, out) and a bias of (out,) or (N, out).
+
+    One stream on a GPU takes cuBLAS's matrix-vector kernel, made for a single row,
+    instead of a matrix-matrix kernel tiled for many.
+    """
+    if x.size(0) == 1 and x.is_cuda:
+        return torch.addmv(bias.reshape(-1), w_t.t(), x[0]).unsqueeze(0)
+    return torch.addmm(bias, x, w_t)
+
+
+def times(x: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
+    """x @ w_t, with product()'s choice of kernel."""
+    if x.size(0) == 1 and x.is_cuda:
+        return torch.mv(w_t.t(), x[0]).unsqueeze(0)
+    return torch.mm(x, w_t)
+
+
+@contextmanager
+def _allow_tf32():
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def tf32(cuda: bool):
+    """On a GPU, a block in which float32 matrix products may use the tensor cores' TF32 mode
+    (10-bit mantissa), as torch's cuDNN RNN layers do by default; restored on leaving.
+    Elsewhere a block that changes nothing (and costs next to nothing)."""
+    return _allow_tf32() if cuda else nullcontext()
 
 
 class FastStep:
@@ -38,7 +76,10 @@ class FastStep:
             self.b_ih = [None] + b_in[1:]
             w_hh_t = [p[f"weight_hh_l{k}"].t() for k in range(L)]  # (H, G*H)
             H = cfg.hidden_size
-            if self.cell == "gru":  # r and z add x's part in the product itself; n keeps h's part apart
+            # On CUDA the gates of an LSTM or GRU layer are one kernel, torch's fused cell.
+            self.fused_cells = self.cell != "rnn" and emb.device.type == "cuda"
+            if self.cell == "gru" and not self.fused_cells:
+                # r and z add x's part in the product itself; n keeps h's part apart
                 self.w_rz_t = [w[:, : 2 * H].contiguous() for w in w_hh_t]  # (H, 2H)
                 self.w_n_t = [w[:, 2 * H:].contiguous() for w in w_hh_t]  # (H, H)
                 self.b_hn = [b[2 * H:].contiguous() for b in self.b_hh]  # (H,)
@@ -46,6 +87,7 @@ class FastStep:
                 self.w_hh_t = [w.contiguous() for w in w_hh_t]  # (H, G*H)
             self.head_w_t = model.head.weight.detach().float().t().contiguous()  # (H, V)
             self.head_b = model.head.bias.detach().float()  # (V,)
+            self.cuda = emb.is_cuda
 
     def _movable(self, b_hh: torch.Tensor) -> torch.Tensor:
         if self.cell != "gru":
@@ -70,17 +112,37 @@ class FastStep:
     @torch.no_grad()
     def __call__(self, ids: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
         """Logits (N, V) for ids (N,) and the new state; `state` is not modified."""
-        x_gates = self.table.index_select(0, ids)  # (N, G*H)
-        new_state = []
-        for k in range(self.num_layers):
-            if k > 0:
-                x_gates = torch.addmm(self.b_ih[k], x, self.w_ih_t[k])  # (N, G*H)
-            x, s = getattr(self, f"_{self.cell}")(x_gates, state[k], k)
-            new_state.append(s)
-        return torch.addmm(self.head_b, x, self.head_w_t), new_state  # (N, V)
+        top, new_state = self.cells(ids, state)
+        return self.head(top), new_state
+
+    def cells(self, ids: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
+        """The top layer's output (N, H) after ids (N,), and the new state; `state` is not modified."""
+        with tf32(self.cuda):
+            x_gates = self.table.index_select(0, ids)  # (N, G*H)
+            new_state = []
+            for k in range(self.num_layers):
+                if k > 0:
+                    x_gates = product(self.b_ih[k], x, self.w_ih_t[k])  # (N, G*H)
+                x, s = getattr(self, f"_{self.cell}")(x_gates, state[k], k)
+                new_state.append(s)
+        return x, new_state
+
+    def head(self, top: torch.Tensor) -> torch.Tensor:
+        """Logits (N, V) from the top layer's output (N, H)."""
+        with tf32(self.cuda):
+            return product(self.head_b, top, self.head_w_t)
+
+    @staticmethod
+    def top(state: list) -> torch.Tensor:
+        """The top layer's output (N, H) held in a state: its h."""
+        last = state[-1]
+        return last[0] if isinstance(last, tuple) else last
 
     def _lstm(self, x_gates, state, k):
         h, c = state  # (N, H) each
+        if self.fused_cells:
+            h, c, _ = torch.ops.aten._thnn_fused_lstm_cell(x_gates, times(h, self.w_hh_t[k]), c)
+            return h, (h, c)
         gates = torch.addmm(x_gates, h, self.w_hh_t[k])  # (N, 4H): input, forget, cell, output
         H = self.hidden_size
         s = torch.sigmoid(gates)  # the cell part of s goes unused: one op on 4H beats three on H
@@ -90,6 +152,9 @@ class FastStep:
         return h, (h, c)
 
     def _gru(self, x_gates, h, k):
+        if self.fused_cells:  # b_hh holds only the new gate's part, which the kernel keeps inside r * (...)
+            h, _ = torch.ops.aten._thnn_fused_gru_cell(x_gates, product(self.b_hh[k], h, self.w_hh_t[k]), h)
+            return h, h
         H = self.hidden_size
         rz = torch.addmm(x_gates[:, : 2 * H], h, self.w_rz_t[k]).sigmoid_()  # (N, 2H): reset, update
         hn = torch.addmm(self.b_hn[k], h, self.w_n_t[k])  # (N, H): h's part of the new gate
@@ -98,5 +163,5 @@ class FastStep:
         return h, h
 
     def _rnn(self, x_gates, h, k):
-        h = torch.tanh(torch.addmm(x_gates, h, self.w_hh_t[k]))  # (N, H)
+        h = torch.tanh(product(x_gates, h, self.w_hh_t[k]))  # (N, H)
         return h, h

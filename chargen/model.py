@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .cells import trace
@@ -97,13 +98,77 @@ class CharRNN(nn.Module):
             if (self.config.cell == "gru" and emb.device.type == "cpu" and torch.is_grad_enabled()
                     and fused_gru_enabled()):
                 out, hidden = fused_gru(emb, hidden, gru_weights(self.rnn), self.rnn.dropout, self.training)
+            elif self._layerwise:
+                out, hidden = layerwise(self.rnn, emb, hidden, self.training)
             else:
                 out, hidden = self.rnn(emb, hidden)  # (B, T, H)
         logits = self.head(self.dropout(out))  # (B, T, V)
         return logits, hidden
 
+    @property
+    def _layerwise(self) -> bool:
+        # A stacked LSTM on CUDA runs one layer per cuDNN call, each layer's weights in a buffer of its own.
+        return self.config.cell == "lstm" and self.config.num_layers > 1 and self.embedding.weight.is_cuda
+
+    def _apply(self, fn, *args, **kwargs):
+        # Moving the model (.to, .cuda, .half) lets nn.LSTM lay all layers out in one cuDNN buffer;
+        # layerwise() wants one buffer per layer, so that cuDNN can use each in place.
+        super()._apply(fn, *args, **kwargs)
+        if self._layerwise:
+            flatten_per_layer(self.rnn)
+        return self
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def flatten_per_layer(rnn: nn.RNNBase) -> None:
+    """Give each layer's four weight tensors a contiguous buffer of their own, in cuDNN's order.
+
+    cuDNN takes an RNN's weights in place only when they start a buffer laid out for that
+    very call; nn.LSTM.flatten_parameters lays out one buffer for all layers, which a
+    single-layer call on layer 1 or 2 cannot use (it would copy the weights at every call).
+    The parameters stay the same objects: they become views of the new buffers.
+    """
+    mode = torch.backends.cudnn.rnn.get_cudnn_mode(rnn.mode)
+    weights = rnn._flat_weights
+    with torch.no_grad():
+        for k in range(rnn.num_layers):
+            size_in = rnn.input_size if k == 0 else rnn.hidden_size
+            torch._cudnn_rnn_flatten_weight(weights[4 * k: 4 * k + 4], 4, size_in, mode, rnn.hidden_size, 0, 1,
+                                            rnn.batch_first, False)
+
+
+def layerwise(rnn: nn.RNNBase, x: torch.Tensor, hidden: Hidden | None, training: bool) -> tuple[torch.Tensor, Hidden]:
+    """`rnn(x, hidden)` for a batch-first stacked nn.LSTM/GRU/RNN, run as one single-layer call per layer.
+
+    The same function, dropout between layers included (its random draws differ). cuDNN
+    uses its persistent kernels, which keep the recurrent weights on chip for the whole
+    sequence, only for single-layer calls: on an H100, an LSTM 3x512 at batch 128 x 128
+    trained 1.7x faster this way than as one three-layer call (benchmarks/README.md).
+    """
+    lstm = isinstance(rnn, nn.LSTM)
+    run = {nn.LSTM: torch._VF.lstm, nn.GRU: torch._VF.gru}.get(type(rnn))
+    if run is None:
+        run = torch._VF.rnn_tanh if rnn.nonlinearity == "tanh" else torch._VF.rnn_relu
+    L, B, H = rnn.num_layers, x.size(0), rnn.hidden_size
+    if hidden is None:
+        zeros = x.new_zeros(L, B, H)
+        hidden = (zeros, zeros) if lstm else zeros
+    weights = rnn._flat_weights  # w_ih, w_hh, b_ih, b_hh for layer 0, then layer 1, ...
+    last_h, last_c = [], []
+    for k in range(L):
+        if k > 0 and training and rnn.dropout > 0:
+            x = F.dropout(x, rnn.dropout, True)
+        w = weights[4 * k: 4 * k + 4]
+        if lstm:
+            x, h, c = run(x, (hidden[0][k: k + 1], hidden[1][k: k + 1]), w, True, 1, 0.0, training, False, True)
+            last_c.append(c)
+        else:
+            x, h = run(x, hidden[k: k + 1], w, True, 1, 0.0, training, False, True)
+        last_h.append(h)
+    h = torch.cat(last_h)  # (L, B, H)
+    return x, ((h, torch.cat(last_c)) if lstm else h)
 
 
 def detach_hidden(hidden: Hidden) -> Hidden:

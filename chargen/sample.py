@@ -6,12 +6,14 @@ made; writing it anywhere is the caller's job.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 
+from .chunked import Chunk, chunk_size
 from .corpus import Vocab
 from .errors import ChargenError
 from .fastpath import FastStep
@@ -79,13 +81,28 @@ class GumbelNoise:
         self.gen, self.shape = gen, (max(1, min(1024, (1 << 20) // (n * v))), n, v)  # about 4 MB a block
         self.buf, self.i = torch.empty(0), 0
 
+    def _refill(self) -> None:
+        u = torch.rand(self.shape, generator=self.gen, device=self.gen.device)  # (K, N, V) in [0, 1)
+        self.buf = -torch.log(-torch.log(u))  # u = 0 gives -inf: never chosen, as it should be
+        self.i = 0
+
     def next(self) -> torch.Tensor:
+        """Noise for one step: (N, V)."""
         if self.i == len(self.buf):
-            u = torch.rand(self.shape, generator=self.gen, device=self.gen.device)  # (K, N, V) in [0, 1)
-            self.buf = -torch.log(-torch.log(u))  # u = 0 gives -inf: never chosen, as it should be
-            self.i = 0
+            self._refill()
         self.i += 1
-        return self.buf[self.i - 1]  # (N, V)
+        return self.buf[self.i - 1]
+
+    def take(self, k: int) -> torch.Tensor:
+        """Noise for the next k steps, (k, N, V): the same values k calls of next() would give."""
+        parts = []
+        while k:
+            if self.i == len(self.buf):
+                self._refill()
+            m = min(k, len(self.buf) - self.i)
+            parts.append(self.buf[self.i: self.i + m])
+            self.i, k = self.i + m, k - m
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def pick(logits: torch.Tensor, cfg: SampleConfig, noise: GumbelNoise) -> torch.Tensor:
@@ -112,15 +129,17 @@ class Sampler:
     `feed` runs text through the model as one sequence (any length, one call) and
     leaves the state after its last character; `draw` then yields one id per stream
     per step, feeding each back. The state persists across calls until `reset`.
-    On the CPU, `fast` uses FastStep for the single steps (the same function with
-    less overhead). The model is moved to `device` and put in eval mode.
+    `fast` uses FastStep for the single steps (the same function with less overhead)
+    and lets `draw(n, ahead=True)` work a chunk at a time (chunked.py; a CUDA graph on
+    a GPU). The model is moved to `device` and put in eval mode.
     """
 
     def __init__(self, model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu",
                  fast: bool = True) -> None:
         self.device = torch.device(device)
         self.model, self.vocab, self.cfg = model.to(self.device).eval(), vocab, cfg
-        self.step = FastStep(model) if fast and self.device.type == "cpu" else None
+        self.step = FastStep(model) if fast else None
+        self.chunk: Chunk | None = None
         gen = torch.Generator(self.device)
         if cfg.seed is None:
             gen.seed()
@@ -155,10 +174,30 @@ class Sampler:
         self.state = self.step.from_hidden(self.hidden) if self.step else None
 
     @torch.no_grad()
-    def draw(self, n: int) -> Iterator[torch.Tensor]:
-        """Yield n tensors of next ids, each (num_samples,), on the CPU."""
+    def draw(self, n: int, ahead: bool = False) -> Iterator[torch.Tensor]:
+        """Yield n tensors of next ids, each (num_samples,), on the CPU.
+
+        Without `ahead`, each character is fed back before it is handed out, so the state
+        holds exactly what the caller has read, even if it stops early (--stop, interactive
+        mode). With `ahead` (and `fast`), whole chunks are drawn before any is handed out:
+        much faster on a GPU, but a caller that stops early leaves the state further on.
+        """
         if self.last is None:
             self._feed_ids(start_ids(self.vocab, ""))
+        if ahead and self.step is not None:
+            k = chunk_size(self.device, self.cfg.num_samples, len(self.vocab))
+            while n >= k:
+                if self.chunk is None:
+                    cfg = self.cfg
+                    filters = functools.partial(filter_logits, temperature=cfg.temperature, top_k=cfg.top_k,
+                                                top_p=cfg.top_p)
+                    has_filter = 0 < cfg.top_k < len(self.vocab) or cfg.top_p < 1
+                    self.chunk = Chunk(self.step, self.state, k, cfg.temperature, self.vocab.unk_id,
+                                       filters if has_filter else None)
+                ids, self.state = self.chunk.run(self.state, self.noise)  # (K, N)
+                self.last = self.step.head(FastStep.top(self.state))
+                n -= k
+                yield from ids
         for _ in range(n):
             logits = self.last if self.unk is None else self.last.index_fill(1, self.unk, -math.inf)
             nxt = pick(logits, self.cfg, self.noise)  # (N,)
@@ -182,7 +221,7 @@ def generate_ids(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.
     """
     sampler = Sampler(model, vocab, cfg, device, fast)
     sampler.feed(cfg.prime)
-    return sampler.draw(cfg.length)
+    return sampler.draw(cfg.length, ahead=True)
 
 
 def generate(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> Iterator[str]:

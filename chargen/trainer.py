@@ -62,6 +62,8 @@ class Trainer:
                                            fused=device.type in ("cpu", "cuda"))
         self.state = TrainState()
         self.amp_dtype = autocast_dtype(device, config.precision)
+        # fp16 gradients underflow without loss scaling; the scaler finds the largest safe scale.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.history: list[dict] = []
         self.bad_steps = 0
         self.lr = 0.0  # the learning rate of the last step
@@ -79,6 +81,7 @@ class Trainer:
             "model_config": self.model.config.to_dict(), "train_config": self.config.to_dict(),
             "vocab": list(self.corpus.vocab.chars), "unk": self.corpus.vocab.unk, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "rng": rng,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "step": s.step, "epoch": s.epoch, "window": s.window, "elapsed": s.elapsed,
             "best_val_loss": s.best_val_loss, "evals_since_best": s.evals_since_best,
             "hidden": [h.cpu() for h in hidden] if hidden else None,
@@ -88,6 +91,8 @@ class Trainer:
         """Continue exactly where `ckpt` (a last.pt of this run) stopped."""
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scaler.is_enabled() and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
         torch.set_rng_state(ckpt["rng"]["cpu"])
         if self.device.type == "cuda" and "cuda" in ckpt["rng"]:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
@@ -116,18 +121,25 @@ class Trainer:
             logits, hidden = self.net(x, s.hidden)  # (B, T, V)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # under DDP the gradients arrive averaged over all ranks: the global batch's
+        # Under DDP the gradients arrive averaged over all ranks: the global batch's. With fp16 the
+        # loss is scaled up first and the gradients back down (both no-ops without fp16).
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
         # Clip before the step: one exploding window must not throw the weights far away.
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         # Every rank judges the same mean loss and the same (averaged) norm, so all skip or step together.
         loss_value, norm_value = mean(self.world, loss).item(), norm.item()
-        if math.isfinite(loss_value) and math.isfinite(norm_value):
-            self.optimizer.step()
+        overflow = self.scaler.is_enabled() and not math.isfinite(norm_value)
+        if math.isfinite(loss_value) and (math.isfinite(norm_value) or overflow):
+            # An fp16 overflow in the gradients is the scaler's business: it skips this update
+            # and lowers its scale. Otherwise this is the optimizer's step.
+            self.scaler.step(self.optimizer)
             s.hidden = detach_hidden(hidden)
             self.bad_steps = 0
         else:  # skip the update, so the weights stay finite; restart the state
             s.hidden = None
             self.bad_steps += 1
+        self.scaler.update()
         s.step, s.window = s.step + 1, s.window + 1
         return loss_value, norm_value
 

@@ -73,3 +73,85 @@ def test_two_gpus_with_nccl_train_like_one(tmp_path, corpus_file):
     assert ckpt["step"] == 20 and ckpt["train_config"]["batch_size"] == 8
     model, vocab, _ = load_model(tmp_path / "ddp" / "best.pt")
     assert len(sample_texts(model, vocab, SampleConfig(length=20, seed=1))[0]) == 20
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_fast_step_on_cuda_equals_the_model(cell, monkeypatch):
+    """On CUDA FastStep runs the LSTM and GRU gates through torch's fused cell kernels: the same function,
+    up to its TF32 products (a misplaced bias would be off by about 0.1 here)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # the reference in plain float32
+    from chargen import CharRNN, ModelConfig
+    from chargen.fastpath import FastStep
+
+    torch.manual_seed(0)
+    m = CharRNN(ModelConfig(vocab_size=30, cell=cell, num_layers=3, hidden_size=64, embedding_dim=16)).cuda().eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        x = torch.randint(30, (4, 9), device="cuda")
+        ref, _ = m(x)
+        step = FastStep(m)
+        assert step.fused_cells == (cell != "rnn")
+        _, hidden = m(x[:, :1])
+        state, outs = step.from_hidden(hidden), [ref[:, 0]]
+        for t in range(1, 9):
+            logits, state = step(x[:, t], state)
+            outs.append(logits)
+    torch.testing.assert_close(torch.stack(outs, 1), ref, atol=5e-3, rtol=5e-3)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("streams, temp, top_k", [(1, 0.0, 0), (1, 0.8, 0), (256, 1.0, 0), (4, 1.0, 5)])
+def test_cuda_graph_chunks_draw_what_single_steps_draw(cell, streams, temp, top_k):
+    """The captured graph replays K draw-and-feed rounds: same seed, same ids as one step at a
+    time on the same GPU, greedy, sampled, 256 streams and top-k; and the graph was captured."""
+    from chargen import CharRNN, ModelConfig, Vocab
+    from chargen.sample import Sampler
+
+    vocab = Vocab(tuple(chr(c) for c in range(40, 105)))
+    torch.manual_seed(1)
+    m = CharRNN(ModelConfig(vocab_size=65, cell=cell, num_layers=3, hidden_size=128))
+    with torch.no_grad():
+        m.head.weight.mul_(20)  # confident logits: rounding never flips a draw
+    cfg = SampleConfig(temperature=temp, top_k=top_k, seed=9, prime="ABC", num_samples=streams)
+    runs = []
+    for ahead in (True, False):
+        sampler = Sampler(m, vocab, cfg, "cuda")
+        sampler.feed(cfg.prime)
+        runs.append(torch.stack(list(sampler.draw(150, ahead=ahead))))  # 2 chunks of 64 and 22 single steps
+        if ahead:
+            assert sampler.chunk is not None and sampler.chunk.graph is not None
+    agree = (runs[0] == runs[1]).float().mean().item()
+    assert runs[0].shape == (150, streams) and agree == 1.0
+
+
+def test_stacked_lstm_on_cuda_runs_per_layer_on_buffers_of_its_own(monkeypatch):
+    """On CUDA a stacked LSTM runs one cuDNN call per layer (model.layerwise), each layer's weights
+    starting a buffer of their own (so cuDNN uses them in place): the stacked nn.LSTM's function and
+    gradients, also after a move to the CPU and back."""
+    import warnings
+
+    from chargen import CharRNN, ModelConfig
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    torch.manual_seed(0)
+    m = CharRNN(ModelConfig(vocab_size=30, cell="lstm", num_layers=3, hidden_size=128, embedding_dim=128,
+                            dropout=0.0)).cpu().cuda()
+    w = m.rnn._flat_weights
+    assert all(w[4 * k].data_ptr() == w[4 * k].untyped_storage().data_ptr() for k in range(3))
+    assert len({w[4 * k].untyped_storage().data_ptr() for k in range(3)}) == 3
+    x = torch.randint(30, (8, 40), device="cuda")
+    out, (h, c) = m(x)
+    out.square().mean().backward()
+    grads = [p.grad.clone() for p in m.rnn.parameters()]
+    m.zero_grad()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the stacked call copies the per-layer buffers, and says so
+        ref, (rh, rc) = m.rnn(m.embedding(x))
+    ref = m.head(ref)
+    ref.square().mean().backward()
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(h, rh, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(c, rc, atol=1e-5, rtol=1e-4)
+    for g, p in zip(grads, m.rnn.parameters()):
+        torch.testing.assert_close(g, p.grad, atol=1e-5, rtol=1e-3)

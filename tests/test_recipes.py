@@ -1,0 +1,119 @@
+"""Device recipes (recipes.py), the per-layer cuDNN calls (model.layerwise), fp16 precision and loss scaling.
+
+Everything here runs on the CPU: the GPU recipe is a table of settings, layerwise() runs
+through the same torch functions on any device, and the loss scaler has a CPU version.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from chargen import ChargenError, ModelConfig, TrainConfig
+from chargen.device import autocast_dtype
+from chargen.model import layerwise
+from chargen.recipes import GPU, default_configs
+
+from test_train import make_trainer
+
+CUDA, CPU = torch.device("cuda"), torch.device("cpu")  # a device object needs no GPU
+
+
+def test_cpu_recipe_is_the_dataclass_defaults():
+    assert default_configs(CPU) == (ModelConfig(), TrainConfig())
+
+
+def test_gpu_recipe_fills_what_is_not_given():
+    model, train = default_configs(CUDA, hidden_size=64, seed=7, lr=None)
+    assert (model.cell, model.num_layers, model.embedding_dim, model.dropout) == ("lstm", 3, 256, 0.5)
+    assert model.hidden_size == 64 and train.seed == 7  # given values win
+    assert (train.batch_size, train.seq_len, train.lr, train.weight_decay) == (128, 128, GPU["lr"], 0.1)
+    assert train.max_time == TrainConfig().max_time  # not in the recipe: the dataclass default
+
+
+def test_cli_train_takes_the_recipe_of_the_resolved_device(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from chargen.cli import app
+    calls = []
+    monkeypatch.setattr("chargen.cli.resolve_device", lambda spec: CUDA)
+    monkeypatch.setattr("chargen.cli.run_training", lambda corpus, model_config, config, **kw: calls.append(
+        (model_config, config)) or (_ for _ in ()).throw(ChargenError("stop here")))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abc\n" * 50)
+    result = CliRunner().invoke(app, ["train", str(corpus), "--device", "cuda", "--seq-len", "64"])
+    assert result.exit_code == 1 and "stop here" in result.stderr
+    model, train = calls[0]
+    assert (model.cell, model.hidden_size, train.batch_size, train.seq_len) == ("lstm", 1024, 128, 64)
+
+
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU, nn.RNN])
+def test_layerwise_is_the_stacked_layer(cls):
+    """One single-layer call per layer: the same outputs, final state and weight gradients."""
+    torch.manual_seed(0)
+    rnn = cls(5, 7, 3, batch_first=True)
+    x = torch.randn(2, 9, 5)
+    h = torch.randn(3, 2, 7)
+    hidden = (h, torch.randn(3, 2, 7)) if cls is nn.LSTM else h
+    results = []
+    for run in (lambda: rnn(x, hidden), lambda: layerwise(rnn, x, hidden, training=True)):
+        rnn.zero_grad()
+        out, last = run()
+        (out.square().sum() + sum(t.sum() for t in (last if isinstance(last, tuple) else (last,)))).backward()
+        results.append((out, last, [p.grad.clone() for p in rnn.parameters()]))
+    (a, ha, ga), (b, hb, gb) = results
+    torch.testing.assert_close(a, b)
+    for u, v in zip(ha if isinstance(ha, tuple) else (ha,), hb if isinstance(hb, tuple) else (hb,)):
+        torch.testing.assert_close(u, v)
+    for u, v in zip(ga, gb):
+        torch.testing.assert_close(u, v)
+    out0, _ = layerwise(rnn, x, None, training=False)
+    torch.testing.assert_close(out0, rnn(x)[0])  # hidden=None is a zero state
+
+
+def test_layerwise_drops_between_layers_only_in_training():
+    torch.manual_seed(0)
+    rnn = nn.LSTM(4, 6, 2, batch_first=True, dropout=0.5)
+    x = torch.randn(3, 5, 4)
+    plain = nn.LSTM(4, 6, 2, batch_first=True)
+    plain.load_state_dict(rnn.state_dict())
+    torch.testing.assert_close(layerwise(rnn, x, None, training=False)[0], plain(x)[0])
+    assert not torch.allclose(layerwise(rnn, x, None, training=True)[0], plain(x)[0])
+
+
+def test_precision_choices():
+    assert autocast_dtype(CUDA, "auto") == torch.float16
+    assert autocast_dtype(CUDA, "fp16") == torch.float16
+    assert autocast_dtype(CPU, "fp32") is None
+    with pytest.raises(ChargenError, match="fp16"):
+        autocast_dtype(CPU, "fp16")
+    with pytest.raises(ChargenError):
+        TrainConfig(precision="fp8")
+
+
+@pytest.mark.parametrize("scaled", [True, False])
+def test_gradient_overflow_under_loss_scaling_skips_the_update_not_the_run(tmp_path, corpus_file, make_model_config,
+                                                                          make_train_config, scaled):
+    """An inf in the gradients (what fp16 overflow gives) leaves the weights alone either way. Under
+    loss scaling it is the scaler's business: the scale halves, the state and the learning rate
+    stay, and training goes on. Without a scaler it is a bad step: the state restarts."""
+    trainer = make_trainer(tmp_path, corpus_file, make_model_config(), make_train_config(max_steps=40))
+    if scaled:
+        trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)
+    head = trainer.model.head.weight
+    handle = head.register_hook(lambda g: g * math.inf)  # every element inf or nan, as after an overflow
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    loss, norm = trainer.train_step()
+    handle.remove()
+    assert math.isfinite(loss) and not math.isfinite(norm)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    if scaled:
+        assert trainer.bad_steps == 0 and trainer.state.hidden is not None
+        assert trainer.scaler.get_scale() == 2.0 ** 15
+    else:
+        assert trainer.bad_steps == 1 and trainer.state.hidden is None
+    losses = [trainer.train_step()[0] for _ in range(39)]
+    assert sum(losses[-5:]) / 5 < loss - 0.3
+    assert all(math.isfinite(p.sum().item()) for p in trainer.model.parameters())
