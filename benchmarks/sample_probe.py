@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""What each part of the GPU sampling path buys: chunked CUDA graphs, TF32 products and the
-matrix-vector kernel for one stream, each switched off in turn.
+"""What each part of the GPU sampling path buys: chunked CUDA graphs and TF32 products, each
+switched off in turn.
 
     python benchmarks/sample_probe.py [--shape lstm,3,512] [--length 3000]
 
@@ -45,20 +45,16 @@ def main() -> None:
     vocab = Vocab(tuple(chr(c) for c in range(40, 105)))
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(vocab_size=65, cell=cell, num_layers=int(layers), hidden_size=int(hidden)))
-    product, times, tf32 = fastpath.product, fastpath.times, fastpath.tf32
-    plain_product = lambda bias, x, w_t: torch.addmm(bias, x, w_t)
-    plain_times = lambda x, w_t: torch.mm(x, w_t)
+    tf32 = fastpath.tf32
     no_tf32 = lambda cuda: nullcontext()
     variants = {
-        "all on": (product, times, tf32, True),
-        "no matrix-vector kernel": (plain_product, plain_times, tf32, True),
-        "no TF32": (product, times, no_tf32, True),
-        "no CUDA graph (one step at a time)": (product, times, tf32, False),
+        "all on": (tf32, True),
+        "no TF32": (no_tf32, True),
+        "no CUDA graph (one step at a time)": (tf32, False),
     }
     print(f"machine: {machine()}", flush=True)
     rows = []
-    for name, (prod, tim, t32, ahead) in variants.items():
-        fastpath.product, chunked.product, fastpath.times = prod, prod, tim
+    for name, (t32, ahead) in variants.items():
         fastpath.tf32, chunked.tf32 = t32, t32
         for streams in (1, 256):
             length = a.length if streams == 1 else a.length // 3

@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from .fastpath import FastStep, product, tf32
+from .fastpath import FastStep, tf32
 
 
 def chunk_size(device: torch.device, streams: int, vocab_size: int) -> int:
@@ -68,9 +68,9 @@ class Chunk:
         for i in range(self.k):
             with tf32(self.step.cuda):
                 if self.filter_fn is not None:
-                    scores = self.filter_fn(product(self.bias, top, self.w)) + self.addend[i]  # (N, V)
+                    scores = self.filter_fn(torch.addmm(self.bias, top, self.w)) + self.addend[i]  # (N, V)
                 else:
-                    scores = product(self.addend[i], top, self.w)  # (N, V): logits / T + noise
+                    scores = torch.addmm(self.addend[i], top, self.w)  # (N, V): logits / T + noise
             torch.argmax(scores, dim=-1, out=self.ids[i])
             top, state = self.step.cells(self.ids[i], state)
         _copy_state(self.state, state)

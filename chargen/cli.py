@@ -79,17 +79,17 @@ def _silence_stdout() -> None:
 @_guard
 def train(
     corpus: Path = typer.Argument(..., help="UTF-8 text file to learn from.", show_default=False),
-    cell: Optional[str] = typer.Option(None, help=f"Recurrent cell: rnn, lstm or gru. [{default_help('cell')}]"),
-    num_layers: Optional[int] = typer.Option(None, "--num-layers", "--layers", help=f"[{default_help('num_layers')}]"),
-    hidden_size: Optional[int] = typer.Option(None, help=f"[{default_help('hidden_size')}]"),
-    embedding_dim: Optional[int] = typer.Option(None, help=f"[{default_help('embedding_dim')}]"),
-    dropout: Optional[float] = typer.Option(None, help=f"[{default_help('dropout')}]"),
+    cell: Optional[str] = typer.Option(None, help=f"Recurrent cell: rnn, lstm or gru. {default_help('cell')}"),
+    num_layers: Optional[int] = typer.Option(None, "--num-layers", "--layers", help=default_help('num_layers')),
+    hidden_size: Optional[int] = typer.Option(None, help=default_help('hidden_size')),
+    embedding_dim: Optional[int] = typer.Option(None, help=default_help('embedding_dim')),
+    dropout: Optional[float] = typer.Option(None, help=default_help('dropout')),
     impl: str = typer.Option(_default(ModelConfig, "impl"),
                              help="torch (fast), or reference: the cell equations step by step (slow, for study)."),
-    batch_size: Optional[int] = typer.Option(None, help=f"Parallel streams. [{default_help('batch_size')}]"),
-    seq_len: Optional[int] = typer.Option(None, help=f"Characters per BPTT window. [{default_help('seq_len')}]"),
-    lr: Optional[float] = typer.Option(None, help=f"Peak learning rate. [{default_help('lr')}]"),
-    weight_decay: Optional[float] = typer.Option(None, help=f"[{default_help('weight_decay')}]"),
+    batch_size: Optional[int] = typer.Option(None, help=f"Parallel streams. {default_help('batch_size')}"),
+    seq_len: Optional[int] = typer.Option(None, help=f"Characters per BPTT window. {default_help('seq_len')}"),
+    lr: Optional[float] = typer.Option(None, help=f"Peak learning rate. {default_help('lr')}"),
+    weight_decay: Optional[float] = typer.Option(None, help=default_help('weight_decay')),
     warmup_steps: int = typer.Option(_default(TrainConfig, "warmup_steps")),
     min_lr_frac: float = typer.Option(_default(TrainConfig, "min_lr_frac"), help="Final lr as a fraction of --lr."),
     grad_clip: float = typer.Option(_default(TrainConfig, "grad_clip"), help="Max global gradient L2 norm."),
@@ -112,8 +112,8 @@ def train(
 ) -> None:
     """Train a model on CORPUS; writes best.pt, last.pt and metrics.jsonl to the run folder.
 
-    Settings left out come from the device's recipe: a GRU 2x256 on a CPU, an LSTM 3x1024
-    on a CUDA GPU (see the README's default recipes)."""
+    Settings left out come from the device's recipe (GRU 2x256 on a CPU, LSTM 3x1024 on a GPU).
+    """
     model_config, config = default_configs(
         resolve_device(device), cell=cell, num_layers=num_layers, hidden_size=hidden_size,
         embedding_dim=embedding_dim, dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr,

@@ -16,24 +16,6 @@ import torch
 from .model import CharRNN
 
 
-def product(bias: torch.Tensor, x: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
-    """bias + x @ w_t for x (N, in), w_t (in, out) and a bias of (out,) or (N, out).
-
-    One stream on a GPU takes cuBLAS's matrix-vector kernel, made for a single row,
-    instead of a matrix-matrix kernel tiled for many.
-    """
-    if x.size(0) == 1 and x.is_cuda:
-        return torch.addmv(bias.reshape(-1), w_t.t(), x[0]).unsqueeze(0)
-    return torch.addmm(bias, x, w_t)
-
-
-def times(x: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
-    """x @ w_t, with product()'s choice of kernel."""
-    if x.size(0) == 1 and x.is_cuda:
-        return torch.mv(w_t.t(), x[0]).unsqueeze(0)
-    return torch.mm(x, w_t)
-
-
 @contextmanager
 def _allow_tf32():
     old = torch.backends.cuda.matmul.allow_tf32
@@ -122,7 +104,7 @@ class FastStep:
             new_state = []
             for k in range(self.num_layers):
                 if k > 0:
-                    x_gates = product(self.b_ih[k], x, self.w_ih_t[k])  # (N, G*H)
+                    x_gates = torch.addmm(self.b_ih[k], x, self.w_ih_t[k])  # (N, G*H)
                 x, s = getattr(self, f"_{self.cell}")(x_gates, state[k], k)
                 new_state.append(s)
         return x, new_state
@@ -130,7 +112,7 @@ class FastStep:
     def head(self, top: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) from the top layer's output (N, H)."""
         with tf32(self.cuda):
-            return product(self.head_b, top, self.head_w_t)
+            return torch.addmm(self.head_b, top, self.head_w_t)
 
     @staticmethod
     def top(state: list) -> torch.Tensor:
@@ -141,7 +123,7 @@ class FastStep:
     def _lstm(self, x_gates, state, k):
         h, c = state  # (N, H) each
         if self.fused_cells:
-            h, c, _ = torch.ops.aten._thnn_fused_lstm_cell(x_gates, times(h, self.w_hh_t[k]), c)
+            h, c, _ = torch.ops.aten._thnn_fused_lstm_cell(x_gates, torch.mm(h, self.w_hh_t[k]), c)
             return h, (h, c)
         gates = torch.addmm(x_gates, h, self.w_hh_t[k])  # (N, 4H): input, forget, cell, output
         H = self.hidden_size
@@ -153,7 +135,7 @@ class FastStep:
 
     def _gru(self, x_gates, h, k):
         if self.fused_cells:  # b_hh holds only the new gate's part, which the kernel keeps inside r * (...)
-            h, _ = torch.ops.aten._thnn_fused_gru_cell(x_gates, product(self.b_hh[k], h, self.w_hh_t[k]), h)
+            h, _ = torch.ops.aten._thnn_fused_gru_cell(x_gates, torch.addmm(self.b_hh[k], h, self.w_hh_t[k]), h)
             return h, h
         H = self.hidden_size
         rz = torch.addmm(x_gates[:, : 2 * H], h, self.w_rz_t[k]).sigmoid_()  # (N, 2H): reset, update
@@ -163,5 +145,5 @@ class FastStep:
         return h, h
 
     def _rnn(self, x_gates, h, k):
-        h = torch.tanh(product(x_gates, h, self.w_hh_t[k]))  # (N, H)
+        h = torch.tanh(torch.addmm(x_gates, h, self.w_hh_t[k]))  # (N, H)
         return h, h

@@ -5,6 +5,7 @@ hidden state to logits and the next hidden state. Loss and temperature live else
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 import torch
@@ -108,7 +109,9 @@ class CharRNN(nn.Module):
     @property
     def _layerwise(self) -> bool:
         # A stacked LSTM on CUDA runs one layer per cuDNN call, each layer's weights in a buffer of its own.
-        return self.config.cell == "lstm" and self.config.num_layers > 1 and self.embedding.weight.is_cuda
+        # CHARGEN_LAYERWISE=0 turns this off (for measuring what it buys).
+        return (self.config.cell == "lstm" and self.config.num_layers > 1 and self.embedding.weight.is_cuda
+                and os.environ.get("CHARGEN_LAYERWISE", "1") != "0")
 
     def _apply(self, fn, *args, **kwargs):
         # Moving the model (.to, .cuda, .half) lets nn.LSTM lay all layers out in one cuDNN buffer;

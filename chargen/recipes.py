@@ -35,6 +35,6 @@ def default_configs(target: torch.device, **given) -> tuple[ModelConfig, TrainCo
 
 
 def default_help(name: str) -> str:
-    """'CPU x, GPU y' for a setting the recipes choose, for the CLI's help."""
+    """'(default: x on a CPU, y on a GPU)' for a setting the recipes choose, for the CLI's help."""
     cpu = {f.name: f.default for f in fields(ModelConfig) + fields(TrainConfig)}[name]
-    return f"{cpu} on a CPU, {GPU[name]} on a GPU" if name in GPU else str(cpu)
+    return f"(default: {cpu} on a CPU, {GPU[name]} on a GPU)" if name in GPU else f"(default: {cpu})"

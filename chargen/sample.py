@@ -179,14 +179,15 @@ class Sampler:
 
         Without `ahead`, each character is fed back before it is handed out, so the state
         holds exactly what the caller has read, even if it stops early (--stop, interactive
-        mode). With `ahead` (and `fast`), whole chunks are drawn before any is handed out:
-        much faster on a GPU, but a caller that stops early leaves the state further on.
+        mode). With `ahead` (and `fast`), whole chunks are drawn before any is handed out,
+        the last one too (its surplus is dropped): much faster on a GPU, but the state ends
+        up to a chunk further on than the characters handed out.
         """
         if self.last is None:
             self._feed_ids(start_ids(self.vocab, ""))
         if ahead and self.step is not None:
             k = chunk_size(self.device, self.cfg.num_samples, len(self.vocab))
-            while n >= k:
+            while n > 0:
                 if self.chunk is None:
                     cfg = self.cfg
                     filters = functools.partial(filter_logits, temperature=cfg.temperature, top_k=cfg.top_k,
@@ -196,8 +197,8 @@ class Sampler:
                                        filters if has_filter else None)
                 ids, self.state = self.chunk.run(self.state, self.noise)  # (K, N)
                 self.last = self.step.head(FastStep.top(self.state))
+                yield from ids[:n]
                 n -= k
-                yield from ids
         for _ in range(n):
             logits = self.last if self.unk is None else self.last.index_fill(1, self.unk, -math.inf)
             nxt = pick(logits, self.cfg, self.noise)  # (N,)

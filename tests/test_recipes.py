@@ -83,8 +83,13 @@ def test_layerwise_drops_between_layers_only_in_training():
     assert not torch.allclose(layerwise(rnn, x, None, training=True)[0], plain(x)[0])
 
 
-def test_precision_choices():
+def test_precision_choices(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert autocast_dtype(CUDA, "auto") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # e.g. a V100
     assert autocast_dtype(CUDA, "auto") == torch.float16
+    with pytest.raises(ChargenError, match="bfloat16"):
+        autocast_dtype(CUDA, "bf16")
     assert autocast_dtype(CUDA, "fp16") == torch.float16
     assert autocast_dtype(CPU, "fp32") is None
     with pytest.raises(ChargenError, match="fp16"):
