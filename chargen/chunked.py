@@ -85,7 +85,7 @@ class Chunk:
         with torch.cuda.graph(self.graph):
             self._program()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def run(self, state: list, noise) -> tuple[torch.Tensor, list]:
         if self.capture and self.graph is None:
             self._capture()

@@ -154,7 +154,7 @@ class Sampler:
         """Forget everything fed or drawn: the next draw starts from a zero state."""
         self.hidden, self.state, self.last = None, None, None
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def feed(self, text: str) -> None:
         """Warm the state on `text`; raises ChargenError naming characters the model has never seen."""
         self._feed_ids(start_ids(self.vocab, text))
@@ -173,7 +173,7 @@ class Sampler:
             self.last = logits[:, -1].float()  # (N, V)
         self.state = self.step.from_hidden(self.hidden) if self.step else None
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def draw(self, n: int, ahead: bool = False) -> Iterator[torch.Tensor]:
         """Yield n tensors of next ids, each (num_samples,), on the CPU.
 
