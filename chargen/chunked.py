@@ -59,8 +59,7 @@ class Chunk:
         self.addend = bias.new_empty(k, n, v).copy_(bias)  # (K, N, V), its own memory
         self.ids = torch.zeros(k, n, dtype=torch.long, device=bias.device)  # (K, N)
         self.state = [tuple(t.clone() for t in s) if isinstance(s, tuple) else s.clone() for s in state]
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.capture = bias.device.type == "cuda"
+        self.graph: torch.cuda.CUDAGraph | None = None  # captured at the first run on CUDA
 
     def _program(self) -> None:
         state = self.state
@@ -87,7 +86,7 @@ class Chunk:
 
     @torch.inference_mode()
     def run(self, state: list, noise) -> tuple[torch.Tensor, list]:
-        if self.capture and self.graph is None:
+        if self.step.cuda and self.graph is None:
             self._capture()
         _copy_state(self.state, state)
         if self.temperature > 0:

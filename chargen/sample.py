@@ -159,6 +159,13 @@ class Sampler:
         """Warm the state on `text`; raises ChargenError naming characters the model has never seen."""
         self._feed_ids(start_ids(self.vocab, text))
 
+    def _make_chunk(self) -> Chunk:
+        cfg, v = self.cfg, len(self.vocab)
+        filtered = 0 < cfg.top_k < v or cfg.top_p < 1  # else 1/T folds into the output weights
+        filters = functools.partial(filter_logits, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p)
+        return Chunk(self.step, self.state, chunk_size(self.device, cfg.num_samples, v), cfg.temperature,
+                     self.vocab.unk_id, filters if filtered else None)
+
     def _feed_ids(self, ids: torch.Tensor) -> None:
         if self.state is not None:
             self.hidden = self.step.to_hidden(self.state)
@@ -186,19 +193,12 @@ class Sampler:
         if self.last is None:
             self._feed_ids(start_ids(self.vocab, ""))
         if ahead and self.step is not None:
-            k = chunk_size(self.device, self.cfg.num_samples, len(self.vocab))
+            self.chunk = self.chunk or self._make_chunk()
             while n > 0:
-                if self.chunk is None:
-                    cfg = self.cfg
-                    filters = functools.partial(filter_logits, temperature=cfg.temperature, top_k=cfg.top_k,
-                                                top_p=cfg.top_p)
-                    has_filter = 0 < cfg.top_k < len(self.vocab) or cfg.top_p < 1
-                    self.chunk = Chunk(self.step, self.state, k, cfg.temperature, self.vocab.unk_id,
-                                       filters if has_filter else None)
                 ids, self.state = self.chunk.run(self.state, self.noise)  # (K, N)
                 self.last = self.step.head(FastStep.top(self.state))
                 yield from ids[:n]
-                n -= k
+                n -= self.chunk.k
         for _ in range(n):
             logits = self.last if self.unk is None else self.last.index_fill(1, self.unk, -math.inf)
             nxt = pick(logits, self.cfg, self.noise)  # (N,)

@@ -129,8 +129,7 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         # Every rank judges the same mean loss and the same (averaged) norm, so all skip or step together.
         loss_value, norm_value = mean(self.world, loss).item(), norm.item()
-        overflow = self.scaler.is_enabled() and not math.isfinite(norm_value)
-        if math.isfinite(loss_value) and (math.isfinite(norm_value) or overflow):
+        if math.isfinite(loss_value) and (math.isfinite(norm_value) or self.scaler.is_enabled()):
             # An fp16 overflow in the gradients is the scaler's business: it skips this update
             # and lowers its scale. Otherwise this is the optimizer's step.
             self.scaler.step(self.optimizer)
