@@ -11,16 +11,21 @@ top-p add their filtering ops, still inside the graph.
 The noise comes from the sampler's GumbelNoise in the order the step-by-step path
 draws it, so both paths give the same text from the same seed wherever their logits
 agree (they differ only by rounding: (xW + b) / T is computed as x(W / T) + b / T).
-On the CPU the same program runs without capture.
+On the CPU the same program runs without capture, compiled by TorchScript when no
+filter is on (scripted.py).
 """
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable
 
 import torch
 
+from . import scripted
 from .fastpath import FastStep, tf32
+
+SCRIPTED = os.environ.get("CHARGEN_SCRIPTED", "1") != "0"  # 0: the Python program on the CPU too, for comparisons
 
 
 def chunk_size(device: torch.device, streams: int, vocab_size: int) -> int:
@@ -40,7 +45,7 @@ class Chunk:
     buffers until the next run.
     """
 
-    def __init__(self, step: FastStep, state: list, k: int, temperature: float, unk_id: int | None,
+    def __init__(self, step: FastStep, state, k: int, temperature: float, unk_id: int | None,
                  filter_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         """`filter_fn` maps logits (N, V) to temperature-scaled, top-k/top-p filtered ones; None when
         no filter is on, so that 1/T can fold into the weights."""
@@ -58,10 +63,17 @@ class Chunk:
         # The addend of each round's product: bias + Gumbel noise (just the bias when greedy or filtered).
         self.addend = bias.new_empty(k, n, v).copy_(bias)  # (K, N, V), its own memory
         self.ids = torch.zeros(k, n, dtype=torch.long, device=bias.device)  # (K, N)
-        self.state = [tuple(t.clone() for t in s) if isinstance(s, tuple) else s.clone() for s in state]
+        self.state = tuple(t.clone() for t in state) if isinstance(state, tuple) else state.clone()
         self.graph: torch.cuda.CUDAGraph | None = None  # captured at the first run on CUDA
+        # On the CPU, without filters, the rounds run as TorchScript (scripted.py): the same ops
+        # without the interpreter's overhead. The filters are Python, so they keep this program.
+        self.scripted = (not step.cuda and self.filter_fn is None and SCRIPTED
+                         and scripted.compiled() is not None)
 
     def _program(self) -> None:
+        if self.scripted:
+            _copy_state(self.state, scripted.rounds(self.step, self.w, self.addend, self.ids, self.state))
+            return
         state = self.state
         top = FastStep.top(state)  # (N, H)
         for i in range(self.k):
@@ -85,7 +97,7 @@ class Chunk:
             self._program()
 
     @torch.inference_mode()
-    def run(self, state: list, noise) -> tuple[torch.Tensor, list]:
+    def run(self, state, noise) -> tuple[torch.Tensor, object]:
         if self.step.cuda and self.graph is None:
             self._capture()
         _copy_state(self.state, state)
@@ -102,8 +114,8 @@ class Chunk:
         return self.ids.to("cpu", copy=True), self.state  # a copy: the next run overwrites the buffer
 
 
-def _copy_state(dst: list, src: list) -> None:
-    for d, s in zip(dst, src):
-        for a, b in zip(d if isinstance(d, tuple) else (d,), s if isinstance(s, tuple) else (s,)):
-            if a is not b:
-                a.copy_(b)
+def _copy_state(dst, src) -> None:
+    """Copy a FastStep state into buffers of the same structure (a tensor, or an LSTM's pair)."""
+    for a, b in zip(dst if isinstance(dst, tuple) else (dst,), src if isinstance(src, tuple) else (src,)):
+        if a is not b:
+            a.copy_(b)

@@ -81,3 +81,46 @@ def test_chunk_size_bounds_the_noise_block():
     assert chunk_size(torch.device("cuda"), 256, 65) == 64
     assert chunk_size(torch.device("cuda"), 65536, 65) == 1
     assert 1 <= chunk_size(torch.device("cuda"), 4096, 465) * 4096 * 465 <= 1 << 22
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 3])
+def test_scripted_rounds_equal_the_python_program_bit_for_bit(cell, layers, monkeypatch):
+    """On the CPU an unfiltered chunk runs as TorchScript (scripted.py): the same ops as FastStep's
+    Python, so the same ids and exactly the same state, in 3 streams, greedy and sampled."""
+    from chargen import chunked, scripted
+    from chargen.fastpath import FastStep
+
+    assert scripted.compiled() is not None  # this torch scripts it: the fast program is in use
+    torch.manual_seed(layers)
+    m = CharRNN(ModelConfig(vocab_size=len(VOCAB), cell=cell, num_layers=layers, hidden_size=6, embedding_dim=5))
+    with torch.no_grad():
+        m.head.weight.mul_(4)
+        _, hidden = m(torch.tensor([[1, 2, 3]] * 3))
+    step = FastStep(m.eval())
+    state = step.from_hidden(hidden)
+    for temp in (0.0, 0.8):
+        runs = []
+        for on in (True, False):
+            monkeypatch.setattr(chunked, "SCRIPTED", on)
+            chunk = chunked.Chunk(step, state, 20, temp, None)
+            assert chunk.scripted == on
+            ids, new = chunk.run(state, GumbelNoise(torch.Generator().manual_seed(2), 3, len(VOCAB)))
+            runs.append((ids, [t.clone() for t in (new if isinstance(new, tuple) else (new,))]))
+        (ids_a, state_a), (ids_b, state_b) = runs
+        assert ids_a.shape == (20, 3) and torch.equal(ids_a, ids_b)
+        assert temp == 0 or len(set(ids_a.flatten().tolist())) > 1  # sampled text varies
+        assert all(torch.equal(a, b) for a, b in zip(state_a, state_b))
+        assert not torch.equal(state_a[0], state[0] if isinstance(state, tuple) else state)  # it moved on
+
+
+def test_filters_keep_the_python_program():
+    """Top-k and top-p are Python functions, so a filtered chunk does not run as TorchScript."""
+    from chargen import chunked
+    from chargen.fastpath import FastStep
+
+    m = model("gru", VOCAB)
+    step = FastStep(m)
+    state = step.from_hidden(torch.zeros(2, 1, 6))
+    assert chunked.Chunk(step, state, 4, 1.0, None).scripted
+    assert not chunked.Chunk(step, state, 4, 1.0, None, filter_fn=lambda x: x).scripted
