@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Sampling speed: chargen's sampler vs the reference's eager loop, same shape and run.
 
-    python benchmarks/sample_speed.py [--device cpu] [--length 3000] [--shape lstm,2,256]
+    python benchmarks/sample_speed.py [--device cpu] [--length 3000] [--shape gru,2,256] [--repeat 3]
 
 Both use a freshly initialised model over a 65-character vocabulary (speed does not
-depend on the weights), temperature 0.8, one stream; chargen also with --batch streams.
+depend on the weights), temperature 0.8, one stream and --batch streams. The default
+shape is chargen's default model on that device class: GRU 2x256 on a CPU, LSTM 3x512
+(issue 5's GPU shape) on a GPU. With --repeat R the reference and chargen each run R
+times, alternating, and every run is a row: the machines are shared and noisy.
 """
 import argparse
 import time
@@ -14,7 +17,10 @@ import torch
 from _common import reference_cmd, report, run_json
 
 
-def chargen_rate(cell: str, layers: int, hidden: int, device: str, length: int, streams: int, fast: bool) -> float:
+def chargen_rate(cell: str, layers: int, hidden: int, device: str, length: int, streams: int, path: str) -> float:
+    """Characters/s on `path`: "fast" (FastStep and chunks: TorchScript on a CPU, a CUDA graph on a
+    GPU), "fast-python" (the same chunks run from Python: what TorchScript buys) or "plain" (nn.RNN)."""
+    from chargen import chunked
     from chargen.corpus import Vocab
     from chargen.model import CharRNN, ModelConfig
     from chargen.sample import SampleConfig, generate_ids
@@ -23,7 +29,8 @@ def chargen_rate(cell: str, layers: int, hidden: int, device: str, length: int, 
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(vocab_size=65, cell=cell, num_layers=layers, hidden_size=hidden))
     cfg = SampleConfig(length=length, temperature=0.8, seed=0, num_samples=streams)
-    steps = generate_ids(model, vocab, cfg, device, fast=fast)
+    chunked.SCRIPTED = path == "fast"
+    steps = generate_ids(model, vocab, cfg, device, fast=path != "plain")
     for _ in range(20):  # warm-up, as the reference does
         next(steps)
     t0 = time.perf_counter()
@@ -38,20 +45,22 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--length", type=int, default=3000)
     p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--shape", default=None, help="cell,layers,hidden (default: lstm,2,256 on CPU, lstm,3,512 on GPU)")
+    p.add_argument("--shape", default=None, help="cell,layers,hidden (default: gru,2,256 on CPU, lstm,3,512 on GPU)")
+    p.add_argument("--repeat", type=int, default=1, help="runs of each, alternating (default 1)")
     a = p.parse_args()
-    shape = a.shape or ("lstm,2,256" if a.device == "cpu" else "lstm,3,512")
+    shape = a.shape or ("gru,2,256" if a.device == "cpu" else "lstm,3,512")
     cell, layers, hidden = shape.split(",")
-    ref, _ = run_json(reference_cmd("sample", "--cell", cell, "--layers", layers, "--hidden", hidden,
-                                    "--device", a.device, "--length", str(a.length), "--batch", str(a.batch)))
     rows = []
-    for streams in (1, a.batch):
-        ref_rate = ref[f"chars_per_s_batch{streams}"]
-        for fast in (True, False):
-            rate = chargen_rate(cell, int(layers), int(hidden), a.device, a.length, streams, fast)
-            rows.append({"shape": shape, "device": a.device, "streams": streams,
-                         "path": "fast" if fast else "plain", "chargen_chars_s": round(rate),
-                         "reference_chars_s": ref_rate, "ratio": round(rate / ref_rate, 1)})
+    for run in range(1, a.repeat + 1):
+        ref, _ = run_json(reference_cmd("sample", "--cell", cell, "--layers", layers, "--hidden", hidden,
+                                        "--device", a.device, "--length", str(a.length), "--batch", str(a.batch)))
+        for streams in (1, a.batch):
+            ref_rate = ref[f"chars_per_s_batch{streams}"]
+            for path in ("fast", "fast-python", "plain") if a.device == "cpu" else ("fast", "plain"):
+                rate = chargen_rate(cell, int(layers), int(hidden), a.device, a.length, streams, path)
+                rows.append({"run": run, "shape": shape, "device": a.device, "streams": streams,
+                             "path": path, "chargen_chars_s": round(rate),
+                             "reference_chars_s": ref_rate, "ratio": round(rate / ref_rate, 1)})
     report(rows)
 
 

@@ -2,10 +2,11 @@
 
 nn.LSTM/GRU/RNN are built for whole sequences; called once per character their
 fixed overhead dominates. Here the weights are rearranged once (the embedding and
-the first layer's input weights fold into one lookup table) and the cell equations
-run as a handful of fused tensor ops; on a GPU the LSTM and GRU gates go through
-torch's one-kernel cell functions, so a layer is three kernels. It computes the
-same function as CharRNN in eval mode; it owns no training and no sampling policy.
+the first layer's input weights fold into one lookup table; every layer's state
+weights stack into one batched product) and the cell equations run as a handful of
+tensor ops (`run_layers`, which scripted.py also compiles); on a GPU the LSTM and GRU
+gates go through torch's one-kernel cell functions. It computes the same function as
+CharRNN in eval mode; it owns no training and no sampling policy.
 """
 from __future__ import annotations
 
@@ -67,8 +68,8 @@ def run_layers(cell: str, fused: bool, x_gates: Tensor, w_in: List[Tensor], b_in
     (else `cs` comes back as given). `x_gates` (N, G*H) is layer 0's input part.
 
     The state's part of every layer's gates is one batched product, taken first: it needs
-    only the old state. On a 2-core CPU that beat one product per layer by about 1.2x
-    (fewer calls, each split over both cores). Written for TorchScript too (scripted.py
+    only the old state. On a 2-core CPU that beat one product per layer by about 1.2x in
+    the TorchScript rounds, GRU 2x256 (fewer calls, each split over both cores). Written for TorchScript too (scripted.py
     runs it, op for op the same).
     """
     h_gates = torch.baddbmm(b_hh, hs, w_hh)  # (L, N, G*H)

@@ -4,7 +4,7 @@ On a CPU a chunk's program cannot be captured as a CUDA graph, and run from Pyth
 each of its two dozen small ops a character pays the interpreter's call overhead. The
 same rounds compiled by TorchScript run the same ATen kernels in the same order (so
 they give the same ids and state, bit for bit, as FastStep's Python) with that
-overhead gone: on a 2-core CPU, single-stream GRU 2x256, about 1.7x the characters per
+overhead gone: on a 2-core CPU, single-stream GRU 2x256, 1.5-1.7x the characters per
 second of the Python program (benchmarks/README.md).
 """
 from __future__ import annotations
