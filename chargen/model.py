@@ -183,3 +183,11 @@ def detach_hidden(hidden: Hidden) -> Hidden:
     if isinstance(hidden, tuple):
         return tuple(h.detach() for h in hidden)
     return hidden.detach()
+
+
+def zero_where(flag: torch.Tensor, hidden: Hidden) -> Hidden:
+    """`hidden`, or zeros of its shape where the 0-d bool `flag` holds: a restart decided on the
+    device, without the host waiting to read the flag. Zeros are what a state of None means."""
+    if isinstance(hidden, tuple):
+        return tuple(torch.where(flag, 0.0, h) for h in hidden)
+    return torch.where(flag, 0.0, hidden)

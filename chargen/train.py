@@ -161,12 +161,14 @@ def _run(trainer: Trainer, progress: bool | None, startup: float) -> TrainResult
                                    f"are in {trainer.run_dir / 'last.pt'}", "lower --lr or --grad-clip")
             s.elapsed = from_main(trainer.world, time.perf_counter() - start, trainer.device)  # one clock for all ranks
             if s.step % cfg.eval_every == 0:
+                loss, norm = trainer.settle()  # this step's own figures, not a step late
                 bar.show_eval(trainer.evaluate(loss, norm, speed()))
                 evaluated_at = s.step
             if s.step % cfg.save_every == 0:
                 trainer.save("last.pt")
             bar.update(s.step, s.elapsed, loss, norm, speed())
         if evaluated_at != s.step and steps_here > 0:
+            loss, norm = trainer.settle()
             trainer.evaluate(loss, norm, speed())
     except KeyboardInterrupt:
         reason = "interrupted"

@@ -6,6 +6,7 @@ Stop rules, progress and the run folder's lifetime belong to train.py.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from .corpus import StreamBatcher
 from .device import autocast_dtype
 from .distributed import World, from_main, mean
 from .evaluate import EvalResult, evaluate_carried
-from .model import CharRNN, Hidden, ModelConfig, detach_hidden
+from .model import CharRNN, Hidden, ModelConfig, detach_hidden, zero_where
 from .prepare import Corpus
 from .runs import append_metrics
 
@@ -35,6 +36,29 @@ class TrainState:
     evals_since_best: int = 0
     hidden: Hidden | None = None
 
+
+class StepFigures:
+    """A step's loss, pre-clip gradient norm and verdict (bad: not finite), on their way to the host.
+
+    On a GPU they are copied into pinned memory without waiting, and `read` waits only
+    for that copy, not for the steps queued after it. Elsewhere they are simply read.
+    """
+
+    def __init__(self, loss: torch.Tensor, norm: torch.Tensor, bad: torch.Tensor) -> None:
+        figures = torch.stack([loss.float(), norm.float(), bad.float()])  # (3,)
+        self.done = None
+        if figures.is_cuda:
+            self.host = torch.empty(3, pin_memory=True).copy_(figures, non_blocking=True)
+            self.done = torch.cuda.Event()
+            self.done.record()
+        else:
+            self.host = figures
+
+    def read(self) -> tuple[float, float, bool]:
+        if self.done is not None:
+            self.done.synchronize()
+        loss, norm, bad = self.host.tolist()
+        return loss, norm, bool(bad)
 
 
 class Trainer:
@@ -65,8 +89,14 @@ class Trainer:
         # fp16 gradients underflow without loss scaling; the scaler finds the largest safe scale.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.history: list[dict] = []
-        self.bad_steps = 0
+        self.bad_steps = 0  # bad steps in a row, as far as read
         self.lr = 0.0  # the learning rate of the last step
+        # Steps whose figures the host has not read yet. On a GPU the host reads each step's one
+        # step late, so that it never waits for the step it has just queued (the GPU stays busy);
+        # a step's update and state restart are decided on the device, so nothing waits on them.
+        self.lag = 1 if device.type == "cuda" else 0
+        self.unread: deque[StepFigures] = deque()
+        self.last_figures = (math.nan, math.nan)  # (loss, norm) of the last step read
 
     # -- checkpoints ---------------------------------------------------------------------
     def checkpoint_state(self) -> dict:
@@ -109,7 +139,8 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def train_step(self) -> tuple[float, float]:
-        """One window of every stream: forward, backward, clip, update. Returns (loss, pre-clip norm)."""
+        """One window of every stream: forward, backward, clip, update. Returns (loss, pre-clip norm)
+        of the last step read: this one, or on a GPU the one before (see `lag`; `settle` reads all)."""
         s, cfg = self.state, self.config
         if s.window >= len(self.batcher):  # end of epoch: start again from a fresh state
             s.epoch, s.window, s.hidden = s.epoch + 1, 0, None
@@ -127,20 +158,39 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         # Clip before the step: one exploding window must not throw the weights far away.
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        # Every rank judges the same mean loss and the same (averaged) norm, so all skip or step together.
-        loss_value, norm_value = mean(self.world, loss).item(), norm.item()
-        if math.isfinite(loss_value) and (math.isfinite(norm_value) or self.scaler.is_enabled()):
-            # An fp16 overflow in the gradients is the scaler's business: it skips this update
-            # and lowers its scale. Otherwise this is the optimizer's step.
-            self.scaler.step(self.optimizer)
-            s.hidden = detach_hidden(hidden)
-            self.bad_steps = 0
-        else:  # skip the update, so the weights stay finite; restart the state
-            s.hidden = None
-            self.bad_steps += 1
+        # Every rank judges the same mean loss and the same (averaged) norm, so all skip or step
+        # together. An fp16 overflow in the gradients is the scaler's business, not a bad step.
+        loss = mean(self.world, loss.detach())
+        bad = ~torch.isfinite(loss) if self.scaler.is_enabled() else ~(torch.isfinite(loss) & torch.isfinite(norm))
+        self._update(bad)
+        s.hidden = zero_where(bad, detach_hidden(hidden))  # a bad step restarts the state
         self.scaler.update()
         s.step, s.window = s.step + 1, s.window + 1
-        return loss_value, norm_value
+        self.unread.append(StepFigures(loss, norm, bad))
+        return self.settle(self.lag)
+
+    def _update(self, bad: torch.Tensor) -> None:
+        """The optimizer's step, skipped where `bad` (0-d bool) holds, so the weights stay finite."""
+        if self.scaler.is_enabled():
+            # The scaler skips any step whose gradients are not finite, as a non-finite loss's are.
+            self.scaler.step(self.optimizer)
+        elif self.optimizer.defaults.get("fused"):  # the fused AdamW skips on the device itself
+            self.optimizer.found_inf, self.optimizer.grad_scale = bad.float(), None
+            try:
+                self.optimizer.step()
+            finally:
+                del self.optimizer.found_inf, self.optimizer.grad_scale
+        elif not bad.item():
+            self.optimizer.step()
+
+    def settle(self, lag: int = 0) -> tuple[float, float]:
+        """Read queued steps' figures until at most `lag` are unread, counting bad steps in a row;
+        returns the last read (loss, norm)."""
+        while len(self.unread) > lag:
+            loss, norm, bad = self.unread.popleft().read()
+            self.bad_steps = self.bad_steps + 1 if bad else 0
+            self.last_figures = (loss, norm)
+        return self.last_figures
 
     def evaluate(self, train_loss: float, grad_norm: float, chars_per_s: float) -> dict:
         s = self.state

@@ -155,3 +155,36 @@ def test_stacked_lstm_on_cuda_runs_per_layer_on_buffers_of_its_own(monkeypatch):
     torch.testing.assert_close(c, rc, atol=1e-5, rtol=1e-4)
     for g, p in zip(grads, m.rnn.parameters()):
         torch.testing.assert_close(g, p.grad, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_trainer_reads_figures_a_step_late_and_skips_bad_steps_on_the_device(tmp_path, corpus_file,
+                                                                                  make_model_config,
+                                                                                  make_train_config, precision):
+    """On CUDA the host reads each step's figures one step late, through pinned memory: the first
+    call returns NaNs, later ones finite figures, settle() the last step's. A NaN gradient leaves
+    the weights alone (with fp16, the scaler skips it) before anything is read."""
+    import math
+
+    from chargen import ModelConfig
+    from chargen.prepare import load_corpus
+    from chargen.trainer import Trainer
+
+    cfg = make_train_config(device="cuda", max_steps=20, precision=precision)
+    corpus = load_corpus(corpus_file, cfg.val_frac)
+    mc = ModelConfig(**{**make_model_config().to_dict(), "vocab_size": len(corpus.vocab)})
+    (tmp_path / "run").mkdir()
+    trainer = Trainer(corpus, mc, cfg, tmp_path / "run", torch.device("cuda"))
+    assert trainer.lag == 1
+    first = trainer.train_step()
+    assert all(math.isnan(x) for x in first)
+    figures = [trainer.train_step() for _ in range(3)]
+    assert all(math.isfinite(loss) and math.isfinite(norm) for loss, norm in figures)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    handle = trainer.model.head.weight.register_hook(lambda g: g * math.nan)
+    trainer.train_step()
+    handle.remove()
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    loss, norm = trainer.settle()
+    assert math.isfinite(loss) and math.isnan(norm) and not trainer.unread
+    assert trainer.bad_steps == (0 if precision == "fp16" else 1)
