@@ -136,7 +136,8 @@ class FastStep:
         return hidden.float().contiguous()
 
     def to_hidden(self, state):
-        """The state as nn.RNN-style hidden (it already is: kept for symmetry with from_hidden)."""
+        """The state as nn.RNN-style hidden: the same tensors, no copy (it already is; kept for
+        symmetry with from_hidden). A state from Chunk.run lives in the chunk's buffers."""
         return state
 
     @torch.inference_mode()

@@ -26,6 +26,7 @@ from .runs import RunLock, choose_run_dir, default_run_dir, make_run_dir
 from .trainer import Trainer
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps (each retried at half the learning rate) before giving up
+# (on a GPU the first retry is queued before the bad step is read, so it runs at the full rate)
 
 
 @dataclass
@@ -153,6 +154,8 @@ def _run(trainer: Trainer, progress: bool | None, startup: float) -> TrainResult
         while (reason := _stop_reason(trainer)) is None:
             t0 = time.perf_counter()
             loss, norm = trainer.train_step()
+            if trainer.bad_steps:  # retrying: wait for this step's verdict (on a GPU it comes a step late)
+                loss, norm = trainer.settle()
             step_time, steps_here = step_time + time.perf_counter() - t0, steps_here + 1
             if trainer.bad_steps >= MAX_BAD_STEPS:
                 trainer.save("last.pt")

@@ -50,7 +50,7 @@ class StepFigures:
         if figures.is_cuda:
             self.host = torch.empty(3, pin_memory=True).copy_(figures, non_blocking=True)
             self.done = torch.cuda.Event()
-            self.done.record()
+            self.done.record(torch.cuda.current_stream(figures.device))  # the copy's stream, on any cuda:N
         else:
             self.host = figures
 
@@ -145,7 +145,8 @@ class Trainer:
         if s.window >= len(self.batcher):  # end of epoch: start again from a fresh state
             s.epoch, s.window, s.hidden = s.epoch + 1, 0, None
         x, y = self.batcher.window(s.window)  # (B, T) each
-        self.lr = lr_at(cfg, s.step, s.elapsed) * 0.5 ** self.bad_steps  # halved while retrying a bad step
+        # Halved while retrying a bad step (as far as read: see `lag`).
+        self.lr = lr_at(cfg, s.step, s.elapsed) * 0.5 ** self.bad_steps
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
