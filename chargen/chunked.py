@@ -72,8 +72,13 @@ class Chunk:
 
     def _program(self) -> None:
         if self.scripted:
-            _copy_state(self.state, scripted.rounds(self.step, self.w, self.addend, self.ids, self.state))
-            return
+            try:
+                new = scripted.rounds(self.step, self.w, self.addend, self.ids, self.state)
+            except (RuntimeError, torch.jit.Error):  # compiled, but cannot run here: the Python program can
+                self.scripted = False
+            else:
+                _copy_state(self.state, new)
+                return
         state = self.state
         top = FastStep.top(state)  # (N, H)
         for i in range(self.k):

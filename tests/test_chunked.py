@@ -124,3 +124,22 @@ def test_filters_keep_the_python_program():
     state = step.from_hidden(torch.zeros(2, 1, 6))
     assert chunked.Chunk(step, state, 4, 1.0, None).scripted
     assert not chunked.Chunk(step, state, 4, 1.0, None, filter_fn=lambda x: x).scripted
+
+
+def test_rounds_that_fail_to_run_fall_back_to_the_python_program(monkeypatch):
+    """Should TorchScript compile the rounds and then fail to run them (a future torch), the chunk
+    runs its Python program instead, from the same state: the same ids as single steps."""
+    from chargen import scripted
+
+    def broken(*args, **kwargs):
+        raise torch.jit.Error("cannot run")
+
+    m = model("lstm", VOCAB)
+    cfg = SampleConfig(temperature=0.8, seed=4, prime="ab")
+    want = draws(m, VOCAB, cfg, 40, ahead=False)
+    monkeypatch.setattr(scripted, "rounds", broken)
+    sampler = Sampler(m, VOCAB, cfg)
+    sampler.feed(cfg.prime)
+    got = torch.stack(list(sampler.draw(40, ahead=True)))
+    assert not sampler.chunk.scripted  # it tried, and stopped trying
+    assert torch.equal(got, want) and len(set(got.flatten().tolist())) > 1
