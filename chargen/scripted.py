@@ -30,7 +30,7 @@ def _rounds(cell: str, table: Tensor, w_in: List[Tensor], b_in: List[Tensor], w_
 
 @functools.cache
 def compiled() -> Callable | None:
-    """The rounds, scripted once per process (about a second); None where this torch cannot
+    """The rounds, scripted once per process (about 0.05 s with the first run); None where this torch cannot
     script them (TorchScript is deprecated), and the caller runs its Python program."""
     try:
         with warnings.catch_warnings():
