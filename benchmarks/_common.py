@@ -23,6 +23,19 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
 
 
+def sampling_model(cell: str, layers: int, hidden: int):
+    """A freshly initialised model (seed 0) over a 65-character vocabulary, and that vocabulary, as
+    the sampling benchmarks use: speed does not depend on the weights."""
+    import torch
+
+    from chargen.corpus import Vocab
+    from chargen.model import CharRNN, ModelConfig
+
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=65, cell=cell, num_layers=layers, hidden_size=hidden))
+    return model, Vocab(tuple(chr(c) for c in range(40, 105)))
+
+
 def run_json(cmd: list[str], cwd: Path = ROOT) -> tuple[dict, float]:
     """Run a command, return its last stdout line parsed as JSON and the wall seconds it took."""
     t0 = time.perf_counter()

@@ -15,16 +15,14 @@ import time
 
 import torch
 
-from _common import report
+from _common import report, sampling_model
 
 from chargen import scripted
 from chargen.fastpath import FastStep
-from chargen.model import CharRNN, ModelConfig
 
 
 def us_per_char(cell: str, layers: int, hidden: int, chars: int = 3200, k: int = 32) -> float:
-    torch.manual_seed(0)
-    step = FastStep(CharRNN(ModelConfig(vocab_size=65, cell=cell, num_layers=layers, hidden_size=hidden)).eval())
+    step = FastStep(sampling_model(cell, layers, hidden)[0].eval())
     addend, ids = torch.randn(k, 1, 65), torch.zeros(k, 1, dtype=torch.long)  # (K, N, V), (K, N)
     zeros = torch.zeros(layers, 1, hidden)
     state = (zeros, zeros.clone()) if cell == "lstm" else zeros

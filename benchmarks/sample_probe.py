@@ -14,12 +14,10 @@ from contextlib import nullcontext
 
 import torch
 
-from _common import machine
+from _common import machine, sampling_model
 
 import chargen.chunked as chunked
 import chargen.fastpath as fastpath
-from chargen.corpus import Vocab
-from chargen.model import CharRNN, ModelConfig
 from chargen.sample import SampleConfig, Sampler
 
 
@@ -42,9 +40,7 @@ def main() -> None:
     p.add_argument("--length", type=int, default=3000)
     a = p.parse_args()
     cell, layers, hidden = a.shape.split(",")
-    vocab = Vocab(tuple(chr(c) for c in range(40, 105)))
-    torch.manual_seed(0)
-    model = CharRNN(ModelConfig(vocab_size=65, cell=cell, num_layers=int(layers), hidden_size=int(hidden)))
+    model, vocab = sampling_model(cell, int(layers), int(hidden))
     tf32 = fastpath.tf32
     no_tf32 = lambda cuda: nullcontext()
     variants = {

@@ -14,20 +14,16 @@ import time
 
 import torch
 
-from _common import reference_cmd, report, run_json
+from _common import reference_cmd, report, run_json, sampling_model
 
 
 def chargen_rate(cell: str, layers: int, hidden: int, device: str, length: int, streams: int, path: str) -> float:
     """Characters/s on `path`: "fast" (FastStep and chunks: TorchScript on a CPU, a CUDA graph on a
     GPU), "fast-python" (the same chunks run from Python: what TorchScript buys) or "plain" (nn.RNN)."""
     from chargen import chunked
-    from chargen.corpus import Vocab
-    from chargen.model import CharRNN, ModelConfig
     from chargen.sample import SampleConfig, generate_ids
 
-    vocab = Vocab(tuple(chr(c) for c in range(40, 105)))
-    torch.manual_seed(0)
-    model = CharRNN(ModelConfig(vocab_size=65, cell=cell, num_layers=layers, hidden_size=hidden))
+    model, vocab = sampling_model(cell, layers, hidden)
     cfg = SampleConfig(length=length, temperature=0.8, seed=0, num_samples=streams)
     chunked.SCRIPTED = path == "fast"
     steps = generate_ids(model, vocab, cfg, device, fast=path != "plain")

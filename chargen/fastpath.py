@@ -135,10 +135,13 @@ class FastStep:
             return tuple(t.float().contiguous() for t in hidden)
         return hidden.float().contiguous()
 
-    def to_hidden(self, state):
-        """The state as nn.RNN-style hidden: the same tensors, no copy (it already is; kept for
-        symmetry with from_hidden). A state from Chunk.run lives in the chunk's buffers."""
-        return state
+    def split(self, state) -> tuple[torch.Tensor, torch.Tensor]:
+        """A state as run_layers takes it: (hs, cs), hs twice for a cell without c."""
+        return state if self.cell == "lstm" else (state, state)
+
+    def join(self, hs: torch.Tensor, cs: torch.Tensor):
+        """The inverse of split."""
+        return (hs, cs) if self.cell == "lstm" else hs
 
     @torch.inference_mode()
     def __call__(self, ids: torch.Tensor, state) -> tuple[torch.Tensor, object]:
@@ -148,11 +151,10 @@ class FastStep:
 
     def cells(self, ids: torch.Tensor, state) -> tuple[torch.Tensor, object]:
         """The top layer's output (N, H) after ids (N,), and the new state; `state` is not modified."""
-        hs, cs = state if self.cell == "lstm" else (state, state)
         with tf32(self.cuda):
             hs, cs = run_layers(self.cell, self.fused_cells, self.table.index_select(0, ids), self.w_in_t, self.b_in,
-                                self.w_hh_t, self.b_hh, hs, cs)
-        return hs[-1], (hs, cs) if self.cell == "lstm" else hs
+                                self.w_hh_t, self.b_hh, *self.split(state))
+        return hs[-1], self.join(hs, cs)
 
     def head(self, top: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) from the top layer's output (N, H)."""

@@ -152,7 +152,7 @@ class Sampler:
 
     def reset(self) -> None:
         """Forget everything fed or drawn: the next draw starts from a zero state."""
-        self.hidden, self.state, self.last = None, None, None
+        self.hidden, self.last = None, None
 
     @torch.inference_mode()
     def feed(self, text: str) -> None:
@@ -163,12 +163,10 @@ class Sampler:
         cfg, v = self.cfg, len(self.vocab)
         filtered = 0 < cfg.top_k < v or cfg.top_p < 1  # else 1/T folds into the output weights
         filters = functools.partial(filter_logits, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p)
-        return Chunk(self.step, self.state, chunk_size(self.device, cfg.num_samples, v), cfg.temperature,
+        return Chunk(self.step, self.hidden, chunk_size(self.device, cfg.num_samples, v), cfg.temperature,
                      self.vocab.unk_id, filters if filtered else None)
 
     def _feed_ids(self, ids: torch.Tensor) -> None:
-        if self.state is not None:
-            self.hidden = self.step.to_hidden(self.state)
         n = self.cfg.num_samples
         if self.hidden is None:  # all streams start alike: run the text once and copy the state
             logits, hidden = self.model(ids.to(self.device)[None])  # (1, P, V)
@@ -178,7 +176,8 @@ class Sampler:
         else:
             logits, self.hidden = self.model(ids.to(self.device).expand(n, -1), self.hidden)  # (N, P, V)
             self.last = logits[:, -1].float()  # (N, V)
-        self.state = self.step.from_hidden(self.hidden) if self.step else None
+        if self.step is not None:  # FastStep's state is nn.RNN's hidden, in float32
+            self.hidden = self.step.from_hidden(self.hidden)
 
     @torch.inference_mode()
     def draw(self, n: int, ahead: bool = False) -> Iterator[torch.Tensor]:
@@ -195,8 +194,8 @@ class Sampler:
         if ahead and self.step is not None:
             self.chunk = self.chunk or self._make_chunk()
             while n > 0:
-                ids, self.state = self.chunk.run(self.state, self.noise)  # (K, N)
-                self.last = self.step.head(FastStep.top(self.state))
+                ids, self.hidden = self.chunk.run(self.hidden, self.noise)  # (K, N)
+                self.last = self.step.head(FastStep.top(self.hidden))
                 yield from ids[:n]
                 n -= self.chunk.k
         for _ in range(n):
@@ -205,7 +204,7 @@ class Sampler:
             # Feed it back before handing it out, so the state holds every character the
             # caller has seen even if it stops reading here (--stop, interactive mode).
             if self.step is not None:
-                self.last, self.state = self.step(nxt, self.state)  # (N, V)
+                self.last, self.hidden = self.step(nxt, self.hidden)  # (N, V)
             else:
                 logits, self.hidden = self.model(nxt[:, None], self.hidden)  # (N, 1, V)
                 self.last = logits[:, -1].float()

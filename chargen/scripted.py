@@ -45,8 +45,6 @@ def rounds(step: FastStep, head_w: Tensor, addend: Tensor, ids: Tensor, state):
     drawing with the output weights `head_w` (H, V) (1/T folded in) and `addend` (K, N, V)
     (the output bias / T plus Gumbel noise, or the bias alone when greedy); ids (K, N)
     receive the draws. Returns the new state."""
-    lstm = step.cell == "lstm"
-    hs, cs = state if lstm else (state, state)
     hs, cs = compiled()(step.cell, step.table, step.w_in_t, step.b_in, step.w_hh_t, step.b_hh, head_w, addend,
-                        ids, hs, cs)
-    return (hs, cs) if lstm else hs
+                        ids, *step.split(state))
+    return step.join(hs, cs)

@@ -144,7 +144,6 @@ def _run(trainer: Trainer, progress: bool | None, startup: float) -> TrainResult
     chars_per_step = cfg.batch_size * cfg.seq_len
     bar = _Bar(cfg, s.step, s.elapsed, progress)
     start, step_time, steps_here = time.perf_counter() - s.elapsed, 0.0, 0
-    loss = norm = math.nan
     evaluated_at, reason = -1, None
 
     def speed() -> float:  # training characters per second in this process, evaluation excluded
@@ -153,9 +152,9 @@ def _run(trainer: Trainer, progress: bool | None, startup: float) -> TrainResult
     try:
         while (reason := _stop_reason(trainer)) is None:
             t0 = time.perf_counter()
-            loss, norm = trainer.train_step()
+            trainer.train_step()
             if trainer.bad_steps:  # retrying: wait for this step's verdict (on a GPU it comes a step late)
-                loss, norm = trainer.settle()
+                trainer.settle()
             step_time, steps_here = step_time + time.perf_counter() - t0, steps_here + 1
             if trainer.bad_steps >= MAX_BAD_STEPS:
                 trainer.save("last.pt")
@@ -164,15 +163,13 @@ def _run(trainer: Trainer, progress: bool | None, startup: float) -> TrainResult
                                    f"are in {trainer.run_dir / 'last.pt'}", "lower --lr or --grad-clip")
             s.elapsed = from_main(trainer.world, time.perf_counter() - start, trainer.device)  # one clock for all ranks
             if s.step % cfg.eval_every == 0:
-                loss, norm = trainer.settle()  # this step's own figures, not a step late
-                bar.show_eval(trainer.evaluate(loss, norm, speed()))
+                bar.show_eval(trainer.evaluate(speed()))
                 evaluated_at = s.step
             if s.step % cfg.save_every == 0:
                 trainer.save("last.pt")
-            bar.update(s.step, s.elapsed, loss, norm, speed())
+            bar.update(s.step, s.elapsed, *trainer.last_figures, speed())
         if evaluated_at != s.step and steps_here > 0:
-            loss, norm = trainer.settle()
-            trainer.evaluate(loss, norm, speed())
+            trainer.evaluate(speed())
     except KeyboardInterrupt:
         reason = "interrupted"
     finally:

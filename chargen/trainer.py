@@ -193,8 +193,12 @@ class Trainer:
             self.last_figures = (loss, norm)
         return self.last_figures
 
-    def evaluate(self, train_loss: float, grad_norm: float, chars_per_s: float) -> dict:
+    def evaluate(self, chars_per_s: float) -> dict:
+        """Score the validation text, log a metrics record with this step's own training figures
+        (read now, not a step late), count patience, and write best.pt when the loss improved or
+        there is no validation text."""
         s = self.state
+        train_loss, grad_norm = self.settle()
         val = evaluate_carried(self.model, self.corpus.val_ids, self.device) if len(self.corpus.val_ids) > 1 else None
         if val is not None and self.world.distributed:  # rank 0's figure decides patience everywhere
             val = EvalResult(from_main(self.world, val.loss, self.device), val.chars)
