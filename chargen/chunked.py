@@ -12,7 +12,7 @@ The noise comes from the sampler's GumbelNoise in the order the step-by-step pat
 draws it, so both paths give the same text from the same seed wherever their logits
 agree (they differ only by rounding: (xW + b) / T is computed as x(W / T) + b / T).
 On the CPU the same program runs without capture, compiled by TorchScript when no
-filter is on (scripted.py).
+filter is on (scripted.py), or, on request, by torch.compile (inductor.py).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from . import scripted
+from . import inductor, scripted
 from .fastpath import FastStep, tf32
 
 SCRIPTED = os.environ.get("CHARGEN_SCRIPTED", "1") != "0"  # 0: the Python program on the CPU too, for comparisons
@@ -46,9 +46,10 @@ class Chunk:
     """
 
     def __init__(self, step: FastStep, state, k: int, temperature: float, unk_id: int | None,
-                 filter_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 filter_fn: Callable[[torch.Tensor], torch.Tensor] | None = None, compile: bool = False) -> None:
         """`filter_fn` maps logits (N, V) to temperature-scaled, top-k/top-p filtered ones; None when
-        no filter is on, so that 1/T can fold into the weights."""
+        no filter is on, so that 1/T can fold into the weights. `compile` (CPU only; a GPU replays a
+        CUDA graph) runs the rounds as torch.compile compiles them, filters included (inductor.py)."""
         self.step, self.k, self.temperature = step, k, temperature
         self.filter_fn = filter_fn if temperature > 0 else None  # greedy ignores the filters
         head_w_t, head_b = step.head_w_t, step.head_b  # (H, V), (V,)
@@ -67,10 +68,16 @@ class Chunk:
         self.graph: torch.cuda.CUDAGraph | None = None  # captured at the first run on CUDA
         # On the CPU, without filters, the rounds run as TorchScript (scripted.py): the same ops
         # without the interpreter's overhead. The filters are Python, so they keep this program.
-        self.scripted = (not step.cuda and self.filter_fn is None and SCRIPTED
+        # `compile` replaces both with torch.compile's program (inductor.py), filters included.
+        self.inductor = compile and step.table.is_cpu
+        self.scripted = (not step.cuda and not self.inductor and self.filter_fn is None and SCRIPTED
                          and scripted.compiled() is not None)
 
     def _program(self) -> None:
+        if self.inductor:
+            _copy_state(self.state, inductor.rounds(self.step, self.filter_fn, self.w, self.bias, self.addend,
+                                                    self.ids, self.state))
+            return
         if self.scripted:
             try:
                 new = scripted.rounds(self.step, self.w, self.addend, self.ids, self.state)

@@ -177,15 +177,23 @@ def sample(
     interactive: bool = typer.Option(False, "--interactive", "-i", help="Type primes, get continuations."),
     device: str = typer.Option("cpu", help="auto, cpu, cuda, cuda:N or mps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not say which checkpoint is used."),
+    compile_: bool = typer.Option(False, "--compile",
+                                  help="CPU: compile the sampling loop with torch.compile (needs a C++ compiler; "
+                                       "5-30 s the first time, then cached): about 1.5x faster for long samples."),
 ) -> None:
     """Generate text from a trained model; the text alone goes to stdout as it is made."""
     cfg = SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p, prime=prime, seed=seed,
-                       num_samples=num_samples, stop=unescape(stop))
+                       num_samples=num_samples, stop=unescape(stop), compile=compile_)
     model, vocab, _ = load_model(_checkpoint_path(checkpoint, quiet))
     warn_unknown(vocab, prime)
     dev = resolve_device(device)
     if dev.type == "cpu" and num_samples == 1:
         torch.set_num_threads(min(2, torch.get_num_threads()))  # tiny steps: more threads only add hand-offs
+    if compile_ and (dev.type != "cpu" or interactive):
+        sys.stderr.write("warning: --compile has no effect here: it compiles the CPU's chunked sampling loop "
+                         "(a GPU replays a CUDA graph; -i draws one step at a time)\n")
+    elif compile_ and not quiet:
+        sys.stderr.write("compiling the sampling loop (5-30 s the first time for this model shape, then cached)\n")
     if interactive:
         interact(Sampler(model, vocab, replace(cfg, num_samples=1), dev), sys.stdin)
     elif num_samples == 1 and not jsonl:

@@ -194,7 +194,7 @@ def test_generate_refuses_several_samples(trained):
 @pytest.mark.parametrize("field, value", [
     ("length", -1), ("length", 2.5), ("temperature", -0.1), ("temperature", math.nan), ("temperature", math.inf),
     ("temperature", 1000.0), ("top_k", -1), ("top_p", 0.0), ("top_p", 1.5), ("top_p", math.nan),
-    ("num_samples", 0), ("seed", -1),
+    ("num_samples", 0), ("seed", -1), ("compile", "yes"), ("compile", 1),
 ])
 def test_sample_config_rejects_bad_values(field, value):
     """Out-of-range sampling settings must raise ChargenError with a hint, not produce garbage or a torch error."""
