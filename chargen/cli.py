@@ -83,7 +83,9 @@ def train(
     num_layers: Optional[int] = typer.Option(None, "--num-layers", "--layers", help=default_help('num_layers')),
     hidden_size: Optional[int] = typer.Option(None, help=default_help('hidden_size')),
     embedding_dim: Optional[int] = typer.Option(None, help=default_help('embedding_dim')),
-    dropout: Optional[float] = typer.Option(None, help=default_help('dropout')),
+    dropout: Optional[float] = typer.Option(
+        None, help="(default: on a CPU 0 when the time budget allows at most 6 passes over the corpus, "
+                   "else 0.1; 0.5 on a GPU)"),
     impl: str = typer.Option(_default(ModelConfig, "impl"),
                              help="torch (fast), or reference: the cell equations step by step (slow, for study)."),
     batch_size: Optional[int] = typer.Option(None, help=f"Parallel streams. {default_help('batch_size')}"),
@@ -114,8 +116,11 @@ def train(
 
     Settings left out come from the device's recipe (GRU 2x256 on a CPU, LSTM 3x1024 on a GPU).
     """
+    # The corpus's size in bytes stands for its characters (exact for ASCII text): it only
+    # sets the CPU recipe's dropout, from the passes over it that the budget allows.
+    size = corpus.stat().st_size if corpus.is_file() else None
     model_config, config = default_configs(
-        resolve_device(device), cell=cell, num_layers=num_layers, hidden_size=hidden_size,
+        resolve_device(device), corpus_chars=size, cell=cell, num_layers=num_layers, hidden_size=hidden_size,
         embedding_dim=embedding_dim, dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr,
         weight_decay=weight_decay, warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip,
         max_steps=max_steps, max_time=max_time, patience=patience, eval_every=eval_every, save_every=save_every,

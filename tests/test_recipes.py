@@ -122,3 +122,42 @@ def test_gradient_overflow_under_loss_scaling_skips_the_update_not_the_run(tmp_p
     losses = [trainer.train_step()[0] for _ in range(39)]
     assert sum(losses[-5:]) / 5 < loss - 0.3
     assert all(math.isfinite(p.sum().item()) for p in trainer.model.parameters())
+
+
+def test_cpu_dropout_follows_the_passes_the_budget_allows():
+    """No dropout when the budget allows few passes over the corpus (every update counts), the
+    dataclass's 0.1 when it allows many; a given dropout and the GPU recipe's always win."""
+    from chargen.recipes import CPU_CHARS_PER_S, SHORT_PASSES, planned_passes
+
+    mb = 1_115_394  # tinyshakespeare
+    assert planned_passes(TrainConfig(max_time=140), mb) == pytest.approx(140 * CPU_CHARS_PER_S / (0.9 * mb))
+    assert planned_passes(TrainConfig(max_time=140), mb) <= SHORT_PASSES < planned_passes(TrainConfig(max_time=600), mb)
+    assert default_configs(CPU, corpus_chars=mb, max_time=140)[0].dropout == 0.0
+    assert default_configs(CPU, corpus_chars=mb, max_time=600)[0].dropout == ModelConfig().dropout == 0.1
+    assert default_configs(CPU, corpus_chars=mb)[0].dropout == 0.1  # the default budget, 600 s
+    assert default_configs(CPU, corpus_chars=5 * mb)[0].dropout == 0.0  # 600 s on a 5 MB corpus: few passes
+    # A step limit counts when it allows fewer characters than the time limit: 100 x 32 x 64 = 204,800.
+    steps = TrainConfig(max_time=600, max_steps=100)
+    assert planned_passes(steps, mb) == pytest.approx(100 * 32 * 64 / (0.9 * mb))
+    assert default_configs(CPU, corpus_chars=mb, max_time=600, max_steps=100)[0].dropout == 0.0
+    assert default_configs(CPU, corpus_chars=mb, max_time=140, dropout=0.3)[0].dropout == 0.3  # given wins
+    assert default_configs(CUDA, corpus_chars=mb, max_time=10)[0].dropout == 0.5  # the GPU recipe's
+    assert default_configs(CPU)[0].dropout == 0.1  # corpus size unknown: the dataclass default
+
+
+def test_cli_train_sets_the_cpu_dropout_from_the_corpus_size(monkeypatch, tmp_path):
+    """`chargen train` passes the corpus's size: a short budget on it gets no dropout, a long one 0.1."""
+    from typer.testing import CliRunner
+
+    from chargen.cli import app
+    calls = []
+    monkeypatch.setattr("chargen.cli.run_training", lambda corpus, model_config, config, **kw: calls.append(
+        (model_config, config)) or (_ for _ in ()).throw(ChargenError("stop here")))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abc\n" * 25_000)  # 100,000 bytes: 30,000 chars/s x 20 s = 6.7 passes over 90,000
+    for seconds, want in (("18", 0.0), ("20", 0.1)):
+        result = CliRunner().invoke(app, ["train", str(corpus), "--device", "cpu", "--max-time", seconds])
+        assert result.exit_code == 1 and "stop here" in result.stderr
+        assert calls[-1][0].dropout == want
+    CliRunner().invoke(app, ["train", str(corpus), "--device", "cpu", "--max-time", "18", "--dropout", "0.2"])
+    assert calls[-1][0].dropout == 0.2
