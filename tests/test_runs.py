@@ -1,8 +1,11 @@
 """Run folders: clean-up of what a killed run leaves behind, and which folder a run gets."""
 from __future__ import annotations
 
-from chargen import train
+import pytest
+
+from chargen import ChargenError, train
 from chargen.checkpoint import remove_stale_temp_files
+from chargen.runs import choose_run_dir
 
 
 def test_stale_temp_files_removed_and_run_resumes(tmp_path, corpus_file, make_model_config, make_train_config):
@@ -25,7 +28,6 @@ def test_stale_temp_files_removed_and_run_resumes(tmp_path, corpus_file, make_mo
 
 def test_default_folder_of_a_run_still_starting_is_not_reused(tmp_path):
     """A default folder whose run has locked it but not yet saved must not be handed to a second run."""
-    from chargen.runs import choose_run_dir
 
     default = tmp_path / "poem-gru"
     default.mkdir()
@@ -64,3 +66,33 @@ def test_checkpoint_claiming_a_huge_model_is_refused_without_allocating(tmp_path
     torch.save(state, path)
     with pytest.raises(ChargenError, match="weights that do not fit its configuration"):
         load_model(path)
+
+
+def test_choose_run_dir(tmp_path):
+    """An in-use default gets -2, -3...; an explicit in-use --out is refused; resume needs a last.pt."""
+    default = tmp_path / "poem-lstm"
+    assert choose_run_dir(None, default, resume=False) == default
+    default.mkdir()
+    assert choose_run_dir(None, default, resume=False) == default  # an empty folder is not in use
+    (default / "best.pt").write_bytes(b"x")
+    assert choose_run_dir(None, default, resume=False) == tmp_path / "poem-lstm-2"
+    (tmp_path / "poem-lstm-2").mkdir()
+    (tmp_path / "poem-lstm-2" / "last.pt").write_bytes(b"x")
+    assert choose_run_dir(None, default, resume=False) == tmp_path / "poem-lstm-3"
+    with pytest.raises(ChargenError, match="already holds a run"):
+        choose_run_dir(default, default, resume=False)
+    with pytest.raises(ChargenError, match="nothing to resume"):
+        choose_run_dir(default, default, resume=True)  # best.pt alone cannot be resumed
+    assert choose_run_dir(tmp_path / "poem-lstm-2", default, resume=True) == tmp_path / "poem-lstm-2"
+
+
+def test_train_default_folder_not_overwritten(tmp_path, corpus_file, make_model_config, make_train_config):
+    """A second run with the default folder must go to <corpus>-<cell>-2 and leave the first run's files alone."""
+    mc, cfg = make_model_config(cell="gru"), make_train_config(max_steps=5)
+    first = train(corpus_file, mc, cfg, root=tmp_path / "ckpts", progress=False)
+    before = (first.run_dir / "last.pt").read_bytes()
+    second = train(corpus_file, mc, cfg, root=tmp_path / "ckpts", progress=False)
+    assert first.run_dir == tmp_path / "ckpts" / "poem-gru"
+    assert second.run_dir == tmp_path / "ckpts" / "poem-gru-2"
+    assert (first.run_dir / "last.pt").read_bytes() == before
+    assert not (first.run_dir / "run.lock").exists()

@@ -1,5 +1,5 @@
-"""config.py, trainer.py, train.py, evaluate.py, runs.py: validation, schedule, the TBPTT loop,
-clipping, resume, metrics, run folders, non-finite losses and Ctrl-C."""
+"""config.py, trainer.py, train.py, evaluate.py: validation, schedule, the TBPTT loop,
+clipping, resume, metrics, non-finite losses and Ctrl-C (run folders: test_runs.py)."""
 from __future__ import annotations
 
 import copy
@@ -16,7 +16,6 @@ from chargen import ChargenError, CharRNN, TrainConfig, evaluate_carried, evalua
     read_checkpoint, train
 from chargen.config import lr_at
 from chargen.model import ModelConfig
-from chargen.runs import choose_run_dir
 from chargen.train import MAX_BAD_STEPS
 from chargen.trainer import Trainer
 
@@ -335,37 +334,6 @@ def test_patience_stops_run(tmp_path, corpus_file, make_model_config, make_train
     assert result.stop_reason == "patience"
     assert result.steps < 50
     assert sum(not r["best"] for r in metrics(result.run_dir)[-2:]) == 2
-
-
-# -- run folders ------------------------------------------------------------------------
-def test_choose_run_dir(tmp_path):
-    """An in-use default gets -2, -3...; an explicit in-use --out is refused; resume needs a last.pt."""
-    default = tmp_path / "poem-lstm"
-    assert choose_run_dir(None, default, resume=False) == default
-    default.mkdir()
-    assert choose_run_dir(None, default, resume=False) == default  # an empty folder is not in use
-    (default / "best.pt").write_bytes(b"x")
-    assert choose_run_dir(None, default, resume=False) == tmp_path / "poem-lstm-2"
-    (tmp_path / "poem-lstm-2").mkdir()
-    (tmp_path / "poem-lstm-2" / "last.pt").write_bytes(b"x")
-    assert choose_run_dir(None, default, resume=False) == tmp_path / "poem-lstm-3"
-    with pytest.raises(ChargenError, match="already holds a run"):
-        choose_run_dir(default, default, resume=False)
-    with pytest.raises(ChargenError, match="nothing to resume"):
-        choose_run_dir(default, default, resume=True)  # best.pt alone cannot be resumed
-    assert choose_run_dir(tmp_path / "poem-lstm-2", default, resume=True) == tmp_path / "poem-lstm-2"
-
-
-def test_train_default_folder_not_overwritten(tmp_path, corpus_file, make_model_config, make_train_config):
-    """A second run with the default folder must go to <corpus>-<cell>-2 and leave the first run's files alone."""
-    mc, cfg = make_model_config(cell="gru"), make_train_config(max_steps=5)
-    first = train(corpus_file, mc, cfg, root=tmp_path / "ckpts", progress=False)
-    before = (first.run_dir / "last.pt").read_bytes()
-    second = train(corpus_file, mc, cfg, root=tmp_path / "ckpts", progress=False)
-    assert first.run_dir == tmp_path / "ckpts" / "poem-gru"
-    assert second.run_dir == tmp_path / "ckpts" / "poem-gru-2"
-    assert (first.run_dir / "last.pt").read_bytes() == before
-    assert not (first.run_dir / "run.lock").exists()
 
 
 # -- non-finite loss and Ctrl-C ---------------------------------------------------------
