@@ -84,7 +84,7 @@ def train(
     hidden_size: Optional[int] = typer.Option(None, help=default_help('hidden_size')),
     embedding_dim: Optional[int] = typer.Option(None, help=default_help('embedding_dim')),
     dropout: Optional[float] = typer.Option(
-        None, help="(default: on a CPU 0 when the time budget allows at most 6 passes over the corpus, "
+        None, help="(default: on a CPU 0 when the time or step budget allows at most 6 passes over the corpus, "
                    "else 0.1; 0.5 on a GPU)"),
     impl: str = typer.Option(_default(ModelConfig, "impl"),
                              help="torch (fast), or reference: the cell equations step by step (slow, for study)."),

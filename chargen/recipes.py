@@ -26,7 +26,8 @@ _MODEL_FIELDS = {f.name for f in fields(ModelConfig)}
 # The CPU recipe's dropout, measured on a 2-core CPU (tinyshakespeare, 2026-11-25;
 # benchmarks/README.md): with a 140 s budget (about 4 planned passes) no dropout reached
 # 1.462 nats/char against 1.492 with 0.1 (means of 3 and 4 runs); with 600 s (about 18)
-# 0.1 reached 1.440 against 1.503. The crossover lies between; 6 is not measured.
+# 0.1 reached 1.440 against 1.503. With step budgets (2026-11-26, one run each): at 6
+# passes 0 reached 1.450 against 1.461, at 9 passes 1.463 against 1.449; they cross near 7.
 SHORT_PASSES = 6.0
 CPU_CHARS_PER_S = 30_000  # the CPU recipe's training speed on that machine (28,000-34,000 measured)
 
