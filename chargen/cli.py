@@ -131,7 +131,9 @@ def train(
         return
     summary = {"run_dir": str(result.run_dir), "best_checkpoint": str(result.run_dir / "best.pt"), "steps": result.steps, "stop_reason": result.stop_reason,
                "best_val_loss": _finite(result.best_val_loss), "best_val_bpc": _finite(result.best_val_bpc),
-               "elapsed_s": round(result.elapsed, 1), "parameters": result.parameters,
+               "elapsed_s": round(result.elapsed, 1),
+               **({"model": describe_model(result.model_config)} if result.model_config else {}),
+               "parameters": result.parameters,
                "chars_per_s": round(result.chars_per_s), "device": result.device,
                "startup_s": round(result.startup_s, 2)}
     if as_json:
@@ -140,6 +142,13 @@ def train(
         _err().print(_table("Training summary", summary))
     if result.stop_reason == "interrupted":
         raise Interrupted
+
+
+def describe_model(config: ModelConfig) -> str:
+    """One line naming what the recipe chose: 'gru 2x256, embedding 64, dropout 0.0'."""
+    impl = "" if config.impl == "torch" else f", {config.impl} cells"
+    return (f"{config.cell} {config.num_layers}x{config.hidden_size}, embedding {config.embedding_dim}, "
+            f"dropout {config.dropout}{impl}")
 
 
 def _finite(x: float) -> float | None:

@@ -42,6 +42,7 @@ class TrainResult:
     startup_s: float = 0.0  # from the call to the first step: preparing or opening the corpus, building the model
     is_main: bool = True  # False on the ranks of a torchrun that do not write
     history: list[dict] = field(default_factory=list)
+    model_config: ModelConfig | None = None  # the model trained (on a resume, the checkpoint's)
 
     @property
     def best_val_bpc(self) -> float:
@@ -176,7 +177,8 @@ def _run(trainer: Trainer, progress: bool | None, startup: float) -> TrainResult
         bar.close()
     trainer.save("last.pt")
     return TrainResult(trainer.run_dir, s.step, s.best_val_loss, s.elapsed, trainer.model.num_parameters(),
-                       speed(), reason, str(trainer.device), startup, trainer.world.is_main, trainer.history)
+                       speed(), reason, str(trainer.device), startup, trainer.world.is_main, trainer.history,
+                       trainer.model.config)
 
 
 class PrepareBar:

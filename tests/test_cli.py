@@ -71,6 +71,20 @@ def test_train_writes_run_and_json(tmp_path, corpus_file, monkeypatch):
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+def test_train_summary_names_the_model_trained(tmp_path, corpus_file):
+    """The summary must name the model the run trained: the recipe's choices for a fresh run
+    (no dropout for under one planned pass), the checkpoint's on a resume, whatever the flags say."""
+    fresh = invoke("train", corpus_file, *TINY, "--json", "--out", tmp_path / "a")
+    assert fresh.exit_code == 0, fresh.stderr
+    assert json.loads(fresh.stdout)["model"] == "gru 1x8, embedding 5, dropout 0.0"
+    given = invoke("train", corpus_file, *TINY, "--dropout", "0.3", "--out", tmp_path / "b")
+    assert given.exit_code == 0, given.stderr
+    assert "gru 1x8, embedding 5, dropout 0.3" in given.stderr  # the table
+    resumed = invoke("train", corpus_file, "--out", tmp_path / "b", "--resume", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["model"] == "gru 1x8, embedding 5, dropout 0.3"
+
+
 def test_train_quiet_prints_nothing(tmp_path, corpus_file):
     """--quiet must leave stdout and stderr empty on success (no bar, no table)."""
     result = invoke("train", corpus_file, *TINY, "--quiet", "--out", tmp_path / "run")
