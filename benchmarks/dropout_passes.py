@@ -15,6 +15,7 @@ threshold rests on.
 """
 import argparse
 import atexit
+import json
 import math
 import shutil
 import tempfile
@@ -61,7 +62,7 @@ def main() -> None:
             row = {"corpus": a.corpus.name, "passes": passes, "dropout": float(dropout), "steps": ours["steps"],
                    "stop": ours["stop_reason"], "train_s": ours["elapsed_s"], "wall_s": round(wall, 1),
                    "val_carried": ev["loss"], "val_win256": ev["loss_window256"]}
-            print(row, flush=True)
+            print(json.dumps(row), flush=True)
             rows.append(row)
     report(rows)
 
