@@ -78,6 +78,7 @@ def _silence_stdout() -> None:
 @app.command()
 @_guard
 def train(
+    ctx: typer.Context,
     corpus: Path = typer.Argument(..., help="UTF-8 text file to learn from.", show_default=False),
     cell: Optional[str] = typer.Option(None, help=f"Recurrent cell: rnn, lstm or gru. {default_help('cell')}"),
     num_layers: Optional[int] = typer.Option(None, "--num-layers", "--layers", help=default_help('num_layers')),
@@ -116,6 +117,8 @@ def train(
 
     Settings left out come from the device's recipe (GRU 2x256 on a CPU, LSTM 3x1024 on a GPU).
     """
+    if resume:
+        _warn_ignored_on_resume(ctx)
     # The corpus's size in bytes stands for its characters (exact for ASCII text): it only
     # sets the CPU recipe's dropout, from the passes over it that the budget allows.
     size = corpus.stat().st_size if corpus.is_file() else None
@@ -142,6 +145,22 @@ def train(
         _err().print(_table("Training summary", summary))
     if result.stop_reason == "interrupted":
         raise Interrupted
+
+
+# `chargen train` options that a resume still takes from the command line.
+_RESUME_TAKES = {"corpus", "device", "precision", "out", "resume", "quiet", "as_json"}
+
+
+def _warn_ignored_on_resume(ctx: typer.Context) -> None:
+    """Name the settings given on the command line that a resume ignores (it continues with the run's own)."""
+    def typed(name: str) -> bool:  # given by the user, not a default (click's ParameterSource, by name)
+        return getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
+
+    given = [p for p in ctx.command.params if p.name not in _RESUME_TAKES and typed(p.name)]
+    if given:
+        names = ", ".join(max(p.opts, key=len) for p in given)
+        sys.stderr.write(f"warning: --resume continues with the run's own settings; ignored: {names} "
+                         "(start a new run to change them)\n")
 
 
 def describe_model(config: ModelConfig) -> str:

@@ -85,6 +85,20 @@ def test_train_summary_names_the_model_trained(tmp_path, corpus_file):
     assert json.loads(resumed.stdout)["model"] == "gru 1x8, embedding 5, dropout 0.3"
 
 
+def test_resume_warns_about_the_settings_it_ignores(tmp_path, corpus_file):
+    """A resume continues with the run's own settings: flags that would change them are named in one
+    warning line; --device and --precision, which a resume does take, are not; no flags, no warning."""
+    assert invoke("train", corpus_file, *TINY, "--out", tmp_path / "run").exit_code == 0
+    resumed = invoke("train", corpus_file, "--out", tmp_path / "run", "--resume", "--layers", "3", "--dropout", "0.2",
+                     "--max-time", "5", "--device", "cpu", "--precision", "fp32", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.stderr == ("warning: --resume continues with the run's own settings; ignored: --num-layers, "
+                              "--dropout, --max-time (start a new run to change them)\n")
+    assert json.loads(resumed.stdout)["model"] == "gru 1x8, embedding 5, dropout 0.0"
+    plain = invoke("train", corpus_file, "--out", tmp_path / "run", "--resume", "--device", "cpu", "--json")
+    assert plain.exit_code == 0 and plain.stderr == ""
+
+
 def test_train_quiet_prints_nothing(tmp_path, corpus_file):
     """--quiet must leave stdout and stderr empty on success (no bar, no table)."""
     result = invoke("train", corpus_file, *TINY, "--quiet", "--out", tmp_path / "run")
