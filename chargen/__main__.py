@@ -1,5 +1,5 @@
 """`python -m chargen` runs the command line."""
-from .cli import main
+from .cli.app import main
 
 if __name__ == "__main__":
     main()

@@ -1,10 +1,12 @@
-"""Turning a user's device string (auto, cpu, cuda, cuda:N, mps) into a torch.device."""
+"""Turning a user's device string (auto, cpu, cuda, cuda:N, mps) into a torch.device, and the one
+place that decides mixed precision for a device."""
 from __future__ import annotations
 
 import torch
 
-from .config import PRECISIONS
 from .errors import ChargenError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -62,5 +64,12 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
 
 
 def _cpu_has_amx(device: torch.device) -> bool:
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return device.type == "cpu" and probe is not None and bool(probe())
+    """Whether this CPU has AMX tiles, read from the kernel's CPU flags (Linux); False elsewhere,
+    where bf16 on the CPU is not known to pay."""
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return any(line.startswith("flags") and " amx_tile" in line for line in f)
+    except OSError:
+        return False

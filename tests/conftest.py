@@ -103,7 +103,7 @@ def trained_run(tmp_path_factory) -> TrainedRun:
 
 def interrupt_at(monkeypatch, step: int) -> None:
     """Simulate Ctrl-C at the start of training step `step`."""
-    from chargen.trainer import Trainer
+    from chargen.training.trainer import Trainer
 
     original = Trainer.train_step
 
@@ -119,3 +119,32 @@ def interrupt_at(monkeypatch, step: int) -> None:
 def interrupt_at_fixture():
     """The function interrupt_at(monkeypatch, step), for tests in any file."""
     return interrupt_at
+
+
+def plain_ids(model, vocab, cfg) -> list[list[int]]:
+    """The sampling loop written the plain way, as the oracle for chargen's rounds: the whole model
+    once per character, filter_logits, one noise draw per step; ids per step, each a list of N."""
+    import math
+
+    from chargen.sample.draw import GumbelNoise, filter_logits
+    from chargen.sample.sampler import start_ids
+
+    n = cfg.num_samples
+    noise = GumbelNoise(torch.Generator().manual_seed(cfg.seed), n, len(vocab))
+    with torch.no_grad():
+        logits, hidden = model(start_ids(vocab, cfg.prime)[None])  # (1, P, V)
+        expand = lambda h: h.expand(-1, n, -1).contiguous()  # (L, 1, H) -> (L, N, H)
+        hidden = tuple(map(expand, hidden)) if isinstance(hidden, tuple) else expand(hidden)
+        last = logits[:, -1].expand(n, -1)  # (N, V)
+        out = []
+        for _ in range(cfg.length):
+            if vocab.unk_id is not None:
+                last = last.index_fill(1, torch.tensor([vocab.unk_id]), -math.inf)
+            if cfg.temperature == 0:
+                nxt = last.argmax(-1)  # (N,)
+            else:
+                nxt = (filter_logits(last, cfg.temperature, cfg.top_k, cfg.top_p) + noise.next()).argmax(-1)
+            out.append(nxt.tolist())
+            logits, hidden = model(nxt[:, None], hidden)  # (N, 1, V)
+            last = logits[:, -1]
+    return out

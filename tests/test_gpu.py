@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from chargen import SampleConfig, StreamBatcher, evaluate_carried, load_model, sample_texts, train
-from chargen.checkpoint import read_checkpoint
+from chargen.training.checkpoint import read_checkpoint
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -77,11 +77,11 @@ def test_two_gpus_with_nccl_train_like_one(tmp_path, corpus_file):
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_fast_step_on_cuda_equals_the_model(cell, monkeypatch):
-    """On CUDA FastStep runs the LSTM and GRU gates through torch's fused cell kernels: the same function,
-    up to its TF32 products (a misplaced bias would be off by about 0.1 here)."""
+    """On CUDA FastStep computes the model's function, up to its TF32 products (a misplaced bias
+    would be off by about 0.1 here)."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # the reference in plain float32
     from chargen import CharRNN, ModelConfig
-    from chargen.fastpath import FastStep
+    from chargen.sample.step import FastStep
 
     torch.manual_seed(0)
     m = CharRNN(ModelConfig(vocab_size=30, cell=cell, num_layers=3, hidden_size=64, embedding_dim=16)).cuda().eval()
@@ -91,7 +91,6 @@ def test_fast_step_on_cuda_equals_the_model(cell, monkeypatch):
         x = torch.randint(30, (4, 9), device="cuda")
         ref, _ = m(x)
         step = FastStep(m)
-        assert step.fused_cells == (cell != "rnn")
         _, hidden = m(x[:, :1])
         state, outs = step.from_hidden(hidden), [ref[:, 0]]
         for t in range(1, 9):
@@ -106,7 +105,7 @@ def test_cuda_graph_chunks_draw_what_single_steps_draw(cell, streams, temp, top_
     """The captured graph replays K draw-and-feed rounds: same seed, same ids as one step at a
     time on the same GPU, greedy, sampled, 256 streams and top-k; and the graph was captured."""
     from chargen import CharRNN, ModelConfig, Vocab
-    from chargen.sample import Sampler
+    from chargen.sample.sampler import Sampler
 
     vocab = Vocab(tuple(chr(c) for c in range(40, 105)))
     torch.manual_seed(1)
@@ -120,41 +119,34 @@ def test_cuda_graph_chunks_draw_what_single_steps_draw(cell, streams, temp, top_
         sampler.feed(cfg.prime)
         runs.append(torch.stack(list(sampler.draw(150, ahead=ahead))))  # 3 chunks of 64, the last cut to 22
         if ahead:
-            assert sampler.chunk is not None and sampler.chunk.graph is not None
+            assert sampler.chunks[64].mode == "graph" and sampler.chunks[64].graph is not None
     agree = (runs[0] == runs[1]).float().mean().item()
     assert runs[0].shape == (150, streams) and agree == 1.0
 
 
-def test_stacked_lstm_on_cuda_runs_per_layer_on_buffers_of_its_own(monkeypatch):
-    """On CUDA a stacked LSTM runs one cuDNN call per layer (model.layerwise), each layer's weights
-    starting a buffer of their own (so cuDNN uses them in place): the stacked nn.LSTM's function and
-    gradients, also after a move to the CPU and back."""
-    import warnings
-
+def test_stacked_lstm_on_cuda_per_layer_is_the_stacked_function(monkeypatch):
+    """On CUDA a stacked LSTM trains as one cuDNN call per layer (layers.PerLayerLSTM): the stacked
+    nn.LSTM's function and gradients, also after a move to the CPU and back."""
     from chargen import CharRNN, ModelConfig
 
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     torch.manual_seed(0)
-    m = CharRNN(ModelConfig(vocab_size=30, cell="lstm", num_layers=3, hidden_size=128, embedding_dim=128,
-                            dropout=0.0)).cpu().cuda()
-    w = m.rnn._flat_weights
-    assert all(w[4 * k].data_ptr() == w[4 * k].untyped_storage().data_ptr() for k in range(3))
-    assert len({w[4 * k].untyped_storage().data_ptr() for k in range(3)}) == 3
+    cfg = ModelConfig(vocab_size=30, cell="lstm", num_layers=3, hidden_size=128, embedding_dim=128, dropout=0.0)
+    m = CharRNN(cfg, "per_layer").cpu().cuda()
+    plain = CharRNN(cfg).cuda()
+    plain.load_state_dict(m.state_dict())
     x = torch.randint(30, (8, 40), device="cuda")
-    out, (h, c) = m(x)
-    out.square().mean().backward()
-    grads = [p.grad.clone() for p in m.rnn.parameters()]
-    m.zero_grad()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the stacked call copies the per-layer buffers, and says so
-        ref, (rh, rc) = m.rnn(m.embedding(x))
-    ref = m.head(ref)
-    ref.square().mean().backward()
+    results = []
+    for model in (m, plain):
+        out, (h, c) = model(x)
+        out.square().mean().backward()
+        results.append((out, h, c, [p.grad for p in model.rnn.parameters()]))
+    (out, h, c, grads), (ref, rh, rc, ref_grads) = results
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(h, rh, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(c, rc, atol=1e-5, rtol=1e-4)
-    for g, p in zip(grads, m.rnn.parameters()):
-        torch.testing.assert_close(g, p.grad, atol=1e-5, rtol=1e-3)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-3)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
@@ -167,8 +159,8 @@ def test_cuda_trainer_reads_figures_a_step_late_and_skips_bad_steps_on_the_devic
     import math
 
     from chargen import ModelConfig
-    from chargen.prepare import load_corpus
-    from chargen.trainer import Trainer
+    from chargen.data.corpus import load_corpus
+    from chargen.training.trainer import Trainer
 
     cfg = make_train_config(device="cuda", max_steps=20, precision=precision)
     corpus = load_corpus(corpus_file, cfg.val_frac)

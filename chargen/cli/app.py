@@ -1,0 +1,36 @@
+"""The `chargen` command line: every command registered here, in one place.
+
+The cli package is the only importer of typer and rich. Generated text alone goes to
+stdout; bars, tables and messages go to stderr. Exit codes: 0 ok, 1 a ChargenError
+(one line with a hint), 2 bad usage, 130 interrupted.
+"""
+from __future__ import annotations
+
+import typer
+
+from .cells import cells
+from .common import guard
+from .gradflow import gradflow
+from .sample import evaluate, info, sample
+from .study import compare, plot
+from .train import prepare, train
+
+COMMANDS = [  # (name, function): the order of `chargen --help`
+    ("train", train), ("sample", sample), ("info", info), ("eval", evaluate), ("prepare", prepare),
+    ("compare", compare), ("plot", plot), ("gradflow", gradflow), ("cells", cells),
+]
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                      help="Train character-level RNN / LSTM / GRU models on any text file and sample from them.")
+    for name, fn in COMMANDS:
+        app.command(name)(guard(fn))
+    return app
+
+
+app = build_app()
+
+
+def main() -> None:
+    app()

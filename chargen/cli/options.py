@@ -1,0 +1,22 @@
+"""Options that several commands share, declared once as Annotated types; a command gives
+the default. Flags are the kebab-case of the config fields they set."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, tables or messages.")]
+CheckpointArg = Annotated[Optional[Path], typer.Argument(
+    help="A .pt file (default: the newest checkpoints/**/best.pt).", show_default=False)]
+Corpus = Annotated[Path, typer.Argument(help="UTF-8 text file to learn from.", show_default=False)]
+Seed = Annotated[int, typer.Option(help="Random seed: the same seed gives the same run.")]
+NumLayers = Annotated[int, typer.Option("--num-layers", "--layers", help="Stacked recurrent layers.")]
+HiddenSize = Annotated[int, typer.Option(help="Units per recurrent layer.")]
+EmbeddingDim = Annotated[int, typer.Option(help="Size of a character's embedding.")]
+BatchSize = Annotated[int, typer.Option(help="Parallel streams per step.")]
+SeqLen = Annotated[int, typer.Option(help="Characters per BPTT window.")]
+MinCharCount = Annotated[int, typer.Option(help="Rarer characters become one unknown symbol.")]

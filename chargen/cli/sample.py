@@ -1,0 +1,119 @@
+"""`chargen sample`, `chargen info` and `chargen eval`: the commands that read a trained model."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import typer
+
+from ..data import encode_file
+from ..device import resolve_device
+from ..errors import ChargenError
+from ..sample import SampleConfig, Sampler, generate, sample_texts
+from ..training import TrainConfig, evaluate_carried, evaluate_windows, load_model
+from .common import checkpoint_path, console, field_default, finite, table
+from .options import CheckpointArg, Device, Json, Quiet
+from .terminal import interact, stream, unescape, warn_unknown
+
+SC = SampleConfig  # the flags' defaults come from the config dataclass
+
+
+def sample(
+    checkpoint: CheckpointArg = None,
+    temp: float = typer.Option(field_default(SC, "temperature"), "--temp", "--temperature",
+                               help="Softmax temperature; 0 = always the likeliest character."),
+    length: int = typer.Option(field_default(SC, "length"), help="Characters to generate per sample."),
+    prime: str = typer.Option("", help="Text to warm the state on; echoed as the start of the output."),
+    stop: str = typer.Option("", help="End a sample right after this string."),
+    top_k: int = typer.Option(field_default(SC, "top_k"), help="Draw only from the k likeliest; 0 = off."),
+    top_p: float = typer.Option(field_default(SC, "top_p"), help="Nucleus mass to draw from; 1 = off."),
+    seed: int = typer.Option(None, help="Seed for reproducible text (default: random)."),
+    num_samples: int = typer.Option(field_default(SC, "num_samples"), help="Independent samples."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per sample per line."),
+    interactive: bool = typer.Option(False, "--interactive", "-i", help="Type primes, get continuations."),
+    device: Device = "cpu",
+    quiet: Quiet = False,
+    compile_: bool = typer.Option(False, "--compile",
+                                  help="CPU: compile the sampling loop with torch.compile (needs a C++ compiler; "
+                                       "5-30 s the first time, then cached): faster for long samples."),
+) -> None:
+    """Generate text from a trained model; the text alone goes to stdout as it is made."""
+    cfg = SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p, prime=prime, seed=seed,
+                       num_samples=num_samples, stop=unescape(stop), compile=compile_)
+    model, vocab, _ = load_model(checkpoint_path(checkpoint, quiet))
+    warn_unknown(vocab, prime)
+    dev = resolve_device(device)
+    if dev.type == "cpu" and num_samples == 1:
+        torch.set_num_threads(min(2, torch.get_num_threads()))  # tiny steps: more threads only add hand-offs
+    if compile_ and dev.type != "cpu":
+        sys.stderr.write("warning: --compile has no effect on a GPU, which replays the sampling loop "
+                         "as a CUDA graph\n")
+    elif compile_ and not quiet:
+        sys.stderr.write("compiling the sampling loop (5-30 s the first time for this model shape, then cached)\n")
+    if interactive:
+        interact(Sampler(model, vocab, replace(cfg, num_samples=1), dev), sys.stdin)
+    elif num_samples == 1 and not jsonl:
+        stream(prime, generate(model, vocab, cfg, dev))
+    else:
+        for i, text in enumerate(sample_texts(model, vocab, cfg, dev)):
+            if jsonl:
+                sys.stdout.write(json.dumps({"sample": i + 1, "text": text}, ensure_ascii=False) + "\n")
+            else:
+                sys.stdout.write(f"{'' if i == 0 else chr(10)}----- sample {i + 1} -----\n{text}\n")
+        sys.stdout.flush()
+
+
+def info(checkpoint: CheckpointArg = None, as_json: Json = False) -> None:
+    """Show a checkpoint's configuration, vocabulary, size and validation loss."""
+    path = checkpoint_path(checkpoint, as_json)
+    model, vocab, ckpt = load_model(path)
+    best = ckpt.best_val_loss
+    rows = {"checkpoint": str(path), "format_version": ckpt.format_version, "step": ckpt.step,
+            "parameters": model.num_parameters(), "vocab_size": len(vocab), "unknown_symbol": vocab.unk,
+            "best_val_loss": finite(best), "best_val_bpc": finite(best / math.log(2)),
+            "model_config": ckpt.model_config.to_dict(),
+            "train_config": None if ckpt.train_config is None else ckpt.train_config.to_dict()}
+    if as_json:
+        print(json.dumps(rows))
+        return
+    flat = {k: v for k, v in rows.items() if not k.endswith("_config")}
+    flat.update({f"model.{k}": v for k, v in rows["model_config"].items()})
+    flat.update({f"train.{k}": v for k, v in (rows["train_config"] or {}).items()})
+    console().print(table("chargen checkpoint", flat))
+
+
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="A .pt file.", show_default=False),
+    textfile: Path = typer.Argument(..., help="UTF-8 text to score.", show_default=False),
+    split: str = typer.Option("all", help="all, or val: only the validation tail (the checkpoint's val-frac)."),
+    window: int = typer.Option(0, help="Also score random windows of this many characters from a zero state."),
+    device: Device = "cpu",
+    as_json: Json = False,
+) -> None:
+    """Loss (nats per character) and bits per character of a model on a text."""
+    if split not in ("all", "val"):
+        raise ChargenError(f"unknown split {split!r}", "use --split all or --split val")
+    if window < 0:
+        raise ChargenError(f"window must be 0 (off) or positive, got {window}", "try --window 256")
+    model, vocab, ckpt = load_model(checkpoint)
+    if split == "val":
+        stored = ckpt.train_config or TrainConfig()  # a weights-only file: the default split
+        ids = encode_file(textfile, vocab, stored.val_frac, stored.val_chars)
+    else:
+        ids = encode_file(textfile, vocab)
+    dev = resolve_device(device)
+    model.to(dev)
+    carried = evaluate_carried(model, ids, dev)
+    rows = {"text": str(textfile), "split": split, "chars": carried.chars,
+            "loss": round(carried.loss, 4), "bpc": round(carried.bpc, 4)}
+    if window:
+        windows = evaluate_windows(model, ids, dev, window=window)
+        rows.update({f"loss_window{window}": round(windows.loss, 4), f"bpc_window{window}": round(windows.bpc, 4)})
+    if as_json:
+        print(json.dumps(rows))
+    else:
+        console().print(table("Evaluation", rows))

@@ -1,0 +1,67 @@
+"""The command line's text output: streaming characters to stdout as they are made, and
+the interactive prime-and-continue loop. Part of the CLI layer, kept free of typer and
+rich so that it can be driven with plain file objects in tests.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Iterator, TextIO
+
+from ..data.vocab import Vocab
+from ..errors import ChargenError
+from ..sample.sampler import Sampler, stop_after
+
+
+def unescape(text: str) -> str:
+    """Let a shell user write a newline or tab in --stop as \\n or \\t."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def warn_unknown(vocab: Vocab, text: str) -> None:
+    """Say on stderr which characters of a prime the model will read as its unknown symbol."""
+    unknown = vocab.unknown(text) if vocab.unk is not None else []
+    if unknown:
+        shown = ", ".join(repr(c) for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        sys.stderr.write(f"warning: the model never learned {shown}; read as the unknown symbol {vocab.unk!r}\n")
+
+
+def stream(prime: str, chars: Iterator[str]) -> None:
+    out = sys.stdout
+    out.write(prime)
+    last_flush = time.monotonic()
+    for ch in chars:
+        out.write(ch)
+        now = time.monotonic()
+        if ch == "\n" or now - last_flush > 0.05:  # let a reader see the text appear
+            out.flush()
+            last_flush = now
+    out.write("\n")
+    out.flush()
+
+
+def interact(sampler: Sampler, lines: TextIO) -> None:
+    """Read primes line by line; after each, stream a continuation. The state carries on
+    from turn to turn; `/reset` forgets it, `/quit` (or end of input) leaves."""
+    sys.stderr.write("type a prime and press Enter (empty: just continue); /reset forgets, /quit leaves\n")
+    cfg = sampler.cfg
+    while True:
+        sys.stderr.write("> ")
+        sys.stderr.flush()
+        line = lines.readline()
+        if not line or line.strip() == "/quit":
+            return
+        text = line.rstrip("\n")
+        if text.strip() == "/reset":
+            sampler.reset()
+            sys.stderr.write("(state reset)\n")
+            continue
+        try:
+            if text:
+                warn_unknown(sampler.vocab, text)
+                sampler.feed(text)
+        except ChargenError as e:
+            sys.stderr.write(f"error: {e.message}\n")
+            continue
+        ids = (int(nxt) for nxt in sampler.draw(cfg.length))
+        stream(text, stop_after((sampler.vocab.chars[i] for i in ids), cfg.stop))

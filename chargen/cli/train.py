@@ -1,0 +1,138 @@
+"""`chargen train` and `chargen prepare`: build the configs from the flags and the device's
+recipe, call the library, and render its summary."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..data import prepare_corpus
+from ..device import resolve_device
+from ..model import ModelConfig
+from ..progress import PrepareBar
+from ..training import TrainConfig, default_configs
+from ..training import train as run_training
+from ..training.recipes import default_help
+from .common import Interrupted, console, field_default, finite, table
+from .options import Corpus, Device, Json, MinCharCount, Quiet
+
+TC = TrainConfig  # the flags' defaults come from the config dataclasses
+
+
+def train(
+    ctx: typer.Context,
+    corpus: Corpus,
+    cell: Optional[str] = typer.Option(None, help=f"Recurrent cell: rnn, lstm or gru. {default_help('cell')}"),
+    num_layers: Optional[int] = typer.Option(None, "--num-layers", "--layers", help=default_help('num_layers')),
+    hidden_size: Optional[int] = typer.Option(None, help=default_help('hidden_size')),
+    embedding_dim: Optional[int] = typer.Option(None, help=default_help('embedding_dim')),
+    dropout: Optional[float] = typer.Option(
+        None, help="(default: on a CPU 0 when the time or step budget allows at most 6 passes over the corpus, "
+                   "else 0.1; 0.5 on a GPU)"),
+    impl: str = typer.Option(field_default(ModelConfig, "impl"),
+                             help="torch (fast), or reference: the cell equations step by step (slow, for study)."),
+    batch_size: Optional[int] = typer.Option(None, help=f"Parallel streams. {default_help('batch_size')}"),
+    seq_len: Optional[int] = typer.Option(None, help=f"Characters per BPTT window. {default_help('seq_len')}"),
+    lr: Optional[float] = typer.Option(None, help=f"Peak learning rate. {default_help('lr')}"),
+    weight_decay: Optional[float] = typer.Option(None, help=default_help('weight_decay')),
+    warmup_steps: int = typer.Option(field_default(TC, "warmup_steps")),
+    min_lr_frac: float = typer.Option(field_default(TC, "min_lr_frac"), help="Final lr as a fraction of --lr."),
+    grad_clip: float = typer.Option(field_default(TC, "grad_clip"), help="Max global gradient L2 norm."),
+    max_steps: int = typer.Option(field_default(TC, "max_steps"), help="0 = no step limit."),
+    max_time: float = typer.Option(field_default(TC, "max_time"), help="Seconds; 0 = no time limit."),
+    patience: int = typer.Option(field_default(TC, "patience"), help="Evaluations without improvement; 0 = off."),
+    eval_every: int = typer.Option(field_default(TC, "eval_every"), help="Steps between evaluations."),
+    save_every: int = typer.Option(field_default(TC, "save_every"), help="Steps between last.pt saves."),
+    val_frac: float = typer.Option(field_default(TC, "val_frac"), help="Validation tail fraction."),
+    val_chars: int = typer.Option(field_default(TC, "val_chars"), help="Cap on the validation tail; 0 = none."),
+    min_char_count: MinCharCount = field_default(TC, "min_char_count"),
+    seed: int = typer.Option(field_default(TC, "seed")),
+    device: Device = field_default(TC, "device"),
+    precision: str = typer.Option(field_default(TC, "precision"),
+                                  help="auto, fp32, bf16 or fp16 (autocast; fp16 on CUDA only)."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default checkpoints/<corpus>-<cell>)."),
+    resume: bool = typer.Option(False, help="Continue the run in the run folder exactly."),
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Train a model on CORPUS; writes best.pt, last.pt and metrics.jsonl to the run folder.
+
+    Settings left out come from the device's recipe (GRU 2x256 on a CPU, LSTM 3x1024 on a GPU).
+    """
+    if resume:
+        _warn_ignored_on_resume(ctx)
+    # The corpus's size in bytes stands for its characters (exact for ASCII text): it only
+    # sets the CPU recipe's dropout, from the passes over it that the budget allows.
+    size = corpus.stat().st_size if corpus.is_file() else None
+    model_config, config = default_configs(
+        resolve_device(device), corpus_chars=size, cell=cell, num_layers=num_layers, hidden_size=hidden_size,
+        embedding_dim=embedding_dim, dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr,
+        weight_decay=weight_decay, warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip,
+        max_steps=max_steps, max_time=max_time, patience=patience, eval_every=eval_every, save_every=save_every,
+        val_frac=val_frac, val_chars=val_chars, min_char_count=min_char_count, seed=seed, device=device,
+        precision=precision)
+    result = run_training(corpus, model_config, config, out=out, resume=resume,
+                          progress=False if quiet or as_json else None)
+    if not result.is_main:  # another rank of a torchrun: rank 0 reports
+        return
+    summary = {"run_dir": str(result.run_dir), "best_checkpoint": str(result.run_dir / "best.pt"),
+               "steps": result.steps, "stop_reason": result.stop_reason,
+               "best_val_loss": finite(result.best_val_loss), "best_val_bpc": finite(result.best_val_bpc),
+               "elapsed_s": round(result.elapsed, 1),
+               **({"model": describe_model(result.model_config)} if result.model_config else {}),
+               "parameters": result.parameters,
+               "chars_per_s": round(result.chars_per_s), "device": result.device,
+               "startup_s": round(result.startup_s, 2)}
+    if as_json:
+        print(json.dumps(summary))
+    elif not quiet:
+        console().print(table("Training summary", summary))
+    if result.stop_reason == "interrupted":
+        raise Interrupted
+
+
+# `chargen train` options that a resume still takes from the command line.
+_RESUME_TAKES = {"corpus", "device", "precision", "out", "resume", "quiet", "as_json"}
+
+
+def _warn_ignored_on_resume(ctx: typer.Context) -> None:
+    """Name the settings given on the command line that a resume ignores (it continues with the run's own)."""
+    def typed(name: str) -> bool:  # given by the user, not a default (click's ParameterSource, by name)
+        return getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
+
+    given = [p for p in ctx.command.params if p.name not in _RESUME_TAKES and typed(p.name)]
+    if given:
+        names = ", ".join(max(p.opts, key=len) for p in given)
+        sys.stderr.write(f"warning: --resume continues with the run's own settings; ignored: {names} "
+                         "(start a new run to change them)\n")
+
+
+def describe_model(config: ModelConfig) -> str:
+    """One line naming what the recipe chose: 'gru 2x256, embedding 64, dropout 0.0'."""
+    impl = "" if config.impl == "torch" else f", {config.impl} cells"
+    return (f"{config.cell} {config.num_layers}x{config.hidden_size}, embedding {config.embedding_dim}, "
+            f"dropout {config.dropout}{impl}")
+
+
+def prepare(
+    corpus: Corpus,
+    min_char_count: MinCharCount = field_default(TC, "min_char_count"),
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Count and encode CORPUS into the cache that `chargen train` memory-maps (done once per file)."""
+    with PrepareBar(corpus, False if quiet or as_json else None) as bar:
+        p = prepare_corpus(corpus, min_char_count, progress=bar.update)
+    size = corpus.stat().st_size
+    rare = sum(1 for c in p.counts if c not in p.vocab.chars)
+    summary = {"corpus": str(corpus), "bytes": size, "characters": len(p.ids), "vocab_size": len(p.vocab),
+               "rare_characters": rare, "unknown_symbol": p.vocab.unk, "dtype": p.ids.dtype.name,
+               "cache": str(p.cache_dir), "cache_hit": p.cache_hit, "seconds": round(p.seconds, 3),
+               "mb_per_s": round(size / 1e6 / max(p.seconds, 1e-9), 1)}
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+    elif not quiet:
+        console().print(table("Prepared corpus", summary))

@@ -1,0 +1,65 @@
+"""A corpus ready for training: the prepared ids split into a training head and a
+contiguous validation tail, and any file encoded in a model's own numbering."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ChargenError
+from .cache import prepare_corpus
+from .utf8 import Progress
+from .vocab import Vocab
+
+
+def split_ids(ids, val_frac: float, val_chars: int = 0):
+    """Split ids (a tensor or an array) into (train, val): val is the contiguous last `val_frac`
+    of them, but at most `val_chars` ids when that is set (so a huge corpus evaluates quickly).
+
+    A contiguous tail, not random windows, so that no validation text leaks into
+    training through overlapping context, and figures compare with published ones.
+    """
+    n_val = int(len(ids) * val_frac)
+    if val_chars:
+        n_val = min(n_val, val_chars)
+    return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A prepared corpus split for training: a training head read window by window from the
+    memory map, and a validation tail small enough to hold in memory."""
+
+    vocab: Vocab
+    train_ids: np.ndarray  # (N_train,) uint8/16/32, memory-mapped
+    val_ids: torch.Tensor  # (N_val,) int64
+
+
+def load_corpus(path: str | os.PathLike, val_frac: float, val_chars: int = 0, min_char_count: int = 1,
+                cache: str | os.PathLike | None = None, progress: Progress | None = None) -> Corpus:
+    """Prepare (or open from the cache) the file at `path` and split it as split_ids does."""
+    prepared = prepare_corpus(path, min_char_count, cache, progress)
+    train_ids, val_ids = split_ids(prepared.ids, val_frac, val_chars)
+    if val_frac > 0 and len(val_ids) < 2:
+        raise ChargenError(f"{path} is too short for a validation split ({len(prepared.ids)} characters)",
+                           "use a longer text or --val-frac 0")
+    return Corpus(prepared.vocab, train_ids, torch.from_numpy(val_ids.astype(np.int64)))
+
+
+def encode_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
+                val_chars: int = 0) -> torch.Tensor:
+    """Ids (N,) int64 of a UTF-8 file in `vocab`'s numbering (a model's), or with `val_frac` only
+    its validation tail as split_ids cuts it; only that part is ever held in memory.
+
+    Goes through the prepared cache, then renumbers with one small table. Characters
+    `vocab` lacks become its unknown symbol, or raise ChargenError naming them.
+    """
+    prepared = prepare_corpus(path)
+    missing = [c for c in prepared.vocab.chars if c not in vocab.chars]
+    if missing and vocab.unk is None:
+        vocab.encode("".join(missing))  # raises, naming them
+    table = vocab.encode("".join(prepared.vocab.chars)).numpy()  # file id -> model id
+    ids = prepared.ids if val_frac is None else split_ids(prepared.ids, val_frac, val_chars)[1]
+    return torch.from_numpy(table[np.asarray(ids)])

@@ -1,0 +1,38 @@
+"""Reading a text file from disk: its raw bytes, or its UTF-8 text, with one-line errors
+for a folder, a missing, unreadable, empty or non-UTF-8 file. Nothing here knows ids."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ChargenError
+
+
+def read_raw(path: str | os.PathLike, limit: int = -1) -> bytes:
+    """The bytes of a text file (the first `limit` of them if given), with one ChargenError for
+    a folder, a missing file or an unreadable one."""
+    path = Path(path)
+    if path.is_dir():
+        raise ChargenError(f"{path} is a folder, not a text file", "pass the path of a UTF-8 text file")
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit)
+    except FileNotFoundError:
+        raise ChargenError(f"corpus not found: {path}", "check the path, e.g. corpora/shakespeare.txt") from None
+    except OSError as e:
+        raise ChargenError(f"cannot read {path}: {e.strerror}", "check the file's permissions") from None
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """Read a UTF-8 file exactly as stored: '\\r\\n' and '\\n' are kept, a BOM is dropped."""
+    path = Path(path)
+    raw = read_raw(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ChargenError(f"{path} is not UTF-8 text (bad byte at offset {e.start})",
+                           "convert it first, e.g. iconv -f latin1 -t utf-8 IN > OUT") from None
+    text = text.removeprefix("\ufeff")
+    if not text:
+        raise ChargenError(f"{path} is empty", "train on a file that contains text")
+    return text

@@ -1,0 +1,150 @@
+"""Generating text from a trained model: warm the state on the prime text once,
+then draw characters in rounds (rounds.py), carrying the state.
+
+Text is yielded as it is made; writing it anywhere is the caller's job.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Iterator
+
+import torch
+
+from ..data import Vocab
+from ..errors import ChargenError
+from ..model import CharRNN
+from .draw import GumbelNoise, SampleConfig, filter_logits
+from .rounds import Chunk, chunk_size
+from .step import FastStep
+
+
+def start_ids(vocab: Vocab, prime: str) -> torch.Tensor:
+    """Ids to warm the state on: the prime, or a newline (else the first character) when it is empty.
+
+    A character the model never saw is its unknown symbol when it has one; otherwise
+    ChargenError names it.
+    """
+    if prime:
+        return vocab.encode(prime)
+    return torch.tensor([vocab.chars.index("\n") if "\n" in vocab.chars else 0])
+
+
+class Sampler:
+    """A model with a carried state for N streams: feed it text, draw characters from it.
+
+    `feed` runs text through the model as one sequence (any length, one call) and leaves
+    the state after its last character; `draw` then yields one id per stream per step,
+    feeding each back. The state persists across calls until `reset`. The model is moved
+    to `device` and put in eval mode; its weights are rearranged once (FastStep) and the
+    rounds run one way, chosen here: a CUDA graph on a GPU, compiled with `cfg.compile`
+    on a CPU, else eagerly.
+    """
+
+    def __init__(self, model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model, self.vocab, self.cfg = model.to(self.device).eval(), vocab, cfg
+        self.step = FastStep(self.model)
+        self.mode = "graph" if self.device.type == "cuda" else ("compiled" if cfg.compile else "eager")
+        gen = torch.Generator(self.device)
+        if cfg.seed is None:
+            gen.seed()
+        else:
+            gen.manual_seed(cfg.seed)
+        self.noise = GumbelNoise(gen, cfg.num_samples, len(vocab))
+        self.chunks: dict[int, Chunk] = {}  # by size: a whole chunk, or one round at a time
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything fed or drawn: the next draw starts from a zero state."""
+        self.state = None
+
+    def feed(self, text: str) -> None:
+        """Warm the state on `text` (characters the model never saw read as its unknown symbol,
+        or raise ChargenError naming them when it has none)."""
+        ids = start_ids(self.vocab, text).to(self.device)
+        n = self.cfg.num_samples
+        with torch.inference_mode():
+            if self.state is None:  # all streams start alike: run the text once and copy the state
+                _, hidden = self.model(ids[None])  # (1, P, V)
+                expand = lambda h: h.expand(-1, n, -1).contiguous()  # (L, 1, H) -> (L, N, H)
+                hidden = tuple(map(expand, hidden)) if isinstance(hidden, tuple) else expand(hidden)
+            else:
+                _, hidden = self.model(ids.expand(n, -1), self.state)  # (N, P, V)
+            self.state = self.step.from_hidden(hidden)  # FastStep's state: nn.RNN's hidden, in float32
+
+    def _chunk(self, k: int) -> Chunk:
+        if k not in self.chunks:
+            cfg, v = self.cfg, len(self.vocab)
+            filtered = 0 < cfg.top_k < v or cfg.top_p < 1  # else 1/T folds into the output weights
+            filters = functools.partial(filter_logits, temperature=cfg.temperature, top_k=cfg.top_k,
+                                        top_p=cfg.top_p)
+            self.chunks[k] = Chunk(self.step, self.state, k, cfg.temperature, self.vocab.unk_id,
+                                   filters if filtered else None, self.mode)
+        return self.chunks[k]
+
+    def draw(self, n: int, ahead: bool = False) -> Iterator[torch.Tensor]:
+        """Yield n tensors of next ids, each (num_samples,), on the CPU.
+
+        Without `ahead`, each character is fed back before it is handed out, so the state
+        holds exactly what the caller has read, even if it stops early (--stop, interactive
+        mode). With `ahead`, whole chunks are drawn before any is handed out, the last one
+        too (its surplus is dropped): much faster, but the state ends up to a chunk further
+        on than the characters handed out. Both draw the same characters from the same seed.
+        """
+        if self.state is None:
+            self.feed("")
+        k = chunk_size(self.device, self.cfg.num_samples, len(self.vocab)) if ahead else 1
+        chunk = self._chunk(k)
+        while n > 0:
+            ids, self.state = chunk.run(self.state, self.noise)  # (K, N)
+            yield from ids[:n]
+            n -= k
+
+
+def generate_ids(model: CharRNN, vocab: Vocab, cfg: SampleConfig,
+                 device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+    """Yield cfg.length tensors of next ids, each (num_samples,), after warming on cfg.prime.
+
+    The prime is checked at once: a ChargenError names characters the model has never
+    seen before anything is generated. For the best single-stream speed on a small
+    CPU, run with torch.set_num_threads(1) or 2 (see benchmarks/README.md).
+    """
+    sampler = Sampler(model, vocab, cfg, device)
+    sampler.feed(cfg.prime)
+    return sampler.draw(cfg.length, ahead=True)
+
+
+def generate(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> Iterator[str]:
+    """Yield the text of a single sample one character at a time (the prime is not repeated).
+
+    With cfg.stop set, the sample ends right after the first occurrence of that string.
+    """
+    if cfg.num_samples != 1:
+        raise ChargenError("generate() streams one sample", "use sample_texts() for several")
+    ids = generate_ids(model, vocab, cfg, device)  # checks the prime now, not at the first character
+    return stop_after((vocab.chars[int(nxt)] for nxt in ids), cfg.stop)
+
+
+def stop_after(chars: Iterator[str], stop: str) -> Iterator[str]:
+    """Pass characters through, ending right after the first occurrence of `stop` (never, if empty)."""
+    tail = ""
+    for ch in chars:
+        yield ch
+        if stop:
+            tail = (tail + ch)[-len(stop):]
+            if tail == stop:
+                return
+
+
+def sample_texts(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> list[str]:
+    """cfg.num_samples texts, each the prime followed by up to cfg.length generated characters
+    (cut right after the first cfg.stop, when set)."""
+    columns = [nxt.tolist() for nxt in generate_ids(model, vocab, cfg, device)]
+    texts = ["".join(vocab.chars[col[i]] for col in columns) for i in range(cfg.num_samples)]
+    return [cfg.prime + cut_at_stop(t, cfg.stop) for t in texts]
+
+
+def cut_at_stop(text: str, stop: str) -> str:
+    """`text` up to and including the first `stop` (all of it when stop is empty or absent)."""
+    at = text.find(stop) if stop else -1
+    return text if at < 0 else text[: at + len(stop)]

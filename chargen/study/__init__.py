@@ -1,0 +1,1 @@
+"""Study tools: comparing cells, gradient flow, hidden units and their page, plots."""

@@ -1,0 +1,174 @@
+"""`train()`: a whole run from a corpus file to best.pt and last.pt in a run folder.
+
+It owns the run's lifetime: choosing and locking the folder, resuming, the stop
+rules (steps, time, patience, non-finite loss, Ctrl-C), the progress bar, and the
+final save. The step itself is trainer.py's.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..data import Corpus, load_corpus
+from ..device import resolve_device
+from ..errors import ChargenError
+from ..model import ModelConfig
+from ..progress import PrepareBar, TrainBar
+from .checkpoint import Checkpoint, remove_stale_temp_files
+from .config import TrainConfig
+from .distributed import World, barrier, connect, disconnect, from_main, world_from_env
+from .runs import RunLock, choose_run_dir, default_run_dir, make_run_dir
+from .trainer import Trainer
+
+MAX_BAD_STEPS = 5  # consecutive non-finite steps (each retried at half the learning rate) before giving up
+# (on a GPU the first retry is queued before the bad step is read, so it runs at the full rate)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    best_val_loss: float  # nats per character; inf if never evaluated
+    elapsed: float  # seconds in the training loop, over all resumes
+    parameters: int
+    chars_per_s: float  # training throughput of this process, evaluation excluded
+    stop_reason: str  # max_steps | max_time | patience | interrupted
+    device: str = "cpu"
+    startup_s: float = 0.0  # from the call to the first step: preparing or opening the corpus, building the model
+    is_main: bool = True  # False on the ranks of a torchrun that do not write
+    history: list[dict] = field(default_factory=list)
+    model_config: ModelConfig | None = None  # the model trained (on a resume, the checkpoint's)
+
+    @property
+    def best_val_bpc(self) -> float:
+        return self.best_val_loss / math.log(2)
+
+
+def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfig, out: Path | None = None,
+          resume: bool = False, progress: bool | None = None, root: str | Path = "checkpoints") -> TrainResult:
+    """Train a model on `corpus_path` and write best.pt, last.pt and metrics.jsonl into the run folder.
+
+    With `resume`, the run folder's last.pt supplies both configs and the exact
+    position; the passed configs are ignored. `progress=None` shows a bar only on a
+    terminal. Ctrl-C saves last.pt and returns with stop_reason "interrupted".
+    Started by torchrun, every rank calls this and trains its share (see Trainer);
+    only rank 0 touches the run folder. Raises ChargenError for bad input, an
+    unwritable folder, or a loss that stays non-finite.
+    """
+    t0 = time.perf_counter()
+    world = world_from_env()
+    default = default_run_dir(corpus_path, model_config.cell, root)
+    run_dir = choose_run_dir(out, default, resume) if world.is_main or resume else (out or default)
+    ckpt = Checkpoint.read(run_dir / "last.pt") if resume else None
+    if ckpt is not None:  # the run's own configs, except where it runs
+        if ckpt.train_config is None or ckpt.optimizer is None or ckpt.rng is None:
+            raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: it holds a model but no training state",
+                               "start a new run without --resume")
+        model_config = ckpt.model_config
+        config = replace(ckpt.train_config, device=config.device, precision=config.precision)
+    device = connect(world, resolve_device(config.device))
+    try:
+        corpus = _load(corpus_path, config, world, progress)
+        if ckpt is not None and corpus.vocab != ckpt.vocab:
+            raise ChargenError(f"{corpus_path} does not match the run in {run_dir}: its characters differ",
+                               "resume with the corpus the run was started on")
+        model_config = replace(model_config, vocab_size=len(corpus.vocab))
+        if world.is_main:
+            make_run_dir(run_dir)
+        with RunLock(run_dir) if world.is_main else contextlib.nullcontext():
+            if world.is_main:
+                remove_stale_temp_files(run_dir)
+            trainer = _make_trainer(corpus, model_config, config, run_dir, device, world)
+            if ckpt is not None:
+                _restore(trainer, ckpt, run_dir)
+            return _run(trainer, progress if world.is_main else False, time.perf_counter() - t0)
+    finally:
+        disconnect(world)
+
+
+def _load(corpus_path: str | Path, config: TrainConfig, world: World, progress: bool | None) -> Corpus:
+    """Prepare the corpus on each node's first rank (rank 0 with a bar in MB/s); the other ranks
+    wait for it and then open the cache, instead of all encoding the same file at once."""
+    corpus = None
+    if world.local_rank == 0:
+        with PrepareBar(corpus_path, progress if world.is_main else False) as bar:
+            corpus = load_corpus(corpus_path, config.val_frac, config.val_chars, config.min_char_count,
+                                 progress=bar.update)
+    barrier(world)
+    if corpus is None:
+        corpus = load_corpus(corpus_path, config.val_frac, config.val_chars, config.min_char_count)
+    return corpus
+
+
+def _make_trainer(corpus: Corpus, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
+                  device, world: World) -> Trainer:
+    try:
+        return Trainer(corpus, model_config, config, run_dir, device, world)
+    except (MemoryError, RuntimeError) as e:  # torch reports a failed allocation as a RuntimeError
+        if isinstance(e, RuntimeError) and "alloc" not in str(e).lower():
+            raise
+        raise ChargenError(f"not enough memory on {device} for {model_config.num_layers} layers of "
+                           f"{model_config.hidden_size} units", "use a smaller --hidden-size or --num-layers") from None
+
+
+def _restore(trainer: Trainer, ckpt: Checkpoint, run_dir: Path) -> None:
+    try:
+        trainer.restore(ckpt)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: it lacks or garbles the training "
+                           f"state ({type(e).__name__}: {e})", "start a new run without --resume") from None
+
+
+def _stop_reason(trainer: Trainer) -> str | None:
+    s, cfg = trainer.state, trainer.config
+    if cfg.max_steps and s.step >= cfg.max_steps:
+        return "max_steps"
+    if cfg.max_time and s.elapsed >= cfg.max_time:
+        return "max_time"
+    if cfg.patience and s.evals_since_best >= cfg.patience:
+        return "patience"
+    return None
+
+
+def _run(trainer: Trainer, progress: bool | None, startup: float) -> TrainResult:
+    s, cfg = trainer.state, trainer.config
+    chars_per_step = cfg.batch_size * cfg.seq_len
+    bar = TrainBar(cfg.max_steps, cfg.max_time, s.step, s.elapsed, progress)
+    start, step_time, steps_here = time.perf_counter() - s.elapsed, 0.0, 0
+    evaluated_at, reason = -1, None
+
+    def speed() -> float:  # training characters per second in this process, evaluation excluded
+        return steps_here * chars_per_step / max(step_time, 1e-9)
+
+    try:
+        while (reason := _stop_reason(trainer)) is None:
+            t0 = time.perf_counter()
+            trainer.train_step()
+            if trainer.bad_steps:  # retrying: wait for this step's verdict (on a GPU it comes a step late)
+                trainer.settle()
+            step_time, steps_here = step_time + time.perf_counter() - t0, steps_here + 1
+            if trainer.bad_steps >= MAX_BAD_STEPS:
+                trainer.save("last.pt")
+                raise ChargenError(f"the loss was not finite for {MAX_BAD_STEPS} steps in a row at step {s.step}, "
+                                   f"down to 1/{2 ** (MAX_BAD_STEPS - 1)} of the learning rate; the last finite weights "
+                                   f"are in {trainer.run_dir / 'last.pt'}", "lower --lr or --grad-clip")
+            s.elapsed = from_main(trainer.world, time.perf_counter() - start, trainer.device)  # one clock for all ranks
+            if s.step % cfg.eval_every == 0:
+                bar.show_eval(trainer.evaluate(speed()))
+                evaluated_at = s.step
+            if s.step % cfg.save_every == 0:
+                trainer.save("last.pt")
+            bar.update(s.step, s.elapsed, *trainer.last_figures, speed())
+        if evaluated_at != s.step and steps_here > 0:
+            trainer.evaluate(speed())
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    finally:
+        bar.close()
+    trainer.save("last.pt")
+    return TrainResult(trainer.run_dir, s.step, s.best_val_loss, s.elapsed, trainer.model.num_parameters(),
+                       speed(), reason, str(trainer.device), startup, trainer.world.is_main, trainer.history,
+                       trainer.model.config)

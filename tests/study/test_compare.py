@@ -1,0 +1,86 @@
+"""compare_cells: the same corpus, seed and budget for each cell, one run folder each, a sample each."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from chargen.training.checkpoint import read_checkpoint
+from chargen.study.compare import compare_cells, parse_cells
+from chargen.training.config import TrainConfig
+from chargen.errors import ChargenError
+from chargen.model.charrnn import ModelConfig
+
+POEM = "The rain in spring falls soft and thin,\nthe wind comes round to let it in.\n"
+TINY = ModelConfig(cell="gru", num_layers=1, hidden_size=8, embedding_dim=4, dropout=0.0)
+BUDGET = TrainConfig(batch_size=4, seq_len=16, max_steps=20, max_time=0, eval_every=10, device="cpu", patience=0)
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    corpus = root / "poem.txt"
+    corpus.write_text(POEM * 20, encoding="utf-8")
+    cells = ["lstm", "rnn", "gru"]  # not alphabetical and not rnn-first: order must be the caller's
+    return root, cells, compare_cells(corpus, cells, TINY, BUDGET, root / "runs", sample_length=37)
+
+
+def test_results_come_back_in_the_given_order_with_one_run_folder_each(compared):
+    root, cells, results = compared
+    assert [r.cell for r in results] == cells
+    for r in results:
+        assert r.run_dir == root / "runs" / r.cell
+        assert (r.run_dir / "best.pt").is_file()
+        ckpt = read_checkpoint(r.run_dir / "last.pt")
+        assert ckpt["model_config"]["cell"] == r.cell  # the cell really was swapped in, nothing else
+        assert ckpt["model_config"]["hidden_size"] == 8 and ckpt["train_config"]["seed"] == BUDGET.seed
+        assert ckpt["step"] == 20
+
+
+def test_every_cell_gets_the_same_budget_and_a_finite_score(compared):
+    _, _, results = compared
+    for r in results:
+        assert math.isfinite(r.best_val_loss)
+        assert r.best_val_bpc == pytest.approx(r.best_val_loss / math.log(2))
+        assert r.chars_per_s > 0 and r.elapsed > 0
+
+
+def test_parameter_counts_follow_the_gate_count(compared):
+    """Same sizes: an RNN has 1 set of weights, a GRU 3, an LSTM 4, so rnn < gru < lstm."""
+    _, _, results = compared
+    p = {r.cell: r.parameters for r in results}
+    assert p["rnn"] < p["gru"] < p["lstm"]
+    # Each gate set adds the same recurrent block: (E + H + 2) * H weights and biases.
+    gate = (4 + 8 + 2) * 8
+    assert p["gru"] - p["rnn"] == 2 * gate and p["lstm"] - p["gru"] == gate
+
+
+def test_each_sample_has_the_requested_length_from_the_corpus_alphabet(compared):
+    _, _, results = compared
+    for r in results:
+        assert len(r.sample) == 37
+        assert set(r.sample) <= set(POEM)
+
+
+@pytest.mark.parametrize("cells, message", [
+    ([], "no cells"),
+    (["gru", "transformer"], "unknown cell 'transformer'"),
+    (["lstm", "gru", "lstm"], "'lstm' is listed twice"),
+])
+def test_bad_cell_lists_are_refused(cells, message):
+    with pytest.raises(ChargenError, match=message):
+        parse_cells(cells)
+
+
+def test_bad_cells_and_a_taken_folder_are_refused_before_any_training(tmp_path):
+    """A typo in the last cell must not cost the user the first cells' training time."""
+    corpus = tmp_path / "poem.txt"
+    corpus.write_text(POEM * 20, encoding="utf-8")
+    with pytest.raises(ChargenError, match="unknown cell 'gur'"):
+        compare_cells(corpus, ["rnn", "gur"], TINY, BUDGET, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "runs" / "gru").mkdir(parents=True)
+    (tmp_path / "runs" / "gru" / "best.pt").write_bytes(b"")
+    with pytest.raises(ChargenError, match="already holds a run"):
+        compare_cells(corpus, ["rnn", "gru"], TINY, BUDGET, tmp_path / "runs")
+    assert not (tmp_path / "runs" / "rnn").exists()
