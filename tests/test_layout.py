@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import chargen
 
 
@@ -156,9 +158,9 @@ def test_only_the_cli_imports_typer_and_rich_and_only_it_prints():
 def test_the_distribution_ships_every_subpackage():
     """Guards against `packages = ["chargen"]`, which installs the top package without its
     subpackages: pyproject's package search finds every folder of the package."""
-    import tomllib
-
     from setuptools import find_packages
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     config = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
     found = set(find_packages(str(ROOT.parent), include=config["include"]))

@@ -1,7 +1,7 @@
 """The command line's `chargen cells`: which hidden units track features of a text.
 
-Registered on cli.py's app (cli.py imports this module last). It parses, calls units.py and
-cells_page.py, and renders: tables and the one-unit view on stderr, JSON alone on stdout.
+It parses, calls study.units and study.page, and renders: tables and the one-unit view on
+stderr, JSON alone on stdout.
 """
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """The command line's `chargen gradflow`: how far back the gradient reaches, for a checkpoint or fresh models.
 
-Registered on cli.py's app through cli_study.py, which imports this module last. It only parses,
-calls gradflow and plot, and renders: tables and notes to stderr, JSON alone on stdout.
+It only parses, calls study.gradflow and study.plot, and renders: tables and notes to stderr, JSON alone on stdout.
 """
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def sample(
     warn_unknown(vocab, prime)
     dev = resolve_device(device)
     if dev.type == "cpu" and num_samples == 1:
-        torch.set_num_threads(min(2, torch.get_num_threads()))  # tiny steps: more threads only add hand-offs
+        torch.set_num_threads(1)  # one stream: tiny steps, where a second thread only adds hand-offs
     if compile_ and dev.type != "cpu":
         sys.stderr.write("warning: --compile has no effect on a GPU, which replays the sampling loop "
                          "as a CUDA graph\n")

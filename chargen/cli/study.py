@@ -1,7 +1,5 @@
-"""The command line's study commands `chargen compare` and `chargen plot` (`gradflow` is in cli_gradflow).
-
-Registered on cli.py's app (cli.py imports this module last); like cli.py they only
-parse, call the library and render.
+"""The command line's study commands `chargen compare` and `chargen plot` (`gradflow` has its own
+module): they parse, call the library and render.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Prepare once, stream forever: a corpus file of any size becomes a compact array of ids on disk.
 
-Two passes over the file in pieces (scan.py counts the characters, then encodes them),
+Two passes over the file in pieces (utf8.py counts the characters, then encodes them),
 never holding the text in memory; the result is cached and memory-mapped by training.
 This module owns the cache: where it lives, when it is current, how it is written.
 """

@@ -14,7 +14,7 @@ from ..errors import ChargenError
 class SampleConfig:
     """What to generate. `temperature=0` is greedy (argmax, the seed is then irrelevant);
     `top_k=0` and `top_p=1` switch those filters off; `seed=None` draws a fresh seed; `compile`
-    runs a CPU's chunks as torch.compile compiles them (inductor.py: faster once compiled)."""
+    runs a CPU's chunks as torch.compile compiles them (rounds.py: faster once compiled)."""
 
     length: int = 500
     temperature: float = 1.0
@@ -24,7 +24,7 @@ class SampleConfig:
     seed: int | None = None
     num_samples: int = 1
     stop: str = ""
-    compile: bool = False  # CPU: run the chunked rounds as torch.compile compiles them (inductor.py)
+    compile: bool = False  # CPU: run the chunked rounds as torch.compile compiles them (rounds.py)
 
     def __post_init__(self) -> None:
         if not isinstance(self.length, int) or self.length < 0:

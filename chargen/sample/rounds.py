@@ -1,5 +1,5 @@
 """The draw-and-feed rounds, written once: K rounds of "draw the next id of every stream from
-the top layer's state, feed it back" as one program (`rounds`), and the three ways to run
+the top layer's state, feed it back" as one program (`Rounds`), and the three ways to run
 it, chosen when the program is built: eagerly, replayed as a CUDA graph, or compiled.
 
 An eager loop on a GPU spends its time launching kernels, a dozen or more per character,
@@ -16,7 +16,6 @@ code rounds differently in the last bit, so where two characters nearly tie it m
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable
 
@@ -24,34 +23,34 @@ import torch
 from torch import Tensor
 
 from ..errors import ChargenError
-from .step import FastStep, run_layers, tf32
+from .step import Cells, FastStep, tf32
 
 Filter = Callable[[Tensor], Tensor]  # logits (N, V) -> temperature-scaled, filtered logits (N, V)
 
 
-def rounds(cell: str, table: Tensor, w_in: list[Tensor], b_in: list[Tensor], w_hh: Tensor, b_hh: Tensor,
-           filter_fn: Filter | None, head_w: Tensor, bias: Tensor, addend: Tensor,
-           hs: Tensor, cs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """addend.size(0) rounds for N streams from the state hs (L, N, H) and cs: the ids drawn
-    (K, N) and the new hs, cs. `head_w` (H, V) holds 1/T when no filter is on; `addend`
-    (K, N, V) is each round's bias plus noise, or the noise alone when `filter_fn` is set."""
-    ids = []
-    for i in range(addend.size(0)):
-        if filter_fn is None:
-            scores = torch.addmm(addend[i], hs[-1], head_w)  # (N, V): logits / T + noise
-        else:
-            scores = filter_fn(torch.addmm(bias, hs[-1], head_w)) + addend[i]  # (N, V)
-        nxt = torch.argmax(scores, dim=-1)  # (N,)
-        ids.append(nxt)
-        hs, cs = run_layers(cell, table.index_select(0, nxt), w_in, b_in, w_hh, b_hh, hs, cs)
-    return torch.stack(ids), hs, cs  # (K, N)
+class Rounds:
+    """K rounds for N streams, every tensor a buffer made once: the state (a Cells), the per-round
+    addends (K, N, V) and the ids drawn (K, N). Calling it runs the K rounds in place."""
 
+    def __init__(self, step: FastStep, n: int, k: int, head_w: Tensor, bias: Tensor, filter_fn: Filter | None) -> None:
+        """`head_w` (H, V) holds 1/T when no filter is on; each round's addend is then bias/T plus
+        noise, and with a filter the noise alone, added to filter_fn(logits)."""
+        self.cells, self.head_w, self.bias, self.filter_fn = Cells(step, n), head_w, bias, filter_fn
+        v = bias.numel()
+        self.addend = bias.new_empty(k, n, v).copy_(bias)  # (K, N, V)
+        self.ids = torch.zeros(k, n, dtype=torch.long, device=bias.device)  # (K, N)
+        self.scores = bias.new_empty(n, v)  # (N, V)
+        self.by_round = list(zip(self.ids, self.addend))  # views made once: (N,) ids, (N, V) addend
 
-@functools.cache
-def compiled_rounds() -> Callable:
-    """`rounds` as torch.compile compiles it (lazily, at the first call per shape), with
-    Inductor's C++ wrapper so that a chunk runs without the Python interpreter."""
-    return torch.compile(rounds, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
+    def __call__(self) -> None:
+        top, scores, w = self.cells.top, self.scores, self.head_w
+        for ids, addend in self.by_round:
+            if self.filter_fn is None:
+                torch.addmm(addend, top, w, out=scores)  # (N, V): logits / T + noise
+            else:
+                torch.add(self.filter_fn(torch.addmm(self.bias, top, w)), addend, out=scores)
+            torch.argmax(scores, dim=1, out=ids)  # (N,)
+            self.cells.advance(ids)
 
 
 def chunk_size(device: torch.device, streams: int, vocab_size: int) -> int:
@@ -79,28 +78,21 @@ class Chunk:
         if mode == "graph" and not step.cuda:
             raise ValueError("a CUDA graph needs a model on CUDA")
         self.step, self.k, self.temperature, self.mode = step, k, temperature, mode
-        self.filter_fn = filter_fn if temperature > 0 else None  # greedy ignores the filters
-        head_w_t, head_b = step.head_w_t, step.head_b  # (H, V), (V,)
-        n, v = FastStep.top(state).size(0), head_b.numel()
-        bias = head_b.clone()
+        filter_fn = filter_fn if temperature > 0 else None  # greedy ignores the filters
+        head_w, bias = step.head_w_t, step.head_b.clone()  # (H, V), (V,)
         if unk_id is not None:  # the unknown symbol is never drawn
             bias[unk_id] = -math.inf
-        if temperature > 0 and self.filter_fn is None:  # fold 1/T into the product and its addend
+        if temperature > 0 and filter_fn is None:  # fold 1/T into the product and its addend
             t = max(temperature, 1e-30)  # as in filter_logits: a smaller T overflows float32 (and is greedy anyway)
-            head_w_t, bias = head_w_t / t, bias / t
-        self.w, self.bias = head_w_t, bias
-        # The addend of each round's product: bias + Gumbel noise (just the bias when greedy or filtered).
-        self.addend = bias.new_empty(k, n, v).copy_(bias)  # (K, N, V), its own memory
-        self.state = _clone(state)  # the input buffers a graph reads
-        self.program = compiled_rounds() if mode == "compiled" else rounds
+            head_w, bias = head_w / t, bias / t
+        self.bias, self.filtered = bias, filter_fn is not None
+        self.rounds = Rounds(step, FastStep.top(state).size(0), k, head_w, bias, filter_fn)
+        self.program = _compile(self.rounds) if mode == "compiled" else self.rounds
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.out: tuple[Tensor, Tensor, Tensor] | None = None  # a graph's output buffers
 
-    def _call(self) -> tuple[Tensor, Tensor, Tensor]:
-        s = self.step
-        with tf32(s.cuda):
-            return self.program(s.cell, s.table, s.w_in_t, s.b_in, s.w_hh_t, s.b_hh, self.filter_fn,
-                                self.w, self.bias, self.addend, *s.split(self.state))
+    def _call(self) -> None:
+        with tf32(self.step.cuda):
+            self.program()
 
     def _capture(self) -> None:
         side = torch.cuda.Stream()
@@ -110,44 +102,39 @@ class Chunk:
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.out = self._call()
+            self._call()
 
-    def _run_compiled(self) -> tuple[Tensor, Tensor, Tensor]:
+    @torch.inference_mode()
+    def run(self, state, noise) -> tuple[Tensor, object]:
+        r = self.rounds
+        r.cells.load(state)
+        if self.temperature > 0:
+            block = noise.take(self.k)  # (K, N, V)
+            if self.filtered:
+                r.addend.copy_(block)
+            else:
+                torch.add(block, self.bias, out=r.addend)
+        if self.mode == "graph":
+            if self.graph is None:
+                self._capture()
+                r.cells.load(state)  # the warm-up and the capture ran the rounds: start again
+            self.graph.replay()
+        else:
+            self._call()
+        return r.ids.to("cpu", copy=True), r.cells.state()  # a copy: the next run overwrites the ids
+
+
+def _compile(rounds: Rounds) -> Callable[[], None]:
+    """The rounds as torch.compile compiles them (at the first call), with Inductor's C++ wrapper
+    so that a chunk runs without the Python interpreter. A failure to compile is a ChargenError:
+    the user asked for compilation and can drop --compile."""
+    compiled = torch.compile(rounds.__call__, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
+
+    def run() -> None:
         try:
-            return self._call()
+            compiled()
         except Exception as e:  # noqa: BLE001 - torch.compile's failures have no common type
             first = (str(e).strip().splitlines() or [""])[0][:200]
             raise ChargenError(f"torch.compile could not compile the sampling loop ({type(e).__name__}: {first})",
                                "it needs a C++ compiler (gcc or clang) on the PATH; or sample without --compile") from e
-
-    @torch.inference_mode()
-    def run(self, state, noise) -> tuple[Tensor, object]:
-        _copy_state(self.state, state)
-        if self.temperature > 0:
-            block = noise.take(self.k)  # (K, N, V)
-            if self.filter_fn is not None:
-                self.addend.copy_(block)
-            else:
-                torch.add(block, self.bias, out=self.addend)
-        if self.mode == "graph":
-            if self.graph is None:
-                self._capture()
-            self.graph.replay()
-            ids, hs, cs = self.out
-        elif self.mode == "compiled":
-            ids, hs, cs = self._run_compiled()
-        else:
-            ids, hs, cs = self._call()
-        _copy_state(self.state, self.step.join(hs, cs))
-        return ids.to("cpu", copy=True), self.state  # a copy: the next run overwrites the buffers
-
-
-def _clone(state):
-    return tuple(t.clone() for t in state) if isinstance(state, tuple) else state.clone()
-
-
-def _copy_state(dst, src) -> None:
-    """Copy a FastStep state into buffers of the same structure (a tensor, or an LSTM's pair)."""
-    for a, b in zip(dst if isinstance(dst, tuple) else (dst,), src if isinstance(src, tuple) else (src,)):
-        if a is not b:
-            a.copy_(b)
+    return run

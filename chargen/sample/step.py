@@ -4,12 +4,14 @@ nn.LSTM/GRU/RNN are built for whole sequences; called once per character their
 fixed overhead dominates. Here the weights are rearranged once (the embedding and
 the first layer's input weights fold into one lookup table; every layer's state
 weights stack into one batched product) and the cell equations run as a handful of
-tensor ops (`run_layers`, which the rounds program calls). It computes the same
-function as CharRNN in eval mode; it owns no training and no sampling policy.
+tensor ops on buffers made once (`Cells`, which the rounds program drives). It computes
+the same function as CharRNN in eval mode; it owns no training and no sampling policy.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
+
+import functools
 
 import torch
 from torch import Tensor
@@ -35,49 +37,75 @@ def tf32(cuda: bool):
     return _allow_tf32() if cuda else nullcontext()
 
 
-def lstm_gates(x_gates: Tensor, h_gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-    """An LSTM layer's new h and c (N, H) from its input's and its state's gate pre-activations
-    (N, 4H each: input, forget, cell, output) and c."""
-    hidden = c.size(1)
-    gates = x_gates + h_gates
-    s = torch.sigmoid(gates)  # the cell part of s goes unused: one op on 4H beats three on H
-    g = torch.tanh(gates[:, 2 * hidden: 3 * hidden])
-    c = torch.addcmul(s[:, hidden: 2 * hidden] * c, s[:, :hidden], g)
-    return s[:, 3 * hidden:] * torch.tanh(c), c
+class Cells:
+    """The state of N streams and every buffer one step through all layers needs, made once.
 
-
-def gru_gates(x_gates: Tensor, h_gates: Tensor, h: Tensor) -> Tensor:
-    """A GRU layer's new h (N, H) from the gate pre-activations (N, 3H each: reset, update, new;
-    the state's hold b_hn, which sits inside r * (...)) and h."""
-    hidden = h.size(1)
-    rz = (x_gates[:, : 2 * hidden] + h_gates[:, : 2 * hidden]).sigmoid_()  # (N, 2H): reset, update
-    n = torch.addcmul(x_gates[:, 2 * hidden:], rz[:, :hidden], h_gates[:, 2 * hidden:]).tanh_()  # (N, H)
-    return torch.lerp(n, h, rz[:, hidden:])  # (1 - z) * n + z * h
-
-
-def run_layers(cell: str, x_gates: Tensor, w_in: list[Tensor], b_in: list[Tensor], w_hh: Tensor,
-               b_hh: Tensor, hs: Tensor, cs: Tensor) -> tuple[Tensor, Tensor]:
-    """One time step through every layer: the new hs (L, N, H) and, for an LSTM, cs (L, N, H)
-    (else `cs` comes back as given). `x_gates` (N, G*H) is layer 0's input part.
-
-    The state's part of every layer's gates is one batched product, taken first: it needs
-    only the old state (fewer calls, each large enough to split over the cores).
+    `advance(ids)` feeds ids (N,) and updates the state in place: each op writes into a
+    buffer, and every slice is a view taken here, not per step. On a small CPU that is
+    about a third less time a character than allocating each step's tensors (the ops'
+    fixed cost, not their arithmetic, is what a character costs there).
     """
-    h_gates = torch.baddbmm(b_hh, hs, w_hh)  # (L, N, G*H)
-    new_h: list[Tensor] = []
-    new_c: list[Tensor] = []
-    for k in range(hs.size(0)):
-        if k > 0:
-            x_gates = torch.addmm(b_in[k - 1], new_h[k - 1], w_in[k - 1])  # (N, G*H)
-        if cell == "lstm":
-            h, c = lstm_gates(x_gates, h_gates[k], cs[k])
-            new_c.append(c)
-        elif cell == "gru":
-            h = gru_gates(x_gates, h_gates[k], hs[k])
+
+    def __init__(self, step: FastStep, n: int) -> None:
+        L, H, G = step.num_layers, step.hidden_size, step.gates
+        self.step, self.n = step, n
+        new = functools.partial(torch.zeros, device=step.table.device)
+        self.hs = new(L, n, H)  # (L, N, H)
+        self.cs = new(L, n, H) if step.cell == "lstm" else None  # (L, N, H)
+        self.top = self.hs[L - 1]  # (N, H): what the head reads
+        self.h_gates = new(L, n, G * H)  # (L, N, G*H): the state's part of every layer's gates
+        self.x_gates = [new(n, G * H) for _ in range(L)]  # layer k's input part; layer 0's is a table row
+        self.inputs = [(step.b_in[k - 1], self.hs[k - 1], step.w_in_t[k - 1], self.x_gates[k]) for k in range(1, L)]
+        self.layers = [self._views(k, new) for k in range(L)]
+
+    def _views(self, k: int, new) -> tuple:
+        H, x, s, h = self.step.hidden_size, self.x_gates[k], self.h_gates[k], self.hs[k]
+        if self.step.cell == "gru":  # gates: reset, update, new
+            rz, n = new(self.n, 2 * H), new(self.n, H)
+            return x[:, :2 * H], s[:, :2 * H], x[:, 2 * H:], s[:, 2 * H:], rz, rz[:, :H], rz[:, H:], n, h
+        if self.step.cell == "lstm":  # gates: input, forget, cell, output
+            g, sg, cell, tc = new(self.n, 4 * H), new(self.n, 4 * H), new(self.n, H), new(self.n, H)
+            return (x, s, g, g[:, 2 * H: 3 * H], sg, sg[:, :H], sg[:, H: 2 * H], sg[:, 3 * H:], cell, tc,
+                    self.cs[k], h)
+        return x, s, h
+
+    def load(self, state) -> None:
+        """Copy a state (nn.RNN's hidden: (L, N, H), or an LSTM's pair) into the buffers."""
+        if self.cs is None:
+            self.hs.copy_(state)
         else:
-            h = torch.tanh(x_gates + h_gates[k])
-        new_h.append(h)
-    return torch.stack(new_h), torch.stack(new_c) if cell == "lstm" else cs
+            self.hs.copy_(state[0])
+            self.cs.copy_(state[1])
+
+    def state(self):
+        """The current state: views of the buffers (the next advance changes them)."""
+        return self.hs if self.cs is None else (self.hs, self.cs)
+
+    def advance(self, ids: Tensor) -> None:
+        """One time step of every layer after reading ids (N,), in place."""
+        s = self.step
+        torch.index_select(s.table, 0, ids, out=self.x_gates[0])  # (N, G*H): layer 0's input part
+        # The state's part of every layer in one batched product: it needs only the old state.
+        torch.baddbmm(s.b_hh, self.hs, s.w_hh_t, out=self.h_gates)  # (L, N, G*H)
+        for k, layer in enumerate(self.layers):
+            if k > 0:  # layer k reads layer k-1's new h
+                b, below, w, out = self.inputs[k - 1]
+                torch.addmm(b, below, w, out=out)  # (N, G*H)
+            if s.cell == "gru":
+                x_rz, s_rz, x_n, s_n, rz, r, z, n, h = layer
+                torch.add(x_rz, s_rz, out=rz).sigmoid_()  # (N, 2H): reset, update
+                torch.addcmul(x_n, r, s_n, out=n).tanh_()  # new: b_hn sits inside r * (h W_hn + b_hn)
+                torch.lerp(n, h, z, out=h)  # h' = (1 - z) * n + z * h
+            elif s.cell == "lstm":
+                x, st, g, g_cell, sg, i, f, o, cell, tc, c, h = layer
+                torch.add(x, st, out=g)
+                torch.sigmoid(g, out=sg)  # the cell part of sg goes unused: one op on 4H beats three on H
+                torch.tanh(g_cell, out=cell)
+                c.mul_(f).addcmul_(i, cell)  # c' = f * c + i * g
+                torch.mul(o, torch.tanh(c, out=tc), out=h)  # h' = o * tanh(c')
+            else:
+                x, st, h = layer
+                torch.add(x, st, out=h).tanh_()
 
 
 class FastStep:
@@ -110,6 +138,7 @@ class FastStep:
             self.head_w_t = model.head.weight.detach().float().t().contiguous()  # (H, V)
             self.head_b = model.head.bias.detach().float()  # (V,)
             self.cuda = emb.is_cuda
+            self.gates = {"rnn": 1, "lstm": 4, "gru": 3}[self.cell]  # G: gate blocks per layer
 
     def _movable(self, b_hh: torch.Tensor) -> torch.Tensor:
         if self.cell != "gru":
@@ -124,26 +153,14 @@ class FastStep:
             return tuple(t.float().contiguous() for t in hidden)
         return hidden.float().contiguous()
 
-    def split(self, state) -> tuple[torch.Tensor, torch.Tensor]:
-        """A state as run_layers takes it: (hs, cs), hs twice for a cell without c."""
-        return state if self.cell == "lstm" else (state, state)
-
-    def join(self, hs: torch.Tensor, cs: torch.Tensor):
-        """The inverse of split."""
-        return (hs, cs) if self.cell == "lstm" else hs
-
     @torch.inference_mode()
     def __call__(self, ids: torch.Tensor, state) -> tuple[torch.Tensor, object]:
         """Logits (N, V) for ids (N,) and the new state; `state` is not modified."""
-        top, new_state = self.cells(ids, state)
-        return self.head(top), new_state
-
-    def cells(self, ids: torch.Tensor, state) -> tuple[torch.Tensor, object]:
-        """The top layer's output (N, H) after ids (N,), and the new state; `state` is not modified."""
+        cells = Cells(self, ids.numel())
+        cells.load(state)
         with tf32(self.cuda):
-            hs, cs = run_layers(self.cell, self.table.index_select(0, ids), self.w_in_t, self.b_in,
-                                self.w_hh_t, self.b_hh, *self.split(state))
-        return hs[-1], self.join(hs, cs)
+            cells.advance(ids)
+        return self.head(cells.top), cells.state()
 
     def head(self, top: torch.Tensor) -> torch.Tensor:
         """Logits (N, V) from the top layer's output (N, H)."""

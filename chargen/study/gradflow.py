@@ -2,7 +2,7 @@
 
 Vanishing: the norm shrinks roughly geometrically with k, so steps far back barely learn.
 Exploding: it grows geometrically with k; clipping bounds the step but not the shape.
-Built on the reference cells in `cells`; owns no plotting and no rendering.
+Built on the reference cells (model/reference.py); owns no plotting and no rendering.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """One training run in memory: the model, its optimizer, the data stream, the state
 that a resume needs, one TBPTT step and one evaluation.
 
-Stop rules, progress and the run folder's lifetime belong to train.py.
+Stop rules, progress and the run folder's lifetime belong to loop.py.
 """
 from __future__ import annotations
 

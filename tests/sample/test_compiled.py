@@ -33,17 +33,17 @@ def short_chunks(monkeypatch) -> None:
 @pytest.fixture
 def counted(monkeypatch) -> list:
     """Records every call of the compiled rounds, so a test can tell the compiled program ran."""
-    calls, real = [], rounds_mod.compiled_rounds
+    calls, real = [], rounds_mod._compile
 
-    def counting():
-        program = real()
+    def counting(rounds):
+        program = real(rounds)
 
-        def run(*args, **kwargs):
+        def run():
             calls.append(1)
-            return program(*args, **kwargs)
+            return program()
         return run
 
-    monkeypatch.setattr(rounds_mod, "compiled_rounds", counting)
+    monkeypatch.setattr(rounds_mod, "_compile", counting)
     return calls
 
 
@@ -101,12 +101,12 @@ stderr (unless -q) that it compiles."""
 
 def test_cli_compile_failure_is_one_line_with_a_hint(trained_run, monkeypatch):
     """No C++ compiler (simulated): exit 1, one line naming the failure and what to do."""
-    def no_compiler():
+    def no_compiler(fn, **options):
         def fail(*args, **kwargs):
             raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
         return fail
 
-    monkeypatch.setattr(rounds_mod, "compiled_rounds", no_compiler)
+    monkeypatch.setattr(torch, "compile", no_compiler)
     result = CliRunner().invoke(app, ["sample", str(trained_run.best), "--seed", "1", "--compile", "-q"])
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
