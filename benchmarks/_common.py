@@ -28,11 +28,11 @@ def sampling_model(cell: str, layers: int, hidden: int):
     the sampling benchmarks use: speed does not depend on the weights."""
     import torch
 
-    from chargen.corpus import Vocab
+    from chargen.data import Vocab
     from chargen.model import CharRNN, ModelConfig
 
     torch.manual_seed(0)
-    model = CharRNN(ModelConfig(vocab_size=65, cell=cell, num_layers=layers, hidden_size=hidden))
+    model = CharRNN(ModelConfig(vocab_size=65, cell=cell, num_layers=layers, hidden_size=hidden), "torch")
     return model, Vocab(tuple(chr(c) for c in range(40, 105)))
 
 

@@ -3,10 +3,10 @@
 one stream, by program, cell, hidden size and thread count.
 
     python benchmarks/cpu_sample_probe.py [--layers 2] [--hidden 16,128,256] [--threads 2,1] [--repeat 5]
-                                          [--programs script,inductor]
+                                          [--programs eager,compiled]
 
-Programs: script (TorchScript, chargen/scripted.py: the default) and inductor
-(torch.compile, chargen/inductor.py: `--compile`; each shape compiles once first).
+Programs (chargen/sample/rounds.py, a Chunk's mode): eager (the default) and compiled
+(torch.compile: `--compile`; each shape compiles once first).
 
 At hidden size 16 the products cost next to nothing, so that row is the fixed cost of
 the ops themselves; the rest of a larger model's time is its matrix products, which
@@ -22,25 +22,26 @@ import torch
 
 from _common import report, sampling_model
 
-from chargen import inductor, scripted
-from chargen.fastpath import FastStep
+from chargen.sample.draw import GumbelNoise
+from chargen.sample.rounds import Chunk
+from chargen.sample.step import FastStep
+
+PROGRAMS = ("eager", "compiled")
 
 
 def us_per_char(program: str, cell: str, layers: int, hidden: int, chars: int = 3200, k: int = 32) -> float:
-    step = FastStep(sampling_model(cell, layers, hidden)[0].eval())
-    if program == "script":
-        rounds = scripted.rounds
-    else:
-        rounds = lambda step, w, addend, ids, state: inductor.rounds(step, None, w, step.head_b, addend, ids, state)
-    addend, ids = torch.randn(k, 1, 65), torch.zeros(k, 1, dtype=torch.long)  # (K, N, V), (K, N)
-    zeros = torch.zeros(layers, 1, hidden)
-    state = (zeros, zeros.clone()) if cell == "lstm" else zeros
+    """Microseconds per character of K-round programs for one stream, no filter (1/T folded in)."""
+    s = FastStep(sampling_model(cell, layers, hidden)[0].eval())
+    state = torch.zeros(layers, 1, hidden)  # (L, N, H)
+    state = (state, state.clone()) if cell == "lstm" else state
+    chunk = Chunk(s, state, k, 0.8, None, mode=program)
+    noise = GumbelNoise(torch.Generator().manual_seed(0), 1, s.head_b.numel())
     with torch.inference_mode():
-        for _ in range(5):  # warm-up: compilation, TorchScript's profiling runs, caches
-            state = rounds(step, step.head_w_t, addend, ids, state)
+        for _ in range(5):  # warm-up: compilation, caches
+            _, state = chunk.run(state, noise)
         t0 = time.perf_counter()
         for _ in range(chars // k):
-            state = rounds(step, step.head_w_t, addend, ids, state)
+            _, state = chunk.run(state, noise)
         return (time.perf_counter() - t0) / (chars // k * k) * 1e6
 
 
@@ -50,10 +51,14 @@ def main() -> None:
     p.add_argument("--hidden", default="16,128,256")
     p.add_argument("--threads", default="2,1")
     p.add_argument("--repeat", type=int, default=5, help="runs per row; the median is reported")
-    p.add_argument("--programs", default="script", help="script, inductor, or both: script,inductor")
+    p.add_argument("--programs", default="eager", help="eager, compiled, or both: eager,compiled")
     a = p.parse_args()
-    if scripted.compiled() is None:
-        raise SystemExit("this torch cannot script chargen's rounds: nothing to probe")
+    unknown = set(a.programs.split(",")) - set(PROGRAMS)
+    if unknown:
+        p.error(f"unknown program(s) {', '.join(sorted(unknown))}: use {', '.join(PROGRAMS)}")
+    # a compiled chunk compiles once per shape (dynamic=False): allow one compilation per row shape.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
+                                               2 * len(a.hidden.split(",")) + 1)
     rows = []
     for threads, program in itertools.product(map(int, a.threads.split(",")), a.programs.split(",")):
         torch.set_num_threads(threads)

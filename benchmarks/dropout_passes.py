@@ -24,8 +24,8 @@ from pathlib import Path
 
 from _common import TINY, chargen_cmd, report, run_json
 
-from chargen import read_text
-from chargen.config import TrainConfig
+from chargen.data import read_text
+from chargen.training import TrainConfig
 
 
 def main() -> None:

@@ -9,7 +9,14 @@ precision (fp32, bf16 autocast, fp16 autocast with loss scaling, weights held in
 the layers as one stacked cuDNN call or one call per layer (cuDNN picks its persistent
 kernels only for single-layer calls), a host synchronisation every step or none, and
 the foreach or fused AdamW. It is a measuring tool for benchmarks/README.md, not part
-of chargen: the winners live in chargen/model.py and chargen/trainer.py.
+of chargen: the winners live in chargen/model/layers.py and chargen/training/trainer.py.
+
+Two variants train chargen's own CharRNN instead of this script's Net, built with its
+layers chosen explicitly: CharRNN(cfg, "torch") (one stacked cuDNN call) and
+CharRNN(cfg, "per_layer") (one cuDNN call per layer: what `choose_layers` picks for a
+stacked LSTM on CUDA). Both start from the same seed, so from the same weights; before
+timing them the script prints how far apart their logits and loss gradients are on one
+batch (`chargen_layers_check`: they compute the same function, up to rounding).
 """
 from __future__ import annotations
 
@@ -23,6 +30,8 @@ from torch import nn
 
 from _common import TINY, machine
 
+from chargen.model import CharRNN, ModelConfig
+
 
 class Net(nn.Module):
     def __init__(self, vocab: int, a, split: bool, emb: int) -> None:
@@ -35,6 +44,7 @@ class Net(nn.Module):
         else:
             self.rnns = nn.ModuleList([cls(emb, a.hidden, a.layers, batch_first=True)])
         self.head = nn.Linear(a.hidden, vocab)
+        self.states = len(self.rnns)
 
     def forward(self, x, hs):
         y, out = self.emb(x), []
@@ -44,15 +54,30 @@ class Net(nn.Module):
         return self.head(y), out
 
 
+class ChargenNet(nn.Module):
+    """chargen's CharRNN with its layers run the way `layers` names, in Net's interface (a list of states)."""
+
+    def __init__(self, vocab: int, a, layers: str, emb: int) -> None:
+        super().__init__()
+        cfg = ModelConfig(vocab_size=vocab, cell=a.cell, num_layers=a.layers, hidden_size=a.hidden,
+                          embedding_dim=emb, dropout=0.0)
+        self.model = CharRNN(cfg, layers)
+        self.states = 1
+
+    def forward(self, x, hs):
+        logits, h = self.model(x, hs[0])
+        return logits, [h]
+
+
 def detach(hs):
     return [None if h is None else (tuple(t.detach() for t in h) if isinstance(h, tuple) else h.detach()) for h in hs]
 
 
 def run_variant(ids: torch.Tensor, vocab: int, a, *, amp: str, split: bool, emb: int, sync: bool,
-                fused: bool, half_weights: bool = False) -> dict:
+                fused: bool, half_weights: bool = False, chargen: str | None = None) -> dict:
     dev = torch.device("cuda")
     torch.manual_seed(0)
-    net = Net(vocab, a, split, emb).to(dev)
+    net = (Net(vocab, a, split, emb) if chargen is None else ChargenNet(vocab, a, chargen, emb)).to(dev)
     if half_weights:
         net = net.half()
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, betas=(0.9, 0.99), weight_decay=0.01,
@@ -63,7 +88,7 @@ def run_variant(ids: torch.Tensor, vocab: int, a, *, amp: str, split: bool, emb:
     L = ids.numel() // B
     streams = ids[: L * B].view(B, L)
     nwin = (L - 1) // T
-    hs = [None] * len(net.rnns)
+    hs = [None] * net.states
     steps, t0, w = 0, None, 0
     while True:
         if steps == 10:
@@ -72,7 +97,7 @@ def run_variant(ids: torch.Tensor, vocab: int, a, *, amp: str, split: bool, emb:
         if t0 is not None and time.perf_counter() - t0 > a.seconds:
             break
         if w >= nwin:
-            w, hs = 0, [None] * len(net.rnns)
+            w, hs = 0, [None] * net.states
         x, y = streams[:, w * T:(w + 1) * T], streams[:, w * T + 1:(w + 1) * T + 1]
         w += 1
         with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -92,8 +117,27 @@ def run_variant(ids: torch.Tensor, vocab: int, a, *, amp: str, split: bool, emb:
     spent = time.perf_counter() - t0
     n = steps - 10
     return {"amp": amp, "split": split, "emb": emb, "sync": sync, "fused": fused, "half_weights": half_weights,
-            "steps": n, "ms_per_step": round(1000 * spent / n, 2), "chars_per_s": round(n * B * T / spent),
+            "chargen": chargen, "steps": n, "ms_per_step": round(1000 * spent / n, 2), "chars_per_s": round(n * B * T / spent),
             "final_loss": round(loss.item(), 3)}
+
+
+def chargen_layers_check(ids: torch.Tensor, vocab: int, a, emb: int = 64) -> dict:
+    """CharRNN(cfg, "torch") and CharRNN(cfg, "per_layer") from the same seed (so the same weights),
+    in fp32 on one batch of `ids`' device: the largest absolute differences of their logits and of
+    their parameters' gradients (the per-layer calls write theirs into the stacked module's
+    parameters, so the names match), and the largest logit for scale."""
+    x = ids[: a.batch * (a.seq + 1)].view(a.batch, a.seq + 1)  # (B, T + 1)
+    out = {}
+    for layers in ("torch", "per_layer"):
+        torch.manual_seed(0)
+        net = ChargenNet(vocab, a, layers, emb).to(ids.device).train()
+        logits, _ = net(x[:, :-1], [None])  # (B, T, V)
+        F.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten()).backward()
+        out[layers] = logits.detach(), {name: t.grad for name, t in net.named_parameters()}
+    (logits0, grads0), (logits1, grads1) = out["torch"], out["per_layer"]
+    return {"check": "chargen_layers", "max_abs_logit": round(logits0.abs().max().item(), 3),
+            "max_logit_diff": (logits0 - logits1).abs().max().item(),
+            "max_grad_diff": max((grads0[n] - grads1[n]).abs().max().item() for n in grads0)}
 
 
 def main() -> None:
@@ -104,7 +148,8 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--quick", action="store_true", help="only fp32, bf16 and fp16 stacked, and fp16 per layer")
+    p.add_argument("--quick", action="store_true",
+                   help="only fp32, bf16 and fp16 stacked, fp16 per layer, and chargen's CharRNN both ways")
     a = p.parse_args()
     print(f"machine: {machine()}; cudnn {torch.backends.cudnn.version()}", flush=True)
     text = TINY.read_text(encoding="utf-8")
@@ -123,9 +168,17 @@ def main() -> None:
         dict(amp="none", split=True, emb=128, sync=False, fused=True),
         dict(amp="none", split=False, emb=64, sync=False, fused=True, half_weights=True),
         dict(amp="none", split=True, emb=128, sync=False, fused=True, half_weights=True),
+        # chargen's own model, its layers chosen explicitly; fp16 as chargen's CUDA recipe trains:
+        dict(amp="fp16", split=False, emb=64, sync=False, fused=True, chargen="torch"),
+        dict(amp="fp16", split=True, emb=64, sync=False, fused=True, chargen="per_layer"),
     ]
     if a.quick:
-        variants = [variants[1], variants[2], variants[4], variants[5]]
+        variants = [variants[1], variants[2], variants[4], variants[5], variants[11], variants[12]]
+    try:
+        check = chargen_layers_check(ids, len(chars), a)
+    except Exception as e:  # per_layer runs LSTMs only: --cell gru gets an error row, not a stop
+        check = {"check": "chargen_layers", "error": f"{type(e).__name__}: {str(e)[:200]}"}
+    print(json.dumps(check), flush=True)
     rows = []
     for v in variants:
         try:
@@ -134,10 +187,11 @@ def main() -> None:
             row = {**v, "error": f"{type(e).__name__}: {str(e)[:200]}"}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("\n| amp | split | emb | sync | fused | half | ms/step | chars/s |\n|---|---|---|---|---|---|---|---|")
+    print("\n| model | amp | split | emb | sync | fused | half | ms/step | chars/s |\n|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['amp']} | {r['split']} | {r['emb']} | {r['sync']} | {r['fused']} | {r.get('half_weights')} "
-              f"| {r.get('ms_per_step', r.get('error'))} | {r.get('chars_per_s', '')} |")
+        model = "Net" if r.get("chargen") is None else f"CharRNN {r['chargen']}"
+        print(f"| {model} | {r['amp']} | {r['split']} | {r['emb']} | {r['sync']} | {r['fused']} "
+              f"| {r.get('half_weights')} | {r.get('ms_per_step', r.get('error'))} | {r.get('chars_per_s', '')} |")
 
 
 if __name__ == "__main__":

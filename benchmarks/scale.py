@@ -42,15 +42,17 @@ def build_corpus(path: Path, size: int) -> None:
 def measure(cmd: list[str], env: dict) -> tuple[dict, float, float]:
     """Run a command; its last stdout line as JSON, wall seconds, and peak RSS in MB (wait4)."""
     t0 = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
         out.seek(0)
         lines = out.read().strip().splitlines()
+        err.seek(0)
+        err_tail = "\n".join(err.read().strip().splitlines()[-10:])
     if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}")
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err_tail}")
     return json.loads(lines[-1]), wall, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 

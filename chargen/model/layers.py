@@ -48,10 +48,10 @@ class PerLayerLSTM:
     """A stacked LSTM on CUDA run as one single-layer cuDNN call per layer.
 
     cuDNN's persistent kernels, which keep the recurrent weights on chip for a whole
-    sequence, serve only single-layer calls: on an H100 an LSTM 3x512 at batch 128 x 128
-    trained 1.7x faster this way (benchmarks/README.md). Each layer is a one-layer nn.LSTM
-    that holds the stacked module's very parameters, so gradients land on them; dropout
-    falls between layers as in the stacked call (its random draws differ).
+    sequence, serve only single-layer calls (benchmarks/README.md has what that bought on
+    an H100). Each layer is a one-layer nn.LSTM that holds the stacked module's very
+    parameters, so gradients land on them; dropout falls between layers as in the stacked
+    call (its random draws differ).
     """
 
     def __init__(self, rnn: nn.RNNBase, cell: str) -> None:

@@ -31,9 +31,8 @@ def _allow_tf32():
 
 def tf32(cuda: bool):
     """On a GPU, a block in which float32 matrix products may use the tensor cores' TF32 mode
-    (10-bit mantissa), as torch's cuDNN RNN layers do by default; restored on leaving. On
-    an H100 it took 256-stream sampling of an LSTM 3x512 from 1.73 M to 3.09 M chars/s.
-    Elsewhere a block that changes nothing (and costs next to nothing)."""
+    (10-bit mantissa), as torch's cuDNN RNN layers do by default; restored on leaving (many-stream
+    sampling gains most, benchmarks/README.md). Elsewhere a block that changes nothing."""
     return _allow_tf32() if cuda else nullcontext()
 
 
@@ -129,7 +128,7 @@ class FastStep:
             b_hh = [p[f"bias_hh_l{k}"] - self._movable(p[f"bias_hh_l{k}"]) for k in range(L)]  # (G*H,)
             # Layer 0's input projection of every character, computed once: (V, G*H).
             self.table = torch.addmm(b_in[0], emb, p["weight_ih_l0"].t()).contiguous()
-            # Weights are stored transposed, (in, out), for torch.addmm(bias, h, W^T): measured on a
+            # Weights are stored transposed, (in, out), for torch.addmm(bias, h, W^T): on a
             # 2-core CPU, that product is faster for a (1, H) row than F.linear on (out, in) weights.
             self.w_in_t = [p[f"weight_ih_l{k}"].t().contiguous() for k in range(1, L)]  # layers 1.. : (H, G*H)
             self.b_in = b_in[1:]
