@@ -16,16 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ChargenError
-from .units import (
-    HIGH,
-    LOW,
-    MIN_RUNS,
-    MIN_SUPPORT,
-    Activations,
-    FeatureMatch,
-    Match,
-    Saturation,
-)
+from .units import HIGH, LOW, MIN_RUNS, MIN_SUPPORT, Activations, FeatureMatch, Match, Saturation
 
 LEVELS = "abcdefghijklmnopqrstu"  # 21 colour classes: -1, -0.9, ..., +1 of a unit's scale
 NEGATIVE, POSITIVE = (49, 99, 196), (214, 47, 39)  # blue below zero, red above, white at zero
@@ -188,7 +179,7 @@ def write_page(path: str | os.PathLike, page: str) -> Path:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.fchmod(fd, 0o644)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; os.chmod exists on every system, os.fchmod not on Windows
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(page)
         os.replace(tmp, path)
