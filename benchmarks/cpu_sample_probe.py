@@ -19,7 +19,6 @@ import statistics
 import time
 
 import torch
-
 from _common import report, sampling_model
 
 from chargen.sample.draw import GumbelNoise

@@ -26,9 +26,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from _common import TINY, machine
+from torch import nn
 
 from chargen.model import CharRNN, ModelConfig
 

@@ -18,7 +18,6 @@ import time
 from contextlib import nullcontext
 
 import torch
-
 from _common import machine, sampling_model
 
 import chargen.sample.rounds as rounds_mod

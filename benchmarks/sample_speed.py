@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-
 from _common import ROOT, chargen_cmd, reference_cmd, report, run_json, sampling_model
 
 CHECKPOINT = ROOT / "checkpoints" / "shakespeare-gru" / "best.pt"
@@ -60,7 +59,7 @@ def plain_ids(model, vocab, cfg, device: str) -> Iterator[torch.Tensor]:
     model = model.to(device).eval()
     gen = torch.Generator(device)
     gen.manual_seed(cfg.seed)
-    noise = GumbelNoise(gen, cfg.num_samples, len(vocab))
+    noise = GumbelNoise(gen, cfg.num_samples, len(vocab), skip=vocab.unk_id)
     with torch.inference_mode():
         logits, hidden = model(start_ids(vocab, cfg.prime).to(device)[None].expand(cfg.num_samples, -1))
         last = logits[:, -1].float()  # (N, V)

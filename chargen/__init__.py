@@ -7,8 +7,19 @@ from .data import Corpus, StreamBatcher, Vocab, load_corpus, prepare_corpus, rea
 from .errors import ChargenError
 from .model import CharRNN, ModelConfig
 from .sample import SampleConfig, generate, sample_texts
-from .training import (Checkpoint, EvalResult, TrainConfig, TrainResult, default_configs, evaluate_carried,
-                       evaluate_windows, load_model, read_checkpoint, save_checkpoint, train)
+from .training import (
+                       Checkpoint,
+                       EvalResult,
+                       TrainConfig,
+                       TrainResult,
+                       default_configs,
+                       evaluate_carried,
+                       evaluate_windows,
+                       load_model,
+                       read_checkpoint,
+                       save_checkpoint,
+                       train,
+)
 
 __all__ = [
     "CharRNN", "ChargenError", "Checkpoint", "Corpus", "EvalResult", "ModelConfig", "SampleConfig", "StreamBatcher",

@@ -15,6 +15,7 @@ import torch
 
 from chargen import ModelConfig, TrainConfig, TrainResult, Vocab, train
 
+
 @pytest.fixture(autouse=True, scope="session")
 def corpus_cache(tmp_path_factory) -> Path:
     """Prepared corpora go to a folder of this test session, never to the user's ~/.cache."""
@@ -130,7 +131,7 @@ def plain_ids(model, vocab, cfg) -> list[list[int]]:
     from chargen.sample.sampler import start_ids
 
     n = cfg.num_samples
-    noise = GumbelNoise(torch.Generator().manual_seed(cfg.seed), n, len(vocab))
+    noise = GumbelNoise(torch.Generator().manual_seed(cfg.seed), n, len(vocab), skip=vocab.unk_id)
     with torch.no_grad():
         logits, hidden = model(start_ids(vocab, cfg.prime)[None])  # (1, P, V)
         expand = lambda h: h.expand(-1, n, -1).contiguous()  # (L, 1, H) -> (L, N, H)

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from chargen import SampleConfig, StreamBatcher, evaluate_carried, load_model, sample_texts, train
+from chargen import (
+    SampleConfig,
+    StreamBatcher,
+    evaluate_carried,
+    load_model,
+    sample_texts,
+    train,
+)
 from chargen.training.checkpoint import read_checkpoint
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]

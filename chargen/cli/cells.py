@@ -31,12 +31,12 @@ from ..study.units import (
     Saturation,
     find_units,
     gate_saturation,
-    keep_known,
     record,
 )
 from ..training.checkpoint import load_model
 from .common import checkpoint_path, console, finite
 from .options import Json
+from .terminal import warn_unknown_chars
 
 
 def cells(
@@ -60,11 +60,12 @@ def cells(
         raise ChargenError("--layer selects the layer of --unit", "add --unit N")
     path = checkpoint_path(checkpoint, quiet or as_json)
     model, vocab, _ = load_model(path)
-    kept, dropped, total = _read(text, offset, max_chars, vocab)
-    if dropped and not quiet:
-        sys.stderr.write(f"warning: dropped {dropped} of {total} characters that are not in the model's vocabulary\n")
+    chunk = _read(text, offset, max_chars)
+    unknown = vocab.unknown(chunk)  # read as the unknown symbol; the page shows them as they are
+    if not quiet:
+        warn_unknown_chars(unknown)
     torch.set_num_threads(1)  # (1, H) steps one character at a time: a second thread only adds hand-offs
-    acts = record(model, vocab, kept)
+    acts = record(model, vocab, chunk)
     features = find_units(acts, top_k=top_k)
     saturation = gate_saturation(acts)
     chosen = None
@@ -75,11 +76,11 @@ def cells(
     page = out if out is not None or unit is not None else Path("cells.html")
     if page is not None:
         meta = {"checkpoint": str(path), "model": f"{model.config.cell} {model.config.num_layers} x "
-                f"{model.config.hidden_size}", "text": str(text), "offset": offset, "characters": len(kept),
-                "dropped": dropped}
+                f"{model.config.hidden_size}", "text": str(text), "offset": offset, "characters": len(chunk),
+                "read as U+FFFD": " ".join(unknown) or "none"}
         write_page(page, render_page(acts, features, saturation, page_units(features, chosen), meta))
     if as_json:
-        print(json.dumps(_report(path, acts, offset, dropped, features, saturation, page), ensure_ascii=False))
+        print(json.dumps(_report(path, acts, offset, unknown, features, saturation, page), ensure_ascii=False))
     elif not quiet:
         console().print(_feature_table(features))
         console().print(_saturation_table(saturation, model.config.cell))
@@ -89,27 +90,23 @@ def cells(
         _show_unit(acts, chosen)
 
 
-def _read(text: Path, offset: int, max_chars: int, vocab) -> tuple[str, int, int]:
-    source = read_text(text)
+def _read(text: Path, offset: int, max_chars: int) -> str:
+    """The --max-chars characters of the file from --offset on."""
+    source = read_text(text, what="text")
     if offset >= len(source):
         raise ChargenError(f"--offset {offset} is past the end of {text} ({len(source)} characters)",
                            f"use an --offset below {len(source)}")
-    chunk = source[offset: offset + max_chars]
-    kept, dropped = keep_known(vocab, chunk)
-    if not kept:
-        raise ChargenError(f"none of the {len(chunk)} characters read from {text} are in the model's vocabulary",
-                           "pass a text written in the alphabet the model was trained on")
-    return kept, dropped, len(chunk)
+    return source[offset: offset + max_chars]
 
 
 def _match(m: Match) -> dict:
     return {"state": m.state, "layer": m.layer, "unit": m.unit, "r": finite(m.r)}
 
 
-def _report(path: Path, acts: Activations, offset: int, dropped: int, features: list[FeatureMatch],
+def _report(path: Path, acts: Activations, offset: int, unknown: list[str], features: list[FeatureMatch],
             saturation: list[Saturation], page: Path | None) -> dict:
     return {"checkpoint": str(path), "cell": acts.cell, "offset": offset, "chars": len(acts.text),
-            "dropped": dropped, "page": None if page is None else str(page),
+            "unknown": unknown, "page": None if page is None else str(page),
             "features": [{"name": f.name, "description": f.description, "support": f.support, "runs": f.runs,
                           "usable": f.usable, "r": None if f.best is None else finite(f.best.r),
                           "best": [_match(m) for m in f.matches]} for f in features],

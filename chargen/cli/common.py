@@ -75,7 +75,8 @@ def table(title: str, rows: dict) -> Table:
 
 
 def checkpoint_path(checkpoint: Optional[Path], quiet: bool) -> Path:
-    """The checkpoint a command was given, or the newest best.pt under checkpoints/ (named on stderr)."""
+    """The checkpoint a command was given, or the newest best.pt of a training run under checkpoints/
+    (not of a `chargen compare` run), named on stderr."""
     if checkpoint is not None:
         return checkpoint
     found = newest_checkpoint("checkpoints")

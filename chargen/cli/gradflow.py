@@ -19,11 +19,14 @@ from ..device import resolve_device
 from ..errors import ChargenError
 from ..model.charrnn import ModelConfig
 from ..study.gradflow import fresh_model, gradient_flow_report
+from ..study.passage import NAME as PASSAGE_NAME
+from ..study.passage import PASSAGE
 from ..study.plot import plot_gradflow
 from ..training.checkpoint import load_model
 from ..training.config import TrainConfig
 from .common import checkpoint_path, console, field_default
-from .options import Device, Json
+from .options import Json, StepDevice
+from .terminal import warn_unknown_chars
 
 SHOWN_LAGS = (0, 1, 2, 3, 5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500)
 
@@ -42,7 +45,8 @@ def gradflow(
     hidden_size: Optional[int] = typer.Option(None, help=_freshfield_default(ModelConfig, "hidden_size")),
     embedding_dim: Optional[int] = typer.Option(None, help=_freshfield_default(ModelConfig, "embedding_dim")),
     seed: Optional[int] = typer.Option(None, help=f"Initialisation seed. {_freshfield_default(TrainConfig, 'seed')}"),
-    text: Optional[Path] = typer.Option(None, help="UTF-8 text to read (default: the --prime string)."),
+    text: Optional[Path] = typer.Option(None, help="UTF-8 text to read (default: the --prime string, else a "
+                                                   "built-in English passage of 557 characters)."),
     prime: str = typer.Option("", help="Text to read when --text is not given."),
     offset: int = typer.Option(0, help="Character of the text to start at."),
     max_lag: int = typer.Option(50, help="How many steps back to measure."),
@@ -50,18 +54,28 @@ def gradflow(
     recurrent_scale: float = typer.Option(1.0, help="Multiply every W_hh by this first (3: a fresh RNN explodes)."),
     grad_clip: float = typer.Option(field_default(TrainConfig, "grad_clip"), "--grad-clip", "--clip",
                                     help="Clip the whole gradient to this L2 norm, as training does, and report it."),
-    plot: Optional[Path] = typer.Option(None, help="Write the curves, log scale, to this PNG (needs matplotlib)."),
-    device: Device = "cpu",
+    plot: Optional[Path] = typer.Option(None, help="Write the curves, log scale, to this PNG."),
+    device: StepDevice = "auto",
     as_json: Json = False,
 ) -> None:
-    """How far back the gradient reaches: |d loss_t / d h_(t-k)| for k = 0..max-lag, per model."""
+    """How far back the gradient reaches: |d loss_t / d h_(t-k)| for k = 0..max-lag, per model.
+
+    Reads --text, else --prime, else a built-in English passage (a checkpoint does not record
+    its corpus). Characters the model never learned are read as its unknown symbol U+FFFD,
+    named in one warning on stderr.
+    """
     if max_lag < 0 or offset < 0:
         raise ChargenError("--max-lag and --offset must be 0 or more", "try --max-lag 50")
     options = dict(cells=cells, num_layers=num_layers, hidden_size=hidden_size, embedding_dim=embedding_dim, seed=seed)
-    source = read_text(text) if text is not None else prime
+    source, read = _source(text, prime)
+    piece = _piece(source, offset, max_lag)
     models, vocab, origin = _models(checkpoint, fresh, options, source, as_json)
-    ids = vocab.encode(source[offset: offset + max_lag + 2])  # (max_lag + 2,)
-    dev = resolve_device(device)
+    if read == "built-in" and not as_json:
+        sys.stderr.write(f"reading {PASSAGE_NAME}; pass --text FILE to read your own\n")
+    warn_unknown_chars(vocab.unknown(piece))
+    origin["text"] = read
+    ids = vocab.encode(piece)  # (max_lag + 2,)
+    dev = resolve_device(device, mps=False)
     reports = [{**gradient_flow_report(m, ids, max_lag, threshold=threshold, device=dev, max_norm=grad_clip,
                                       recurrent_scale=recurrent_scale), **origin} for m in models]
     name = origin["checkpoint"] or f"fresh models, seed {origin['seed']}"
@@ -80,6 +94,26 @@ def gradflow(
         sys.stderr.write(f"wrote {plot}\n")
 
 
+def _source(text: Optional[Path], prime: str) -> tuple[str, str]:
+    """The text to read and where it came from: the --text file, the --prime string, or the built-in passage."""
+    if text is not None:
+        return read_text(text, what="text"), str(text)
+    if prime:
+        return prime, "--prime"
+    return PASSAGE, "built-in"
+
+
+def _piece(source: str, offset: int, max_lag: int) -> str:
+    """The max_lag + 2 characters from `offset` on; a ChargenError in the user's words if there are fewer."""
+    need = max_lag + 2
+    piece = source[offset: offset + need]
+    if len(piece) < need:
+        where = f" from --offset {offset}" if offset else ""
+        raise ChargenError(f"the text is too short for --max-lag {max_lag}: it has {len(piece)} characters{where} "
+                           f"and {need} are needed", "pass a longer --text or a smaller --max-lag")
+    return piece
+
+
 def _models(checkpoint: Optional[Path], fresh: bool, options: dict, source: str, quiet: bool):
     """The models to measure, the vocabulary to encode the text with, and where they came from."""
     given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None]
@@ -94,8 +128,6 @@ def _models(checkpoint: Optional[Path], fresh: bool, options: dict, source: str,
         path = checkpoint_path(checkpoint, quiet)
         model, vocab, _ = load_model(path)
         return [model], vocab, {"checkpoint": str(path), "seed": None}
-    if not source:
-        raise ChargenError("--fresh needs a text to build the vocabulary from and to read", "pass --text or --prime")
     vocab = Vocab.from_text(source)
     seed = field_default(TrainConfig, "seed") if options["seed"] is None else options["seed"]
     sizes = {k: options[k] for k in ("num_layers", "hidden_size", "embedding_dim") if options[k] is not None}

@@ -7,7 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps.")]
+# Sampling and gradflow step through text one character at a time, where MPS's fixed cost per operation
+# outweighs its speed, so their `auto` skips it (resolve_device's mps=False); a CUDA GPU samples as a CUDA graph.
+StepDevice = Annotated[str, typer.Option(help="auto (CUDA if available, else the CPU; never MPS, whose cost per "
+                                              "step outweighs its speed here), cpu, cuda, cuda:N or mps.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, tables or messages.")]
 CheckpointArg = Annotated[Optional[Path], typer.Argument(

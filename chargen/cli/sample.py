@@ -6,18 +6,20 @@ import math
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 import torch
 import typer
 
-from ..data import encode_file
+from ..data.corpus import encode_file, unknown_in_file
+from ..data.text import read_text
 from ..device import resolve_device
 from ..errors import ChargenError
 from ..sample import SampleConfig, Sampler, generate, sample_texts
 from ..training import TrainConfig, evaluate_carried, evaluate_windows, load_model
 from .common import checkpoint_path, console, field_default, finite, table
-from .options import CheckpointArg, Device, Json, Quiet
-from .terminal import interact, stream, unescape, warn_unknown
+from .options import CheckpointArg, Device, Json, Quiet, StepDevice
+from .terminal import interact, stream, unescape, warn_unknown, warn_unknown_chars
 
 SC = SampleConfig  # the flags' defaults come from the config dataclass
 
@@ -28,6 +30,8 @@ def sample(
                                help="Softmax temperature; 0 = always the likeliest character."),
     length: int = typer.Option(field_default(SC, "length"), help="Characters to generate per sample."),
     prime: str = typer.Option("", help="Text to warm the state on; echoed as the start of the output."),
+    prime_file: Optional[Path] = typer.Option(None, help="UTF-8 file to use as --prime, read exactly as stored "
+                                                         "(for long primes).", show_default=False),
     stop: str = typer.Option("", help="End a sample right after this string."),
     top_k: int = typer.Option(field_default(SC, "top_k"), help="Draw only from the k likeliest; 0 = off."),
     top_p: float = typer.Option(field_default(SC, "top_p"), help="Nucleus mass to draw from; 1 = off."),
@@ -35,18 +39,27 @@ def sample(
     num_samples: int = typer.Option(field_default(SC, "num_samples"), help="Independent samples."),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per sample per line."),
     interactive: bool = typer.Option(False, "--interactive", "-i", help="Type primes, get continuations."),
-    device: Device = "cpu",
+    device: StepDevice = "auto",
     quiet: Quiet = False,
     compile_: bool = typer.Option(False, "--compile",
                                   help="CPU: compile the sampling loop with torch.compile (needs a C++ compiler; "
                                        "5-30 s the first time, then cached): faster for long samples."),
 ) -> None:
-    """Generate text from a trained model; the text alone goes to stdout as it is made."""
+    """Generate text from a trained model; the text alone goes to stdout as it is made.
+
+    Characters of the prime the model never learned are read as its unknown symbol
+    U+FFFD, named in one warning on stderr (not with --quiet).
+    """
+    if prime_file is not None:
+        if prime:
+            raise ChargenError("--prime and --prime-file both give the prime", "pass one of them")
+        prime = read_text(prime_file, what="prime file")
     cfg = SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p, prime=prime, seed=seed,
                        num_samples=num_samples, stop=unescape(stop), compile=compile_)
     model, vocab, _ = load_model(checkpoint_path(checkpoint, quiet))
-    warn_unknown(vocab, prime)
-    dev = resolve_device(device)
+    if not quiet:
+        warn_unknown(vocab, prime)
+    dev = resolve_device(device, mps=False)
     if dev.type == "cpu" and num_samples == 1:
         torch.set_num_threads(1)  # one stream: tiny steps, where a second thread only adds hand-offs
     if compile_ and dev.type != "cpu":
@@ -91,10 +104,13 @@ def evaluate(
     textfile: Path = typer.Argument(..., help="UTF-8 text to score.", show_default=False),
     split: str = typer.Option("all", help="all, or val: only the validation tail (the checkpoint's val-frac)."),
     window: int = typer.Option(0, help="Also score random windows of this many characters from a zero state."),
-    device: Device = "cpu",
+    device: Device = "auto",
     as_json: Json = False,
 ) -> None:
-    """Loss (nats per character) and bits per character of a model on a text."""
+    """Loss (nats per character) and bits per character of a model on a text.
+
+    Characters the model never learned are read as its unknown symbol U+FFFD, named in
+    one warning on stderr."""
     if split not in ("all", "val"):
         raise ChargenError(f"unknown split {split!r}", "use --split all or --split val")
     if window < 0:
@@ -102,9 +118,11 @@ def evaluate(
     model, vocab, ckpt = load_model(checkpoint)
     if split == "val":
         stored = ckpt.train_config or TrainConfig()  # a weights-only file: the default split
-        ids = encode_file(textfile, vocab, stored.val_frac, stored.val_chars)
+        part = (stored.val_frac, stored.val_chars)
     else:
-        ids = encode_file(textfile, vocab)
+        part = (None, 0)
+    ids = encode_file(textfile, vocab, *part)
+    warn_unknown_chars(unknown_in_file(textfile, vocab, *part))
     dev = resolve_device(device)
     model.to(dev)
     carried = evaluate_carried(model, ids, dev)

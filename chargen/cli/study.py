@@ -15,7 +15,7 @@ from rich.table import Table
 from ..errors import ChargenError
 from ..model.charrnn import ModelConfig
 from ..study.compare import CellResult, compare_cells
-from ..study.plot import plot_runs
+from ..study.plot import plot_runs, require_matplotlib
 from ..training.config import TrainConfig
 from .common import console, field_default, finite
 from .options import (
@@ -48,7 +48,7 @@ def compare(
     device: Device = field_default(TrainConfig, "device"),
     out: Optional[Path] = typer.Option(None, help="Folder for the runs (default checkpoints/<corpus>-compare)."),
     sample_length: int = typer.Option(200, help="Characters of sample per cell."),
-    plot: Optional[Path] = typer.Option(None, help="Loss-curve PNG (default OUT/curves.png; needs matplotlib)."),
+    plot: Optional[Path] = typer.Option(None, help="Loss-curve PNG (default OUT/curves.png)."),
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -57,9 +57,12 @@ def compare(
     config = TrainConfig(batch_size=batch_size, seq_len=seq_len, max_time=max_time, max_steps=max_steps,
                          eval_every=eval_every, save_every=eval_every, patience=0, seed=seed, device=device)
     out = out or Path("checkpoints") / f"{corpus.stem}-compare"
+    if plot is not None:
+        require_matplotlib()  # an explicit --plot that cannot be drawn fails now, not after the training budget
     results = compare_cells(corpus, [c.strip() for c in cells.split(",")], model, config, out,
                             sample_length=sample_length, progress=False if quiet or as_json else None)
-    curves = _curves([r.run_dir for r in results], plot or out / "curves.png", explicit=plot is not None)
+    title = f"{', '.join(r.cell for r in results)} on {corpus.name}: same sizes, seed and budget"
+    curves = _curves([r.run_dir for r in results], plot or out / "curves.png", title, explicit=plot is not None)
     if as_json:
         print(json.dumps([{**asdict(r), "run_dir": str(r.run_dir), "best_val_loss": finite(r.best_val_loss),
                            "best_val_bpc": finite(r.best_val_bpc)} for r in results], ensure_ascii=False))
@@ -73,13 +76,17 @@ def compare(
         sys.stdout.write(f"----- {r.cell} -----\n{r.sample}\n")
 
 
-def _curves(run_dirs: list[Path], out: Path, explicit: bool) -> Path | None:
-    """Draw the comparison's loss curves; a missing matplotlib only matters if the user asked for the plot."""
+def _curves(run_dirs: list[Path], out: Path, title: str, explicit: bool) -> Path | None:
+    """Draw the comparison's loss curves to `out`. A failure with an explicit --plot is an error; with
+    the default path it leaves the finished runs standing and says, on one stderr line, why there are
+    no curves and how to fix it (every time, also with --quiet and --json: it is the only trace)."""
     try:
-        return plot_runs(run_dirs, out)
-    except ChargenError:
+        return plot_runs(run_dirs, out, title=title)
+    except ChargenError as e:
         if explicit:
             raise
+        hint = f" (hint: {e.hint})" if e.hint else ""
+        sys.stderr.write(f"warning: no loss curves: {e.message}{hint}\n")
         return None
 
 
@@ -97,6 +104,6 @@ def plot(
     run_dirs: List[Path] = typer.Argument(..., help="Run folders holding metrics.jsonl.", show_default=False),
     out: Path = typer.Option(Path("curves.png"), help="PNG file to write."),
 ) -> None:
-    """Plot training and validation loss against steps and wall time (needs matplotlib)."""
+    """Plot training and validation loss against steps and wall time."""
     written = plot_runs(list(run_dirs), out)
     sys.stderr.write(f"wrote {written}\n")

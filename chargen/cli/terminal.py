@@ -19,11 +19,16 @@ def unescape(text: str) -> str:
 
 
 def warn_unknown(vocab: Vocab, text: str) -> None:
-    """Say on stderr which characters of a prime the model will read as its unknown symbol."""
-    unknown = vocab.unknown(text) if vocab.unk is not None else []
+    """Say on stderr, in one line, which characters of `text` the model will read as its unknown symbol."""
+    warn_unknown_chars(vocab.unknown(text))
+
+
+def warn_unknown_chars(unknown: list[str]) -> None:
+    """One stderr line naming characters a model reads as its unknown symbol U+FFFD; nothing if none."""
     if unknown:
-        shown = ", ".join(repr(c) for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        sys.stderr.write(f"warning: the model never learned {shown}; read as the unknown symbol {vocab.unk!r}\n")
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        shown = ", ".join(repr(c) for c in unknown[:10]) + more
+        sys.stderr.write(f"warning: the model never learned {shown}; read as its unknown symbol U+FFFD\n")
 
 
 def stream(prime: str, chars: Iterator[str]) -> None:

@@ -15,7 +15,9 @@ from ..model import ModelConfig
 from ..progress import PrepareBar
 from ..training import TrainConfig, default_configs
 from ..training import train as run_training
-from ..training.recipes import default_help
+from ..training.distributed import world_from_env
+from ..training.recipes import default_help, dropout_rule_applies
+from ..training.runs import newest_run
 from .common import Interrupted, console, field_default, finite, table
 from .options import Corpus, Device, Json, MinCharCount, Quiet
 
@@ -30,8 +32,9 @@ def train(
     hidden_size: Optional[int] = typer.Option(None, help=default_help('hidden_size')),
     embedding_dim: Optional[int] = typer.Option(None, help=default_help('embedding_dim')),
     dropout: Optional[float] = typer.Option(
-        None, help="(default: on a CPU 0 when the time or step budget allows at most 6 passes over the corpus, "
-                   "else 0.1; 0.5 on a GPU)"),
+        None, help="(default: on a CPU 0 when the budget allows at most 6 passes over the corpus, else 0.1: "
+                   "passes from --max-steps if set, else from --max-time at the speed measured at the start; "
+                   "0.5 on a GPU)"),
     impl: str = typer.Option(field_default(ModelConfig, "impl"),
                              help="torch (fast), or reference: the cell equations step by step (slow, for study)."),
     batch_size: Optional[int] = typer.Option(None, help=f"Parallel streams. {default_help('batch_size')}"),
@@ -41,8 +44,10 @@ def train(
     warmup_steps: int = typer.Option(field_default(TC, "warmup_steps")),
     min_lr_frac: float = typer.Option(field_default(TC, "min_lr_frac"), help="Final lr as a fraction of --lr."),
     grad_clip: float = typer.Option(field_default(TC, "grad_clip"), help="Max global gradient L2 norm."),
-    max_steps: int = typer.Option(field_default(TC, "max_steps"), help="0 = no step limit."),
-    max_time: float = typer.Option(field_default(TC, "max_time"), help="Seconds; 0 = no time limit."),
+    max_steps: int = typer.Option(field_default(TC, "max_steps"),
+                                  help="0 = no step limit. With --resume: the run's new step limit."),
+    max_time: float = typer.Option(field_default(TC, "max_time"),
+                                   help="Seconds; 0 = no time limit. With --resume: seconds added to the run."),
     patience: int = typer.Option(field_default(TC, "patience"), help="Evaluations without improvement; 0 = off."),
     eval_every: int = typer.Option(field_default(TC, "eval_every"), help="Steps between evaluations."),
     save_every: int = typer.Option(field_default(TC, "save_every"), help="Steps between last.pt saves."),
@@ -54,7 +59,8 @@ def train(
     precision: str = typer.Option(field_default(TC, "precision"),
                                   help="auto, fp32, bf16 or fp16 (autocast; fp16 on CUDA only)."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default checkpoints/<corpus>-<cell>)."),
-    resume: bool = typer.Option(False, help="Continue the run in the run folder exactly."),
+    resume: bool = typer.Option(False, help="Continue the run in --out, else the newest run of CORPUS "
+                                            "(of --cell, if given), from its last.pt."),
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -62,20 +68,25 @@ def train(
 
     Settings left out come from the device's recipe (GRU 2x256 on a CPU, LSTM 3x1024 on a GPU).
     """
-    if resume:
-        _warn_ignored_on_resume(ctx)
-    # The corpus's size in bytes stands for its characters (exact for ASCII text): it only
-    # sets the CPU recipe's dropout, from the passes over it that the budget allows.
-    size = corpus.stat().st_size if corpus.is_file() else None
+    target = resolve_device(device)
     model_config, config = default_configs(
-        resolve_device(device), corpus_chars=size, cell=cell, num_layers=num_layers, hidden_size=hidden_size,
-        embedding_dim=embedding_dim, dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr,
-        weight_decay=weight_decay, warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip,
-        max_steps=max_steps, max_time=max_time, patience=patience, eval_every=eval_every, save_every=save_every,
-        val_frac=val_frac, val_chars=val_chars, min_char_count=min_char_count, seed=seed, device=device,
-        precision=precision)
+        target, cell=cell, num_layers=num_layers, hidden_size=hidden_size, embedding_dim=embedding_dim,
+        dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr, weight_decay=weight_decay,
+        warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip, max_steps=max_steps,
+        max_time=max_time, patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
+        val_chars=val_chars, min_char_count=min_char_count, seed=seed, device=device, precision=precision)
+    budget = {}
+    if resume:
+        _warn_ignored_on_resume(ctx, out)
+        budget = {"more_time": max_time if _typed(ctx, "max_time") else None,
+                  "max_steps": max_steps if _typed(ctx, "max_steps") else None}
+        if out is None:  # the newest run of this corpus (of --cell, if given), named before it starts
+            out = newest_run(corpus, cell)
+            if world_from_env().is_main and not quiet:
+                sys.stderr.write(f"resuming {out}\n")
     result = run_training(corpus, model_config, config, out=out, resume=resume,
-                          progress=False if quiet or as_json else None)
+                          progress=False if quiet or as_json else None,
+                          auto_dropout=not resume and dropout_rule_applies(target, dropout), **budget)
     if not result.is_main:  # another rank of a torchrun: rank 0 reports
         return
     summary = {"run_dir": str(result.run_dir), "best_checkpoint": str(result.run_dir / "best.pt"),
@@ -83,6 +94,7 @@ def train(
                "best_val_loss": finite(result.best_val_loss), "best_val_bpc": finite(result.best_val_bpc),
                "elapsed_s": round(result.elapsed, 1),
                **({"model": describe_model(result.model_config)} if result.model_config else {}),
+               **({"dropout_rule": result.dropout_choice.reason()} if result.dropout_choice else {}),
                "parameters": result.parameters,
                "chars_per_s": round(result.chars_per_s), "device": result.device,
                "startup_s": round(result.startup_s, 2)}
@@ -94,16 +106,20 @@ def train(
         raise Interrupted
 
 
-# `chargen train` options that a resume still takes from the command line.
-_RESUME_TAKES = {"corpus", "device", "precision", "out", "resume", "quiet", "as_json"}
+# `chargen train` options that a resume still takes from the command line: where it runs, and
+# a new budget (--max-time adds seconds, --max-steps sets a new total). Without --out, --cell picks the run.
+_RESUME_TAKES = {"corpus", "device", "precision", "out", "resume", "quiet", "as_json", "max_time", "max_steps"}
 
 
-def _warn_ignored_on_resume(ctx: typer.Context) -> None:
+def _typed(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave this option, rather than its default (click's ParameterSource, by name)."""
+    return getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _warn_ignored_on_resume(ctx: typer.Context, out: Optional[Path]) -> None:
     """Name the settings given on the command line that a resume ignores (it continues with the run's own)."""
-    def typed(name: str) -> bool:  # given by the user, not a default (click's ParameterSource, by name)
-        return getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
-
-    given = [p for p in ctx.command.params if p.name not in _RESUME_TAKES and typed(p.name)]
+    takes = _RESUME_TAKES | ({"cell"} if out is None else set())
+    given = [p for p in ctx.command.params if p.name not in takes and _typed(ctx, p.name)]
     if given:
         names = ", ".join(max(p.opts, key=len) for p in given)
         sys.stderr.write(f"warning: --resume continues with the run's own settings; ignored: {names} "

@@ -63,7 +63,7 @@ def prepare_corpus(path: str | os.PathLike, min_char_count: int = 1, cache: str 
     """The encoded ids and vocabulary of the UTF-8 file at `path`, from the cache when it is current.
 
     Characters seen fewer than `min_char_count` times become the vocabulary's unknown
-    symbol. Raises ChargenError for a missing, empty, non-UTF-8 or unreadable file, or
+    symbol, which the vocabulary holds even when no character is that rare. Raises ChargenError for a missing, empty, non-UTF-8 or unreadable file, or
     an unwritable cache folder.
     """
     t0 = time.perf_counter()
@@ -99,6 +99,10 @@ def _open_cached(folder: Path, stamp: dict) -> tuple[Vocab, np.ndarray, dict[str
         if meta.get("version") != CACHE_VERSION or meta.get("fingerprint") != stamp:
             return None
         vocab = Vocab(tuple(meta["chars"]), meta["unk"])
+        if vocab.unk is None:  # written before every vocabulary had the unknown symbol: add it
+            old, vocab = vocab.chars, vocab.with_unknown()
+            if vocab.chars[: len(old)] != old:
+                return None  # U+FFFD went before characters above it and renumbered them: rebuild
         dtype = np.dtype(meta["dtype"])
         ids_path = folder / "ids.bin"
         if ids_path.stat().st_size != meta["length"] * dtype.itemsize:

@@ -54,12 +54,35 @@ def encode_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = 
     its validation tail as split_ids cuts it; only that part is ever held in memory.
 
     Goes through the prepared cache, then renumbers with one small table. Characters
-    `vocab` lacks become its unknown symbol, or raise ChargenError naming them.
+    `vocab` lacks become its unknown symbol (unknown_in_file names them), or raise
+    ChargenError naming them when it has none.
     """
     prepared = prepare_corpus(path)
-    missing = [c for c in prepared.vocab.chars if c not in vocab.chars]
+    ids = prepared.ids if val_frac is None else split_ids(prepared.ids, val_frac, val_chars)[1]
+    missing = _missing(prepared.vocab.chars, prepared.counts, vocab)
     if missing and vocab.unk is None:
         vocab.encode("".join(missing))  # raises, naming them
-    table = vocab.encode("".join(prepared.vocab.chars)).numpy()  # file id -> model id
-    ids = prepared.ids if val_frac is None else split_ids(prepared.ids, val_frac, val_chars)[1]
-    return torch.from_numpy(table[np.asarray(ids)])
+    # The file's own vocabulary always holds U+FFFD; where it does not occur in the file it may be
+    # missing from `vocab` too, and its entry (never looked up) is any id.
+    present = set(vocab.chars) | set(prepared.counts)
+    table = vocab.encode("".join(c if c in present else vocab.chars[0] for c in prepared.vocab.chars)).numpy()
+    return torch.from_numpy(table[np.asarray(ids)])  # file id -> model id
+
+
+def unknown_in_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
+                    val_chars: int = 0) -> list[str]:
+    """The distinct characters of the file (or with `val_frac` of its validation tail) that `vocab`
+    lacks, in code-point order: the ones encode_file reads as the unknown symbol."""
+    prepared = prepare_corpus(path)
+    missing = _missing(prepared.vocab.chars, prepared.counts, vocab)
+    if not missing or val_frac is None:
+        return missing
+    tail = np.asarray(split_ids(prepared.ids, val_frac, val_chars)[1])  # (N_val,)
+    seen = np.bincount(tail, minlength=len(prepared.vocab)) > 0  # (V_file,)
+    return [c for c in missing if seen[prepared.vocab.chars.index(c)]]
+
+
+def _missing(file_chars: tuple[str, ...], counts: dict[str, int], vocab: Vocab) -> list[str]:
+    """The characters that occur in a file (its `counts`) but not in `vocab`, in code-point order."""
+    known = set(vocab.chars)
+    return [c for c in file_chars if c in counts and c not in known]

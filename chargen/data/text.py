@@ -8,9 +8,9 @@ from pathlib import Path
 from ..errors import ChargenError
 
 
-def read_raw(path: str | os.PathLike, limit: int = -1) -> bytes:
+def read_raw(path: str | os.PathLike, limit: int = -1, what: str = "corpus") -> bytes:
     """The bytes of a text file (the first `limit` of them if given), with one ChargenError for
-    a folder, a missing file or an unreadable one."""
+    a folder, a missing file or an unreadable one; `what` names the file in the message."""
     path = Path(path)
     if path.is_dir():
         raise ChargenError(f"{path} is a folder, not a text file", "pass the path of a UTF-8 text file")
@@ -18,15 +18,17 @@ def read_raw(path: str | os.PathLike, limit: int = -1) -> bytes:
         with open(path, "rb") as f:
             return f.read(limit)
     except FileNotFoundError:
-        raise ChargenError(f"corpus not found: {path}", "check the path, e.g. corpora/shakespeare.txt") from None
+        example = ", e.g. corpora/shakespeare.txt" if what == "corpus" else ""
+        raise ChargenError(f"{what} not found: {path}", f"check the path{example}") from None
     except OSError as e:
         raise ChargenError(f"cannot read {path}: {e.strerror}", "check the file's permissions") from None
 
 
-def read_text(path: str | os.PathLike) -> str:
-    """Read a UTF-8 file exactly as stored: '\\r\\n' and '\\n' are kept, a BOM is dropped."""
+def read_text(path: str | os.PathLike, what: str = "corpus") -> str:
+    """Read a UTF-8 file exactly as stored: '\\r\\n' and '\\n' are kept, a BOM is dropped.
+    `what` names the file in the messages ("corpus not found: ...")."""
     path = Path(path)
-    raw = read_raw(path)
+    raw = read_raw(path, what=what)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -34,5 +36,6 @@ def read_text(path: str | os.PathLike) -> str:
                            "convert it first, e.g. iconv -f latin1 -t utf-8 IN > OUT") from None
     text = text.removeprefix("\ufeff")
     if not text:
-        raise ChargenError(f"{path} is empty", "train on a file that contains text")
+        raise ChargenError(f"{path} is empty", "train on a file that contains text" if what == "corpus"
+                           else "pass a file that contains text")
     return text

@@ -1,5 +1,6 @@
-"""The character vocabulary: characters to ids and back, with the unknown symbol that
-stands for characters too rare to learn. Plain data: no files, no models."""
+"""The character vocabulary: characters to ids and back, with the unknown symbol U+FFFD that
+stands for every character a model did not learn (too rare in its corpus, or never in it).
+Plain data: no files, no models."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,15 +10,18 @@ import torch
 
 from ..errors import ChargenError
 
-UNKNOWN = "\ufffd"  # U+FFFD REPLACEMENT CHARACTER stands for every character dropped as too rare
+UNKNOWN = "\ufffd"  # U+FFFD REPLACEMENT CHARACTER: every character a model did not learn reads as this
 
 
 @dataclass(frozen=True)
 class Vocab:
     """The sorted set of characters of a corpus; id i is `chars[i]`.
 
-    `unk`, when set, is one of `chars`: the symbol that characters rarer than the
-    corpus' --min-char-count (and any character the model never saw) are encoded as.
+    `unk` is the unknown symbol U+FFFD, one of `chars`: characters rarer than the corpus'
+    --min-char-count, and any character the model never saw, are encoded as it, and the
+    sampler never draws it. from_text and from_counts always include it; a Vocab built
+    directly may lack it (`unk` None, as format-1 checkpoints stored it), and then
+    `encode` refuses characters outside `chars`; `with_unknown` adds it.
     """
 
     chars: tuple[str, ...]
@@ -35,17 +39,27 @@ class Vocab:
 
     @classmethod
     def from_text(cls, text: str) -> Vocab:
-        return cls(tuple(chr(c) for c in np.unique(_code_points(text))))
+        """Every character of `text`, and the unknown symbol; ChargenError for an empty text."""
+        if not text:
+            raise ChargenError("the vocabulary is empty", "train on a file that contains text")
+        return cls(tuple(sorted({chr(c) for c in np.unique(_code_points(text))} | {UNKNOWN})), UNKNOWN)
 
     @classmethod
     def from_counts(cls, counts: dict[str, int], min_count: int = 1) -> Vocab:
-        """Every character seen at least `min_count` times; the rest share the unknown symbol U+FFFD."""
+        """Every character seen at least `min_count` times, and the unknown symbol U+FFFD that the
+        rest (and any character not in `counts`) share."""
         kept = {c for c, n in counts.items() if n >= min_count}
         if not kept:
             raise ChargenError(f"no character occurs {min_count} times or more", "lower --min-char-count")
-        if len(kept) == len(counts):
-            return cls(tuple(sorted(kept)))
         return cls(tuple(sorted(kept | {UNKNOWN})), UNKNOWN)
+
+    def with_unknown(self) -> Vocab:
+        """This vocabulary with the unknown symbol: itself if it has one; U+FFFD marked as the symbol
+        if it is already a character; else U+FFFD inserted at its sorted position, which shifts the
+        ids of the characters after it (above U+FFFD: emoji and other astral characters) up by one."""
+        if self.unk is not None:
+            return self
+        return Vocab(tuple(sorted(set(self.chars) | {UNKNOWN})), UNKNOWN)
 
     @property
     def unk_id(self) -> int | None:
@@ -62,8 +76,8 @@ class Vocab:
     def encode(self, text: str) -> torch.Tensor:
         """Ids of `text` as an int64 tensor (T,).
 
-        A character outside the vocabulary becomes the unknown symbol when the vocabulary
-        has one; otherwise ChargenError names the unknown characters.
+        A character outside the vocabulary becomes the unknown symbol (`unknown(text)` names
+        them); a vocabulary without one raises ChargenError naming them instead.
         """
         cps = _code_points(text)  # (T,)
         table = np.array([ord(c) for c in self.chars], dtype=np.uint32)

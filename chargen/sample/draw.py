@@ -69,16 +69,26 @@ class GumbelNoise:
     (the Gumbel-max trick): three cheap ops a step instead of softmax, cumsum and a
     search. Both sampling paths take their noise from here in the same order, so with
     the same seed they draw the same characters whenever their logits agree.
+
+    `skip`, the unknown symbol's id, is never drawn: its column is -inf and spends no
+    random numbers, so the other columns get what a vocabulary without the symbol got,
+    and a model that gained the symbol on loading (a format 1 checkpoint) draws the
+    same text from the same seed as before.
     """
 
-    def __init__(self, gen: torch.Generator, n: int, v: int) -> None:
-        self.gen, self.shape = gen, (max(1, min(1024, (1 << 20) // (n * v))), n, v)  # about 4 MB a block
+    def __init__(self, gen: torch.Generator, n: int, v: int, skip: int | None = None) -> None:
+        drawn = v - (skip is not None)  # characters that get noise
+        self.gen, self.skip = gen, skip
+        self.shape = (max(1, min(1024, (1 << 20) // (n * max(drawn, 1)))), n, drawn)  # about 4 MB a block
         self.buf, self.i = torch.empty(0), 0
 
     def _refill(self) -> None:
-        u = torch.rand(self.shape, generator=self.gen, device=self.gen.device)  # (K, N, V) in [0, 1)
-        self.buf = -torch.log(-torch.log(u))  # u = 0 gives -inf: never chosen, as it should be
-        self.i = 0
+        u = torch.rand(self.shape, generator=self.gen, device=self.gen.device)  # (K, N, V') in [0, 1)
+        g = -torch.log(-torch.log(u))  # u = 0 gives -inf: never chosen, as it should be
+        if self.skip is not None:
+            never = torch.full_like(g[..., :1], -math.inf)  # (K, N, 1)
+            g = torch.cat([g[..., : self.skip], never, g[..., self.skip:]], dim=-1)  # (K, N, V)
+        self.buf, self.i = g, 0
 
     def next(self) -> torch.Tensor:
         """Noise for one step: (N, V)."""

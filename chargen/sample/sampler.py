@@ -21,8 +21,8 @@ from .step import FastStep
 def start_ids(vocab: Vocab, prime: str) -> torch.Tensor:
     """Ids to warm the state on: the prime, or a newline (else the first character) when it is empty.
 
-    A character the model never saw is its unknown symbol when it has one; otherwise
-    ChargenError names it.
+    A character the model never saw is read as its unknown symbol (a vocabulary without
+    one, built by hand, raises ChargenError naming it).
     """
     if prime:
         return vocab.encode(prime)
@@ -50,7 +50,7 @@ class Sampler:
             gen.seed()
         else:
             gen.manual_seed(cfg.seed)
-        self.noise = GumbelNoise(gen, cfg.num_samples, len(vocab))
+        self.noise = GumbelNoise(gen, cfg.num_samples, len(vocab), skip=vocab.unk_id)
         self.chunks: dict[int, Chunk] = {}  # by size: a whole chunk, or one round at a time
         self.reset()
 
@@ -105,8 +105,8 @@ def generate_ids(model: CharRNN, vocab: Vocab, cfg: SampleConfig,
                  device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
     """Yield cfg.length tensors of next ids, each (num_samples,), after warming on cfg.prime.
 
-    The prime is checked at once: a ChargenError names characters the model has never
-    seen before anything is generated. For the best single-stream speed on a small
+    The prime is read at once, before anything is generated (characters the model never
+    saw as its unknown symbol, which is never drawn). For the best single-stream speed on a small
     CPU, run with torch.set_num_threads(1) or 2 (see benchmarks/README.md).
     """
     sampler = Sampler(model, vocab, cfg, device)
@@ -121,7 +121,7 @@ def generate(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.devi
     """
     if cfg.num_samples != 1:
         raise ChargenError("generate() streams one sample", "use sample_texts() for several")
-    ids = generate_ids(model, vocab, cfg, device)  # checks the prime now, not at the first character
+    ids = generate_ids(model, vocab, cfg, device)  # reads the prime now, not at the first character
     return stop_after((vocab.chars[int(nxt)] for nxt in ids), cfg.stop)
 
 

@@ -9,9 +9,8 @@ the same function as CharRNN in eval mode; it owns no training and no sampling p
 """
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
-
 import functools
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import Tensor

@@ -14,7 +14,7 @@ from ..sample.sampler import SampleConfig, sample_texts
 from ..training.checkpoint import load_model
 from ..training.config import TrainConfig
 from ..training.loop import train
-from ..training.runs import has_checkpoints
+from ..training.runs import has_checkpoints, mark_comparison
 
 SAMPLE_TEMPERATURE = 0.8  # a little below 1: typical text, not the model's rarest guesses
 
@@ -50,7 +50,9 @@ def compare_cells(corpus_path: str | Path, cells: list[str], base_model: ModelCo
     then draw one sample from its best.pt. Results come back in the order of `cells`.
 
     Everything is checked before the first run starts: the cell list, the sample length, and
-    that no `out_root/<cell>` already holds a run. Raises ChargenError as train() does.
+    that no `out_root/<cell>` already holds a run. `out_root` gets a `comparison.json` marker,
+    so that `chargen sample` without a checkpoint does not take these runs for training runs.
+    Raises ChargenError as train() does.
     """
     cells = parse_cells(cells)
     sample_cfg = SampleConfig(length=sample_length, temperature=SAMPLE_TEMPERATURE, seed=config.seed)
@@ -58,6 +60,7 @@ def compare_cells(corpus_path: str | Path, cells: list[str], base_model: ModelCo
     taken = [out_root / c for c in cells if has_checkpoints(out_root / c)]
     if taken:
         raise ChargenError(f"{taken[0]} already holds a run", "pass another --out folder for the comparison")
+    mark_comparison(out_root, cells)
     return [_train_and_sample(corpus_path, replace(base_model, cell=cell), config, out_root / cell, sample_cfg,
                               progress) for cell in cells]
 

@@ -53,7 +53,8 @@ class Activations:
 
 
 def keep_known(vocab: Vocab, text: str) -> tuple[str, int]:
-    """`text` without the characters the vocabulary lacks, and how many were dropped."""
+    """`text` without the characters the vocabulary lacks, and how many were dropped (the CLI
+    no longer drops them: record reads them as the unknown symbol)."""
     known = set(vocab.chars)
     kept = "".join(c for c in text if c in known)
     return kept, len(text) - len(kept)
@@ -62,7 +63,8 @@ def keep_known(vocab: Vocab, text: str) -> tuple[str, int]:
 @torch.no_grad()
 def record(model: CharRNN, vocab: Vocab, text: str) -> Activations:
     """Run `text` through the model from a zero state, one character at a time, keeping every
-    layer's h (and c), and every gate. Eval semantics: no dropout between layers."""
+    layer's h (and c), and every gate. Eval semantics: no dropout between layers. Characters
+    the model never learned are read as its unknown symbol; `text` keeps them as they are."""
     if not text:
         raise ChargenError("no text to read", "pass a --text with characters the model knows")
     cell, names = model.config.cell, GATE_NAMES[model.config.cell]

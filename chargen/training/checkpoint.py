@@ -12,7 +12,7 @@ import os
 import pickle
 import re
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,15 @@ from ..errors import ChargenError
 from ..model import CharRNN, ModelConfig
 from .config import TrainConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the vocabulary always holds the unknown symbol U+FFFD (format 1 files gain it on reading)
 TEMP_SUFFIX = ".tmp"  # a file being written is ".<name>.<random><TEMP_SUFFIX>" beside its target
 REQUIRED = ("format_version", "model_config", "vocab", "model")
 OPTIONAL = ("train_config", "optimizer", "rng", "scaler", "step", "epoch", "window", "elapsed", "best_val_loss",
             "evals_since_best", "hidden")
+PER_CHARACTER = ("embedding.weight", "head.weight", "head.bias")  # the weights with one row per character
+# A format 1 model's new unknown symbol gets the smallest bias minus this: e^-10 of the rarest character's
+# weight, so the known characters' probabilities (and a validation loss) move by less than 1e-4 of themselves.
+UNKNOWN_BIAS_MARGIN = 10.0
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
@@ -43,7 +47,9 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     tmp_name = None
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary file others may read
+        # mkstemp makes 0600; a checkpoint is an ordinary file others may read. os.chmod by name
+        # works on every system (os.fchmod does not exist on Windows).
+        os.chmod(tmp_name, 0o644)
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -120,9 +126,65 @@ def _migrate(state: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint dict of any readable format version as the current format's.
 
     Format 1 files written before a field existed lack it: no unknown symbol, no
-    training state (a file holding weights alone), no scaler, no carried state.
+    training state (a file holding weights alone), no scaler, no carried state. A
+    vocabulary without the unknown symbol gains it later, in _add_unknown.
     """
     return {"unk": None, "train_config": None, **state, "format_version": FORMAT_VERSION}
+
+
+def _add_unknown(state: dict[str, Any], vocab: Vocab, config: ModelConfig) -> tuple[Vocab, ModelConfig, dict]:
+    """Give a format 1 model the unknown symbol: its vocabulary, config and state with U+FFFD added
+    (a new dict; `state` is untouched).
+
+    U+FFFD goes in at its sorted position i (after every character below U+FFFD, so for
+    most vocabularies at the end) and ids from i on shift up by one. Row i is inserted into
+    the embedding as the mean of its rows (a neutral input: "some character"), into the
+    head as zero weights and a bias UNKNOWN_BIAS_MARGIN below the smallest (finite; far
+    less likely than the rarest character, as a model that never saw the symbol would
+    learn), so every known character's logit is exactly what it was and its probability
+    all but so; the sampler never draws the symbol. AdamW's moments get zero rows there.
+    Weights of the wrong shape are left as they are for build_model to report.
+    """
+    new = vocab.with_unknown()
+    if len(new) == len(vocab):  # U+FFFD was already a character: it becomes the symbol, nothing moves
+        return new, config, state
+    i, v = new.unk_id, len(vocab)
+    model = dict(state["model"]) if isinstance(state["model"], dict) else state["model"]
+    if isinstance(model, dict):
+        rows = {"embedding.weight": lambda t: t.mean(0), "head.weight": lambda t: torch.zeros_like(t[0]),
+                "head.bias": lambda t: t.min() - UNKNOWN_BIAS_MARGIN}
+        for name, row in rows.items():
+            t = model.get(name)
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() >= 1 and t.shape[0] == v:
+                model[name] = _insert_row(t, i, row(t))
+    state = {**state, "model": model, "optimizer": _optimizer_with_row(state.get("optimizer"), state["model"], i, v)}
+    return new, replace(config, vocab_size=len(new)), state
+
+
+def _optimizer_with_row(optimizer: Any, model: Any, i: int, v: int) -> Any:
+    """An optimizer state_dict with a zero row at i in every per-character moment (exp_avg, exp_avg_sq).
+
+    Its parameters are numbered in the model's order, which is the state_dict's order."""
+    try:
+        names = list(model)
+        flat = [p for group in optimizer["param_groups"] for p in group["params"]]
+        per_param = dict(optimizer["state"])
+        if len(flat) != len(names):
+            return optimizer
+        for name in PER_CHARACTER:
+            pid = flat[names.index(name)] if name in names else None
+            if isinstance(per_param.get(pid), dict):
+                per_param[pid] = {k: _insert_row(t, i, torch.zeros_like(t[0]))
+                                  if isinstance(t, torch.Tensor) and t.dim() >= 1 and t.shape[0] == v else t
+                                  for k, t in per_param[pid].items()}
+    except (TypeError, KeyError, ValueError):
+        return optimizer  # no optimizer (a weights-only file), or a damaged one that restore reports
+    return {**optimizer, "state": per_param}
+
+
+def _insert_row(t: torch.Tensor, i: int, row: torch.Tensor) -> torch.Tensor:
+    """`t` (V, ...) with `row` (...) inserted before row i: (V + 1, ...)."""
+    return torch.cat([t[:i], row.to(t.dtype).expand_as(t[:1]), t[i:]])
 
 
 @dataclass
@@ -172,6 +234,8 @@ class Checkpoint:
         if model_config.vocab_size != len(vocab):
             raise ChargenError(f"{path} is inconsistent: its model expects {model_config.vocab_size} characters "
                                f"but its vocabulary has {len(vocab)}", "use another checkpoint")
+        if vocab.unk is None:
+            vocab, model_config, state = _add_unknown(state, vocab, model_config)
         rest = {k: state[k] for k in OPTIONAL if k in state and k != "train_config"}
         return cls(model_config, vocab, state["model"], train_config, **rest)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from ..device import PRECISIONS
 from ..errors import ChargenError
@@ -14,6 +14,8 @@ class TrainConfig:
 
     `max_steps=0` and `max_time=0` mean no limit (at least one must be set); the
     learning-rate schedule runs over `max_steps` when it is set, else over `max_time`.
+    The `extended_*` fields are not settings: `extend_budget` writes them when a resume
+    gives a run a new budget, and `lr_at` then decays from there (see `lr_at`).
     """
 
     batch_size: int = 32
@@ -34,13 +36,16 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     precision: str = "auto"
+    extended_at_step: int = 0  # where the last budget extension began (0 = never extended),
+    extended_at_time: float = 0.0  # its second of training,
+    extended_from_lr: float = 0.0  # and the learning rate there
 
     def __post_init__(self) -> None:
         checks = [
             ("batch_size", 1, 1 << 20), ("seq_len", 1, 1 << 20), ("warmup_steps", 0, 1 << 40),
             ("max_steps", 0, 1 << 40), ("patience", 0, 1 << 40), ("eval_every", 1, 1 << 40),
             ("save_every", 1, 1 << 40), ("seed", 0, 2**63 - 1),
-            ("val_chars", 0, 1 << 50), ("min_char_count", 1, 1 << 50),
+            ("val_chars", 0, 1 << 50), ("min_char_count", 1, 1 << 50), ("extended_at_step", 0, 1 << 40),
         ]
         for name, low, high in checks:
             value = getattr(self, name)
@@ -48,7 +53,8 @@ class TrainConfig:
                 raise ChargenError(f"{name} must be an integer from {low} to {high}, got {value!r}",
                                    f"fix --{name.replace('_', '-')}")
         finite = [("lr", 0.0, 10.0, False), ("weight_decay", 0.0, 10.0, True), ("min_lr_frac", 0.0, 1.0, True),
-                  ("grad_clip", 0.0, 1e6, False), ("max_time", 0.0, 1e9, True), ("val_frac", 0.0, 0.9, True)]
+                  ("grad_clip", 0.0, 1e6, False), ("max_time", 0.0, 1e9, True), ("val_frac", 0.0, 0.9, True),
+                  ("extended_at_time", 0.0, 1e9, True), ("extended_from_lr", 0.0, 10.0, True)]
         for name, low, high, low_ok in finite:
             value = getattr(self, name)
             ok = isinstance(value, (int, float)) and math.isfinite(value) and value <= high
@@ -67,13 +73,51 @@ class TrainConfig:
 
 
 def lr_at(config: TrainConfig, step: int, elapsed: float) -> float:
-    """Linear warmup over `warmup_steps`, then cosine decay to `min_lr_frac * lr` at the end of the budget."""
+    """The learning rate of step `step` (0-based) taken at `elapsed` seconds of training.
+
+    Linear warmup over `warmup_steps`, then cosine decay to `min_lr_frac * lr` at the end of the
+    budget. After a resume that extended the budget (`extended_at_step` > 0), a new cosine runs
+    from that resume point's rate, `extended_from_lr`, down to the same floor at the new end:
+    the rate is continuous at the resume point, and a run that had finished (at the floor)
+    continues at the floor.
+    """
+    if config.extended_at_step:
+        if config.max_steps:
+            progress = (step - config.extended_at_step) / max(1, config.max_steps - config.extended_at_step)
+        else:
+            progress = (elapsed - config.extended_at_time) / max(1e-9, config.max_time - config.extended_at_time)
+        floor = config.min_lr_frac * config.lr
+        return floor + (config.extended_from_lr - floor) * _cosine(progress)
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     if config.max_steps:
         progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
     else:
         progress = elapsed / config.max_time
-    progress = min(max(progress, 0.0), 1.0)
     floor = config.min_lr_frac
-    return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return config.lr * (floor + (1 - floor) * _cosine(progress))
+
+
+def _cosine(progress: float) -> float:
+    """1 at the start of a decay, 0 at its end (progress clamped to [0, 1])."""
+    return 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def extend_budget(config: TrainConfig, step: int, elapsed: float, more_time: float | None = None,
+                  max_steps: int | None = None) -> TrainConfig:
+    """`config` with a new budget for a run resumed at `step` after `elapsed` seconds.
+
+    The limits given replace the run's own, and a limit not given is off: `more_time` seconds
+    on top of `elapsed` (0 = no time limit), `max_steps` a new total step limit. Past the warmup
+    the schedule becomes a new cosine from the rate at this point to the floor at the new end
+    (`lr_at`); within the warmup, the warmup goes on and the usual cosine spans the new budget.
+    Raises ChargenError for a step limit the run has reached already, or no limit at all.
+    """
+    if max_steps is not None and 0 < max_steps <= step:
+        raise ChargenError(f"the run is at step {step} already, so --max-steps {max_steps} gives it nothing",
+                           f"give --max-steps above {step}, or --max-time SECONDS to add time")
+    budget = replace(config, max_time=elapsed + more_time if more_time else 0.0, max_steps=max_steps or 0)
+    if step == 0 or (step < config.warmup_steps and not config.extended_at_step):
+        return budget
+    return replace(budget, extended_at_step=step, extended_at_time=elapsed,
+                   extended_from_lr=lr_at(config, step, elapsed))

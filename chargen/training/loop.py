@@ -18,11 +18,13 @@ from ..errors import ChargenError
 from ..model import ModelConfig
 from ..progress import PrepareBar, TrainBar
 from .checkpoint import Checkpoint, remove_stale_temp_files
-from .config import TrainConfig
+from .config import TrainConfig, extend_budget
 from .distributed import World, barrier, connect, disconnect, from_main, world_from_env
-from .runs import RunLock, choose_run_dir, default_run_dir, make_run_dir
+from .recipes import DropoutChoice, choose_dropout
+from .runs import RunLock, choose_run_dir, default_run_dir, make_run_dir, newest_run
 from .trainer import Trainer
 
+SPEED_STEPS = (3, 12)  # steps untimed, then timed, to measure the speed a time budget's dropout needs
 MAX_BAD_STEPS = 5  # consecutive non-finite steps (each retried at half the learning rate) before giving up
 # (on a GPU the first retry is queued before the bad step is read, so it runs at the full rate)
 
@@ -37,10 +39,11 @@ class TrainResult:
     chars_per_s: float  # training throughput of this process, evaluation excluded
     stop_reason: str  # max_steps | max_time | patience | interrupted
     device: str = "cpu"
-    startup_s: float = 0.0  # from the call to the first step: preparing or opening the corpus, building the model
+    startup_s: float = 0.0  # from the call to the first step: the corpus, the dropout rule's timed steps, the model
     is_main: bool = True  # False on the ranks of a torchrun that do not write
     history: list[dict] = field(default_factory=list)
     model_config: ModelConfig | None = None  # the model trained (on a resume, the checkpoint's)
+    dropout_choice: DropoutChoice | None = None  # how the dropout rule chose, when it did
 
     @property
     def best_val_bpc(self) -> float:
@@ -48,27 +51,36 @@ class TrainResult:
 
 
 def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfig, out: Path | None = None,
-          resume: bool = False, progress: bool | None = None, root: str | Path = "checkpoints") -> TrainResult:
+          resume: bool = False, progress: bool | None = None, root: str | Path = "checkpoints",
+          auto_dropout: bool = False, more_time: float | None = None, max_steps: int | None = None) -> TrainResult:
     """Train a model on `corpus_path` and write best.pt, last.pt and metrics.jsonl into the run folder.
 
-    With `resume`, the run folder's last.pt supplies both configs and the exact
-    position; the passed configs are ignored. `progress=None` shows a bar only on a
-    terminal. Ctrl-C saves last.pt and returns with stop_reason "interrupted".
-    Started by torchrun, every rank calls this and trains its share (see Trainer);
-    only rank 0 touches the run folder. Raises ChargenError for bad input, an
-    unwritable folder, or a loss that stays non-finite.
+    The folder is `out`, else `<root>/<corpus>-<cell>` (or `-2`, `-3`, ... when that holds a run).
+    With `auto_dropout`, model_config's dropout is replaced by the CPU recipe's rule
+    (recipes.choose_dropout) from the corpus's training characters and the budget: its steps,
+    or for a time limit alone its seconds at the speed measured over a few throwaway steps.
+
+    With `resume`, the run in `out` (without `out`: the newest run of this corpus, any cell,
+    runs.newest_run) continues from its last.pt, which supplies both configs and the exact
+    position; the passed configs are ignored but for the device and precision. `more_time`
+    (seconds on top of what the run has spent) and `max_steps` (a new total), when given,
+    replace its budget (config.extend_budget: the schedule decays anew from where it stands)
+    and restart its patience count. `progress=None` shows a bar only on a terminal. Ctrl-C
+    saves last.pt and returns with stop_reason "interrupted". Started by torchrun, every rank
+    calls this and trains its share (see Trainer); only rank 0 touches the run folder.
+    Raises ChargenError for bad input, an unwritable folder, or a loss that stays non-finite.
     """
     t0 = time.perf_counter()
     world = world_from_env()
+    if resume and out is None:
+        out = newest_run(corpus_path, None, root)
     default = default_run_dir(corpus_path, model_config.cell, root)
     run_dir = choose_run_dir(out, default, resume) if world.is_main or resume else (out or default)
-    ckpt = Checkpoint.read(run_dir / "last.pt") if resume else None
-    if ckpt is not None:  # the run's own configs, except where it runs
-        if ckpt.train_config is None or ckpt.optimizer is None or ckpt.rng is None:
-            raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: it holds a model but no training state",
-                               "start a new run without --resume")
-        model_config = ckpt.model_config
-        config = replace(ckpt.train_config, device=config.device, precision=config.precision)
+    ckpt = None
+    if resume:
+        ckpt, model_config, config = _resume_configs(run_dir, config, more_time, max_steps)
+    elif more_time is not None or max_steps is not None:
+        raise ChargenError("more_time and max_steps extend a resumed run", "set a new run's budget in its TrainConfig")
     device = connect(world, resolve_device(config.device))
     try:
         corpus = _load(corpus_path, config, world, progress)
@@ -81,12 +93,54 @@ def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfi
         with RunLock(run_dir) if world.is_main else contextlib.nullcontext():
             if world.is_main:
                 remove_stale_temp_files(run_dir)
+            choice = None
+            if auto_dropout and ckpt is None:
+                choice = _choose_dropout(corpus, model_config, config, run_dir, device, world)
+                model_config = replace(model_config, dropout=choice.dropout)
             trainer = _make_trainer(corpus, model_config, config, run_dir, device, world)
             if ckpt is not None:
-                _restore(trainer, ckpt, run_dir)
-            return _run(trainer, progress if world.is_main else False, time.perf_counter() - t0)
+                _restore(trainer, ckpt, run_dir, new_budget=more_time is not None or max_steps is not None)
+            result = _run(trainer, progress if world.is_main else False, time.perf_counter() - t0)
+            result.dropout_choice = choice
+            # Under torchrun every rank leaves together: rank 0 may still be saving when the others
+            # finish, and a rank that tears the process group down under a busy peer can abort.
+            barrier(world)
+            return result
     finally:
         disconnect(world)
+
+
+def _resume_configs(run_dir: Path, config: TrainConfig, more_time: float | None,
+                    max_steps: int | None) -> tuple[Checkpoint, ModelConfig, TrainConfig]:
+    """The run's last.pt and its own configs, but for where it runs and any new budget."""
+    ckpt = Checkpoint.read(run_dir / "last.pt")
+    if ckpt.train_config is None or ckpt.optimizer is None or ckpt.rng is None:
+        raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: it holds a model but no training state",
+                           "start a new run without --resume")
+    own = replace(ckpt.train_config, device=config.device, precision=config.precision)
+    if more_time is not None or max_steps is not None:
+        own = extend_budget(own, ckpt.step, ckpt.elapsed, more_time, max_steps)
+    return ckpt, ckpt.model_config, own
+
+
+def _choose_dropout(corpus: Corpus, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
+                    device, world: World) -> DropoutChoice:
+    """The recipe's dropout for this run. Only a time limit alone needs this machine's speed:
+    a throwaway trainer times SPEED_STEPS of the model, and the run itself starts afresh from its seed."""
+    train_chars = len(corpus.train_ids)
+    if config.max_steps:
+        return choose_dropout(config, train_chars)
+    trainer = _make_trainer(corpus, model_config, config, run_dir, device, world)
+    untimed, timed = SPEED_STEPS
+    for _ in range(untimed):  # allocation and kernel set-up: not this model's speed
+        trainer.train_step()
+    trainer.settle()
+    t = time.perf_counter()
+    for _ in range(timed):
+        trainer.train_step()
+    trainer.settle()
+    speed = timed * config.batch_size * config.seq_len / max(time.perf_counter() - t, 1e-9)
+    return choose_dropout(config, train_chars, from_main(world, speed, device))  # one verdict on all ranks
 
 
 def _load(corpus_path: str | Path, config: TrainConfig, world: World, progress: bool | None) -> Corpus:
@@ -114,12 +168,15 @@ def _make_trainer(corpus: Corpus, model_config: ModelConfig, config: TrainConfig
                            f"{model_config.hidden_size} units", "use a smaller --hidden-size or --num-layers") from None
 
 
-def _restore(trainer: Trainer, ckpt: Checkpoint, run_dir: Path) -> None:
+def _restore(trainer: Trainer, ckpt: Checkpoint, run_dir: Path, new_budget: bool) -> None:
+    """Continue from `ckpt`; with a new budget, patience counts afresh (a run it stopped may go on)."""
     try:
         trainer.restore(ckpt)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: it lacks or garbles the training "
                            f"state ({type(e).__name__}: {e})", "start a new run without --resume") from None
+    if new_budget:
+        trainer.state.evals_since_best = 0
 
 
 def _stop_reason(trainer: Trainer) -> str | None:

@@ -2,17 +2,17 @@
 
 On a CPU the recipe is ModelConfig's and TrainConfig's own defaults (GRU 2x256, batch
 32 x 64, chosen on a 2-core CPU), but for the dropout, which depends on how many passes
-over the training text the budget allows (`planned_passes`): none for a few passes,
-where every update counts, and ModelConfig's 0.1 for more, where the model would
-otherwise overfit. A CUDA GPU has the throughput for a much larger,
-more regularised model: an LSTM 3x1024 with dropout 0.5 and weight decay 0.1 at batch
+over the training text the budget allows (`choose_dropout`): none for a few passes,
+where every update counts, and 0.1 for more, where the model would otherwise overfit.
+train() applies that rule once it knows the corpus's characters (and, for a time limit,
+the speed of this machine). A CUDA GPU has the throughput for a much larger, more
+regularised model: an LSTM 3x1024 with dropout 0.5 and weight decay 0.1 at batch
 128 x 128 (chosen on an H100; benchmarks/README.md has the runs). Other devices get
 the CPU recipe.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -24,12 +24,34 @@ GPU = {"cell": "lstm", "num_layers": 3, "hidden_size": 1024, "embedding_dim": 25
 _MODEL_FIELDS = {f.name for f in fields(ModelConfig)}
 
 # The CPU recipe's dropout, measured on a 2-core CPU (tinyshakespeare, 2026-11-25;
-# benchmarks/README.md): with a 140 s budget (about 4 planned passes) no dropout reached
+# benchmarks/README.md): with a 140 s budget (about 4 passes) no dropout reached
 # 1.462 nats/char against 1.492 with 0.1 (means of 3 and 4 runs); with 600 s (about 18)
 # 0.1 reached 1.440 against 1.503. With step budgets (2026-11-26, one run each): at 6
 # passes 0 reached 1.450 against 1.461, at 9 passes 1.463 against 1.449; they cross near 7.
 SHORT_PASSES = 6.0
-CPU_CHARS_PER_S = 30_000  # the CPU recipe's training speed on that machine (28,000-34,000 measured)
+LONG_DROPOUT = 0.1  # beyond SHORT_PASSES
+
+
+@dataclass(frozen=True)
+class DropoutChoice:
+    """The dropout rule's verdict and what it was based on."""
+
+    dropout: float
+    passes: float  # planned passes over the training text
+    train_chars: int  # characters in the training part of the corpus
+    max_steps: int  # the step limit the passes come from, or 0 when they come from
+    max_time: float  # the time limit (seconds)
+    chars_per_s: float | None = None  # at this measured speed
+
+    def reason(self) -> str:
+        """Why, in one line: '4.0 planned passes (600 s at 36,000 chars/s measured, over
+        4,516,000 training characters): dropout 0 up to 6 passes, 0.1 beyond'."""
+        if self.max_steps:
+            budget = f"{self.max_steps:,} steps"
+        else:
+            budget = f"{self.max_time:g} s at {self.chars_per_s:,.0f} chars/s measured"
+        return (f"{self.passes:.1f} planned passes ({budget}, over {self.train_chars:,} training characters): "
+                f"dropout 0 up to {SHORT_PASSES:g} passes, {LONG_DROPOUT} beyond")
 
 
 def recipe(device: torch.device) -> dict:
@@ -37,22 +59,37 @@ def recipe(device: torch.device) -> dict:
     return dict(GPU) if device.type == "cuda" else {}
 
 
-def planned_passes(train: TrainConfig, corpus_chars: int) -> float:
-    """Passes over the training part of a `corpus_chars` corpus that the budget allows: its
-    step limit's characters, or its time limit at the CPU recipe's speed, whichever is fewer."""
-    budgets = [train.max_time * CPU_CHARS_PER_S] if train.max_time else []
-    budgets += [train.max_steps * train.batch_size * train.seq_len] if train.max_steps else []
-    return min(budgets, default=math.inf) / max(1.0, (1 - train.val_frac) * corpus_chars)
+def planned_passes(train: TrainConfig, train_chars: int, chars_per_s: float | None = None) -> float:
+    """Passes over `train_chars` characters of training text that the budget allows. With a step
+    limit, its characters (`max_steps x batch_size x seq_len`), which no machine changes; with a
+    time limit alone, the time at `chars_per_s`, the speed measured on this machine."""
+    if train.max_steps:
+        budget = train.max_steps * train.batch_size * train.seq_len
+    elif chars_per_s is None:
+        raise ValueError("a time budget needs the measured speed")
+    else:
+        budget = train.max_time * chars_per_s
+    return budget / max(1, train_chars)
 
 
-def default_configs(target: torch.device, corpus_chars: int | None = None, **given) -> tuple[ModelConfig, TrainConfig]:
+def choose_dropout(train: TrainConfig, train_chars: int, chars_per_s: float | None = None) -> DropoutChoice:
+    """The CPU recipe's dropout: 0 for at most SHORT_PASSES planned passes, LONG_DROPOUT beyond."""
+    passes = planned_passes(train, train_chars, chars_per_s)
+    return DropoutChoice(0.0 if passes <= SHORT_PASSES else LONG_DROPOUT, passes, train_chars, train.max_steps,
+                         train.max_time, None if train.max_steps else chars_per_s)
+
+
+def dropout_rule_applies(target: torch.device, dropout: float | None) -> bool:
+    """Whether the dropout rule picks the dropout: none was given and the device's recipe sets none."""
+    return dropout is None and "dropout" not in recipe(target)
+
+
+def default_configs(target: torch.device, **given) -> tuple[ModelConfig, TrainConfig]:
     """A ModelConfig and a TrainConfig from `given` (None = not given) and the recipe of the
-    `target` device for the rest. With `corpus_chars` (the corpus's size), a dropout neither
-    given nor set by the recipe is chosen from the planned passes: 0 for at most SHORT_PASSES."""
+    `target` device for the rest. A dropout neither given nor set by the recipe is ModelConfig's
+    0.1 here; pass `auto_dropout=dropout_rule_applies(...)` to train() to apply the rule."""
     values = {**recipe(target), **{k: v for k, v in given.items() if v is not None}}
     train = TrainConfig(**{k: v for k, v in values.items() if k not in _MODEL_FIELDS})
-    if "dropout" not in values and corpus_chars is not None and planned_passes(train, corpus_chars) <= SHORT_PASSES:
-        values["dropout"] = 0.0
     model = ModelConfig(**{k: v for k, v in values.items() if k in _MODEL_FIELDS})
     return model, train
 

@@ -1,5 +1,5 @@
 """Run folders on disk: where a run writes, the lock that keeps two runs apart,
-the metrics log, and finding the newest checkpoint.
+the metrics log, and finding the newest run to resume or checkpoint to sample.
 
 It decides names and guards files; what goes into a checkpoint is not its business.
 """
@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
 from pathlib import Path
 
 from ..errors import ChargenError
+from ..model.charrnn import CELLS
 
 LOCK_NAME = "run.lock"
 CHECKPOINT_NAMES = ("best.pt", "last.pt")
+COMPARISON_MARKER = "comparison.json"  # in a folder whose subfolders are `chargen compare`'s runs
 
 
 def default_run_dir(corpus: str | os.PathLike, cell: str, root: str | os.PathLike = "checkpoints") -> Path:
@@ -33,7 +36,8 @@ def _taken(run_dir: Path) -> bool:
 def choose_run_dir(out: Path | None, default: Path, resume: bool) -> Path:
     """The folder a run writes to; never one that already holds another run's checkpoints.
 
-    With `resume`, the folder must hold a `last.pt`. Without it, an explicit `out`
+    With `resume`, the folder must hold a `last.pt` (without `out`, train() resumes
+    `newest_run` and passes it as `out`). Without `resume`, an explicit `out`
     that is in use is refused, and a default that is in use becomes `<default>-2`,
     `-3`, ... so that nothing is overwritten silently.
     """
@@ -66,17 +70,73 @@ def make_run_dir(run_dir: Path) -> None:
         raise ChargenError(f"run folder {run_dir} is not writable", "choose a writable --out folder")
 
 
+class _Flock:
+    """POSIX (Linux, macOS): flock on the whole file. Advisory: it guards only against other
+    flock users, which every chargen run is."""
+
+    def __init__(self) -> None:
+        import fcntl
+
+        self.fcntl = fcntl
+
+    def lock(self, fd: int) -> bool:
+        try:
+            self.fcntl.flock(fd, self.fcntl.LOCK_EX | self.fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
+    def unlock(self, fd: int) -> None:
+        self.fcntl.flock(fd, self.fcntl.LOCK_UN)
+
+
+class _Msvcrt:
+    """Windows: msvcrt.locking on one byte far past the holder's text. Windows locks are mandatory,
+    so the locked byte is kept away from the text that other runs read to name the holder."""
+
+    OFFSET = 1 << 30  # a byte no lock file reaches: the text at the start stays readable
+
+    def __init__(self, msvcrt=None) -> None:
+        if msvcrt is None:
+            import msvcrt
+        self.msvcrt = msvcrt
+
+    def _at(self, fd: int, mode) -> None:
+        here = os.lseek(fd, 0, os.SEEK_CUR)
+        os.lseek(fd, self.OFFSET, os.SEEK_SET)
+        try:
+            self.msvcrt.locking(fd, mode, 1)
+        finally:
+            os.lseek(fd, here, os.SEEK_SET)
+
+    def lock(self, fd: int) -> bool:
+        try:
+            self._at(fd, self.msvcrt.LK_NBLCK)
+        except OSError:
+            return False
+        return True
+
+    def unlock(self, fd: int) -> None:
+        self._at(fd, self.msvcrt.LK_UNLCK)
+
+
+def os_locker():
+    """The file lock of this system: flock on POSIX, msvcrt.locking on Windows."""
+    return _Msvcrt() if os.name == "nt" else _Flock()
+
+
 class RunLock:
     """An exclusive claim on a run folder, held for the life of a training process.
 
-    The claim is an OS file lock (flock) on `run.lock`, so the kernel releases it when
-    the process dies in any way, SIGKILL and power loss included: a lock left by a
-    killed run is simply free. The file names the holder's host and process id, for
-    the message another run gets. Takes a POSIX system (Linux, macOS).
+    The claim is an OS file lock on `run.lock` (flock on Linux and macOS, msvcrt.locking on
+    Windows; `locker` replaces it), so the OS releases it when the process dies in any way,
+    SIGKILL and power loss included: a lock left by a killed run is simply free. The file
+    names the holder's host and process id, for the message another run gets.
     """
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, locker=None) -> None:
         self.path = run_dir / LOCK_NAME
+        self.locker = locker if locker is not None else os_locker()
         self.fd: int | None = None
 
     @property
@@ -84,22 +144,18 @@ class RunLock:
         return self.fd is not None
 
     def __enter__(self) -> RunLock:
-        import fcntl
-
         for _ in range(10):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR | getattr(os, "O_BINARY", 0), 0o644)
             except OSError as e:
                 raise ChargenError(f"cannot lock {self.path.parent}: {e.strerror}",
                                    "choose a writable --out folder") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            if not self.locker.lock(fd):
                 holder = os.read(fd, 200).decode(errors="replace").split()
                 os.close(fd)
                 who = holder[1] if len(holder) == 2 and holder[0] == socket.gethostname() else " ".join(holder)
                 raise ChargenError(f"{self.path.parent} is in use by another chargen run (process {who or '?'})",
-                                   "wait for it to finish, or pass another --out") from None
+                                   "wait for it to finish, or pass another --out")
             if self._still_linked(fd):  # not a file that the previous holder unlinked as we opened it
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{socket.gethostname()} {os.getpid()}".encode())
@@ -115,10 +171,16 @@ class RunLock:
             return False
 
     def __exit__(self, *exc) -> None:
-        if self.fd is not None:
+        if self.fd is None:
+            return
+        try:
             self.path.unlink(missing_ok=True)  # while still locked, so nobody can take the old file
-            os.close(self.fd)  # releases the flock
-            self.fd = None
+        except PermissionError:
+            # Windows refuses to remove an open file: the next run finds the lock free and rewrites it.
+            pass
+        self.locker.unlock(self.fd)
+        os.close(self.fd)
+        self.fd = None
 
 
 def append_metrics(run_dir: Path, record: dict) -> None:
@@ -136,10 +198,45 @@ def _strict(record: dict) -> dict:
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
 
 
+def mark_comparison(out_root: Path, cells: list[str]) -> None:
+    """Mark `out_root` as a comparison's folder: the runs in it are not training runs that
+    `newest_checkpoint` and `newest_run` would pick."""
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+        (out_root / COMPARISON_MARKER).write_text(json.dumps({"cells": cells}) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise ChargenError(f"cannot write {out_root / COMPARISON_MARKER}: {e.strerror}",
+                           "choose a writable --out folder") from None
+
+
+def _in_comparison(path: Path, root: Path) -> bool:
+    """Whether a folder between `root` (exclusive) and `path` holds the comparison marker."""
+    return any((root / folder / COMPARISON_MARKER).is_file() for folder in path.relative_to(root).parents
+               if folder != Path("."))
+
+
 def newest_checkpoint(root: str | os.PathLike = "checkpoints", name: str = "best.pt") -> Path:
-    """The most recently modified `name` anywhere under `root`."""
-    found = sorted(Path(root).glob(f"**/{name}"), key=lambda p: p.stat().st_mtime) if Path(root).is_dir() else []
+    """The most recently modified `name` of a training run anywhere under `root`: runs inside a
+    folder that `chargen compare` marked (`comparison.json`) are left out."""
+    root = Path(root)
+    found = [p for p in root.glob(f"**/{name}") if not _in_comparison(p, root)] if root.is_dir() else []
     if not found:
-        raise ChargenError(f"no {name} found under {root}/",
+        raise ChargenError(f"no {name} of a training run found under {root}/",
                            "pass a checkpoint path, or train one first: chargen train corpora/shakespeare.txt")
-    return found[-1]
+    return max(found, key=lambda p: p.stat().st_mtime)
+
+
+def newest_run(corpus: str | os.PathLike, cell: str | None = None, root: str | os.PathLike = "checkpoints") -> Path:
+    """The run folder a `--resume` without a folder continues: of the default folders of this
+    corpus (`<stem>-<cell>` and `<stem>-<cell>-N` directly under `root`, of `cell` or of any
+    cell when None), the one whose last.pt was saved last. Raises ChargenError when none has one."""
+    stem, root = Path(corpus).stem, Path(root)
+    cells = "|".join(CELLS if cell is None else (cell,))
+    pattern = re.compile(rf"{re.escape(stem)}-({cells})(-[0-9]+)?")
+    runs = [d for d in root.iterdir() if pattern.fullmatch(d.name) and (d / "last.pt").is_file()] \
+        if root.is_dir() else []
+    if not runs:
+        which = f"{stem}-{cell or '<cell>'}"
+        raise ChargenError(f"nothing to resume: no {which} run under {root}/ holds a last.pt",
+                           "drop --resume to start a new run, or pass --out RUN_DIR")
+    return max(runs, key=lambda d: (d / "last.pt").stat().st_mtime)

@@ -14,10 +14,23 @@ import torch
 import typer.main
 from typer.testing import CliRunner
 
-from chargen import CharRNN, ModelConfig, SampleConfig, TrainConfig, TrainResult, evaluate_carried, \
-    evaluate_windows, load_model, read_checkpoint, sample_texts, save_checkpoint
+from chargen import (
+    CharRNN,
+    ModelConfig,
+    SampleConfig,
+    TrainConfig,
+    TrainResult,
+    evaluate_carried,
+    evaluate_windows,
+    load_model,
+    read_checkpoint,
+    sample_texts,
+    save_checkpoint,
+)
 from chargen.cli import app
 from chargen.data.corpus import split_ids
+from chargen.data.vocab import UNKNOWN
+from chargen.training.checkpoint import FORMAT_VERSION
 from chargen.training.trainer import Trainer
 
 # This typer's CliRunner keeps stdout and stderr apart: result.stdout, result.stderr (result.output mixes them).
@@ -87,16 +100,57 @@ def test_train_summary_names_the_model_trained(tmp_path, corpus_file):
 
 def test_resume_warns_about_the_settings_it_ignores(tmp_path, corpus_file):
     """A resume continues with the run's own settings: flags that would change them are named in one
-    warning line; --device and --precision, which a resume does take, are not; no flags, no warning."""
+    warning line; --device, --precision and a new budget, which a resume does take, are not; --cell
+    is named when --out already says which run; no flags, no warning."""
     assert invoke("train", corpus_file, *TINY, "--out", tmp_path / "run").exit_code == 0
     resumed = invoke("train", corpus_file, "--out", tmp_path / "run", "--resume", "--layers", "3", "--dropout", "0.2",
-                     "--max-time", "5", "--device", "cpu", "--precision", "fp32", "--json")
+                     "--cell", "gru", "--max-steps", "12", "--device", "cpu", "--precision", "fp32", "--json")
     assert resumed.exit_code == 0, resumed.stderr
-    assert resumed.stderr == ("warning: --resume continues with the run's own settings; ignored: --num-layers, "
-                              "--dropout, --max-time (start a new run to change them)\n")
+    assert resumed.stderr == ("warning: --resume continues with the run's own settings; ignored: --cell, "
+                              "--num-layers, --dropout (start a new run to change them)\n")
+    assert json.loads(resumed.stdout)["steps"] == 12
     assert json.loads(resumed.stdout)["model"] == "gru 1x8, embedding 5, dropout 0.0"
     plain = invoke("train", corpus_file, "--out", tmp_path / "run", "--resume", "--device", "cpu", "--json")
     assert plain.exit_code == 0 and plain.stderr == ""
+
+
+def test_resume_without_out_finds_the_newest_run_and_names_it(tmp_path, corpus_file, monkeypatch):
+    """The quick start's case: the default folder holds a model without last.pt (the shipped one), the user's
+    run went to -2 and was stopped. `--resume` alone must continue -2 and say so on stderr; `--cell` narrows
+    the search; a corpus with no run is one error line."""
+    monkeypatch.chdir(tmp_path)
+    shipped = Path("checkpoints/poem-gru")
+    shipped.mkdir(parents=True)
+    (shipped / "best.pt").write_bytes(b"the shipped model")
+    assert invoke("train", corpus_file, *TINY, "-q").exit_code == 0
+    assert invoke("train", corpus_file, *TINY, "--cell", "rnn", "-q").exit_code == 0  # saved last: newest
+    rnn = Path("checkpoints/poem-rnn")
+    resumed = invoke("train", corpus_file, "--resume", "--max-steps", "14", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.stderr == f"resuming {rnn}\n"
+    assert (json.loads(resumed.stdout)["run_dir"], json.loads(resumed.stdout)["steps"]) == (str(rnn), 14)
+    gru = invoke("train", corpus_file, "--resume", "--cell", "gru", "--max-steps", "12", "--json")
+    assert gru.exit_code == 0 and gru.stderr == f"resuming {shipped}-2\n"
+    assert json.loads(gru.stdout)["steps"] == 12 and (shipped / "best.pt").read_bytes() == b"the shipped model"
+    assert assert_domain_error(invoke("train", corpus_file, "--resume", "--cell", "lstm")) == (
+        "error: nothing to resume: no poem-lstm run under checkpoints/ holds a last.pt "
+        "(hint: drop --resume to start a new run, or pass --out RUN_DIR)")
+
+
+def test_resume_max_time_adds_to_the_run(tmp_path, corpus_file):
+    """`--resume --max-time S` gives a finished run S more seconds (its budget becomes elapsed + S) and
+    its schedule goes on from the rate it reached; a step limit already reached is one error line."""
+    assert invoke("train", corpus_file, *TINY, "-q", "--out", tmp_path / "run").exit_code == 0
+    before = read_checkpoint(tmp_path / "run" / "last.pt")
+    more = invoke("train", corpus_file, "--out", tmp_path / "run", "--resume", "--max-time", "0.3", "--json")
+    assert more.exit_code == 0, more.stderr
+    summary, after = json.loads(more.stdout), read_checkpoint(tmp_path / "run" / "last.pt")
+    assert summary["stop_reason"] == "max_time" and summary["steps"] > 10
+    assert after["train_config"]["max_time"] == pytest.approx(before["elapsed"] + 0.3)
+    assert (after["train_config"]["max_steps"], after["train_config"]["extended_at_step"]) == (0, 10)
+    assert after["elapsed"] >= before["elapsed"] + 0.3
+    assert assert_domain_error(invoke("train", corpus_file, "--out", tmp_path / "run", "--resume", "--max-steps",
+                                      "5"), f"at step {summary['steps']} already", "--max-steps above")
 
 
 def test_train_quiet_prints_nothing(tmp_path, corpus_file):
@@ -124,9 +178,14 @@ FLAG_VALUES = {  # distinctive, non-default values for every config field
 }
 
 
+# Fields that record a run's history, written by a resume that extends the budget, not settings.
+RUN_RECORD = {"extended_at_step", "extended_at_time", "extended_from_lr"}
+
+
 def test_flag_values_cover_every_field():
     """A new config field needs a distinctive value here, or the flag-mapping test below would skip it."""
     assert set(config_fields()) <= FLAG_VALUES.keys()
+    assert RUN_RECORD <= {f.name for f in fields(TrainConfig)}  # a renamed field must not slip out of the tests
 
 
 @pytest.fixture
@@ -134,9 +193,9 @@ def captured(monkeypatch):
     """Replace the library's train() in the CLI by a recorder; return what it received."""
     calls = []
 
-    def fake_train(corpus, model_config, config, out=None, resume=False, progress=None):
+    def fake_train(corpus, model_config, config, out=None, resume=False, progress=None, **budget):
         calls.append(dict(corpus=corpus, model_config=model_config, config=config, out=out, resume=resume,
-                          progress=progress))
+                          progress=progress, **budget))
         return TrainResult(Path("runs/x"), 3, 1.5, 0.5, 123, 1000.4, "max_steps", "cpu")
 
     monkeypatch.setattr("chargen.cli.train.run_training", fake_train)
@@ -144,7 +203,8 @@ def captured(monkeypatch):
 
 
 def config_fields() -> list[str]:
-    return [f.name for f in fields(ModelConfig) if f.name != "vocab_size"] + [f.name for f in fields(TrainConfig)]
+    return [f.name for f in fields(ModelConfig) if f.name != "vocab_size"] + \
+        [f.name for f in fields(TrainConfig) if f.name not in RUN_RECORD]
 
 
 def train_options() -> set[str]:
@@ -174,6 +234,8 @@ def test_every_train_flag_reaches_its_field(captured):
                                             if n in TrainConfig.__dataclass_fields__})
     assert (call["corpus"], call["out"], call["resume"], call["progress"]) == \
         (Path("poem.txt"), Path("runs/x"), True, False)
+    # A resume takes the budget as a new one (seconds added, a new step total) and keeps the run's dropout.
+    assert (call["more_time"], call["max_steps"], call["auto_dropout"]) == (45.5, 123, False)
 
 
 def test_train_flag_defaults_come_from_dataclasses(captured):
@@ -183,6 +245,7 @@ def test_train_flag_defaults_come_from_dataclasses(captured):
     (call,) = captured
     assert call["model_config"] == ModelConfig() and call["config"] == TrainConfig()
     assert (call["out"], call["resume"], call["progress"]) == (None, False, False)  # --json: no bar either
+    assert call["auto_dropout"] is True and "more_time" not in call  # a CPU recipe run: the dropout rule decides
     summary = json.loads(result.stdout)
     assert summary == {"run_dir": str(Path("runs/x")), "best_checkpoint": str(Path("runs/x/best.pt")), "steps": 3, "stop_reason": "max_steps",
                        "best_val_loss": 1.5, "best_val_bpc": round(1.5 / math.log(2), 4), "elapsed_s": 0.5,
@@ -227,7 +290,8 @@ def test_sample_stdout_is_only_the_text(trained_run, model_vocab):
 
 
 def test_sample_uses_newest_best_in_cwd(tmp_path, trained_run, model_vocab, monkeypatch):
-    """Without CHECKPOINT, sample must use the newest checkpoints/**/best.pt and name it on stderr only."""
+    """Without CHECKPOINT, sample must use the newest checkpoints/**/best.pt of a training run (not of a
+    comparison, however new) and name it on stderr only."""
     monkeypatch.chdir(tmp_path)
     old, new = Path("checkpoints/old-run/best.pt"), Path("checkpoints/deep/new-run/best.pt")
     model, vocab = model_vocab
@@ -240,6 +304,10 @@ def test_sample_uses_newest_best_in_cwd(tmp_path, trained_run, model_vocab, monk
     shutil.copy(trained_run.best, new)
     os.utime(old, (2_000_000, 2_000_000))
     os.utime(new, (1_000_000, 3_000_000))
+    compared = Path("checkpoints/poem-compare/rnn/best.pt")  # `chargen compare`'s runs are no training runs
+    compared.parent.mkdir(parents=True)
+    (compared.parent.parent / "comparison.json").write_text('{"cells": ["rnn"]}')
+    shutil.copy(old, compared)
     result = invoke("sample", "--seed", "3", "--length", "30")
     assert result.exit_code == 0, result.stderr
     assert result.stderr == f"using {new}\n"
@@ -283,8 +351,8 @@ def test_info_json(trained_run, model_vocab):
     assert result.exit_code == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["checkpoint"] == str(trained_run.best)
-    assert (info["format_version"], info["step"], info["vocab_size"]) == (1, ckpt["step"], len(vocab))
-    assert info["unknown_symbol"] is None  # every character of the poem is frequent enough
+    assert (info["format_version"], info["step"], info["vocab_size"]) == (FORMAT_VERSION, ckpt["step"], len(vocab))
+    assert info["unknown_symbol"] == UNKNOWN  # every vocabulary has it, frequent characters or not
     assert info["parameters"] == model.num_parameters()
     assert info["best_val_loss"] == round(ckpt["best_val_loss"], 4)
     assert info["best_val_bpc"] == round(ckpt["best_val_loss"] / math.log(2), 4)
@@ -353,8 +421,11 @@ def test_train_cuda_without_cuda(tmp_path, corpus_file):
 
 
 def test_sample_unknown_prime_characters(trained_run):
-    """Prime characters the model never saw must exit 1 naming them, with nothing written to stdout."""
-    assert_domain_error(invoke("sample", trained_run.best, "--prime", "Hi Zq€", "--seed", "1"), "'Z'", "'€'")
+    """Prime characters the model never saw are read as its unknown symbol, named in one stderr line."""
+    result = invoke("sample", trained_run.best, "--prime", "Hi Zq€", "--seed", "1", "--length", "20")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == "warning: the model never learned 'Z', 'q', '€'; read as its unknown symbol U+FFFD\n"
+    assert result.stdout.startswith("Hi Zq€") and len(result.stdout) == len("Hi Zq€") + 20 + 1
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -373,7 +444,7 @@ def test_sample_missing_and_corrupt_checkpoints(tmp_path, trained_run, monkeypat
     (tmp_path / "half.pt").write_bytes(blob[: len(blob) // 2])
     assert_domain_error(invoke("sample", tmp_path / "half.pt"), "truncated")
     monkeypatch.chdir(tmp_path)
-    assert_domain_error(invoke("sample"), "no best.pt found")
+    assert_domain_error(invoke("sample"), "no best.pt of a training run found under checkpoints/")
 
 
 def test_sample_text_file_as_checkpoint(tmp_path):

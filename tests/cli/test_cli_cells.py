@@ -2,8 +2,10 @@
 (escaping, one coloured span per character, nothing fetched from outside, a non-blank screenshot)."""
 from __future__ import annotations
 
+import errno
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -12,14 +14,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import POEM
 from typer.testing import CliRunner
 
-from chargen.study.page import LEVELS, colour, levels, page_units, render_page, write_page
 from chargen.cli import app
 from chargen.errors import ChargenError
+from chargen.study.page import (
+    LEVELS,
+    colour,
+    levels,
+    page_units,
+    render_page,
+    write_page,
+)
 from chargen.study.units import FEATURES, Activations, FeatureMatch, Match, find_units
-
-from conftest import POEM
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,15 +47,16 @@ def poem_file(tmp_path) -> Path:
 # ---- the command ----
 
 def test_json_report(trained_run, poem_file, tmp_path):
-    """--json: stdout is one JSON object; unknown characters are dropped with a warning that counts them;
-    features come in FEATURES order with r in [-1, 1]; 2 layers x 3 LSTM gates of saturation; the page exists."""
+    """--json: stdout is one JSON object; characters the model never learned are kept and read as its
+    unknown symbol after one warning line naming them (the report lists them too); features come in FEATURES order with r in [-1, 1]; 2 layers x 3 LSTM gates of saturation; the page exists."""
     page = tmp_path / "p.html"
     result = invoke("cells", trained_run.best, "--text", poem_file, "--json", "--out", page)
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     total = len(POEM) * 4 + 3
-    assert result.stderr == f"warning: dropped 3 of {total} characters that are not in the model's vocabulary\n"
-    assert (report["chars"], report["dropped"], report["cell"], report["page"]) == (total - 3, 3, "lstm", str(page))
+    assert result.stderr == "warning: the model never learned '\u00e9', '\"'; read as its unknown symbol U+FFFD\n"
+    assert (report["chars"], report["unknown"], report["cell"], report["page"]) == (total, ["\u00e9", '"'], "lstm",
+                                                                                    str(page))
     features = {f["name"]: f for f in report["features"]}
     assert list(features) == list(FEATURES)
     assert features["in_quotes"]["usable"] is False and features["in_quotes"]["r"] is None
@@ -99,11 +108,24 @@ def test_bad_options_exit_1(trained_run, poem_file, tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
-def test_text_without_known_characters(trained_run, tmp_path):
+def test_unknown_characters_are_read_as_the_symbol_not_dropped(trained_run, tmp_path):
+    """Guards against cells dropping characters the model never learned: the page shows every character
+    of the text, and the units' values are those of the text with U+FFFD in their place."""
+    from chargen.data.vocab import UNKNOWN
+    from chargen.study.units import record
+    from chargen.training.checkpoint import load_model
+
     text = tmp_path / "k.txt"
-    text.write_text("\ud55c\uad6d\uc5b4", encoding="utf-8")
-    result = invoke("cells", trained_run.best, "--text", text, "--out", tmp_path / "x.html")
-    assert result.exit_code == 1 and "none of the 3 characters" in result.stderr and "hint:" in result.stderr
+    text.write_text("\ud55c\uad6d " + POEM, encoding="utf-8")  # two Hangul syllables the model never saw
+    result = invoke("cells", trained_run.best, "--text", text, "--json", "--out", tmp_path / "x.html")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["chars"] == len(POEM) + 3 and report["unknown"] == ["\ud55c", "\uad6d"]
+    page = (tmp_path / "x.html").read_text(encoding="utf-8")
+    assert "\ud55c" in page and len(re.findall(r"<span class=[a-u]>", page)) == len(POEM) + 3  # one per character
+    model, vocab, _ = load_model(trained_run.best)
+    got, want = record(model, vocab, "\ud55c\uad6d " + POEM[:20]), record(model, vocab, UNKNOWN * 2 + " " + POEM[:20])
+    assert got.text[0] == "\ud55c" and np.array_equal(got.states["h"], want.states["h"])
 
 
 def test_missing_text_option_is_usage_error(trained_run):
@@ -176,9 +198,45 @@ def test_page_units_order_and_dedupe():
     assert units[0] == ("layer 1 h[4]", chosen) and [m for _, m in units[1:]] == [b, c]
 
 
-def test_write_page_is_atomic(tmp_path):
-    path = write_page(tmp_path / "p.html", "<p>x</p>")
-    assert path.read_text() == "<p>x</p>" and [p.name for p in tmp_path.iterdir()] == ["p.html"]
+def test_write_page_is_atomic(tmp_path, monkeypatch):
+    """A write that fails halfway (a full disk) must leave the previous page whole and no temporary file
+    behind; a write that succeeds must put the whole new page in place by one rename over the old one."""
+    page = tmp_path / "p.html"
+    write_page(page, "<p>old</p>")
+    real_fdopen, real_replace = os.fdopen, os.replace
+
+    class HalfThenFull:  # writes half of the text to the temporary file, then the disk is full
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            self.f.write(text[: len(text) // 2])
+            self.f.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "fdopen", lambda fd, *a, **k: HalfThenFull(real_fdopen(fd, *a, **k)))
+        with pytest.raises(ChargenError, match="could not write .*No space left on device"):
+            write_page(page, "<p>a new page</p>")
+    assert page.read_text() == "<p>old</p>" and [p.name for p in tmp_path.iterdir()] == ["p.html"]
+
+    renames = []
+
+    def watched(src, dst):  # at the rename the old page is still whole and the new one complete beside it
+        renames.append((Path(dst).read_text(), Path(src).read_text()))
+        real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", watched)
+        assert write_page(page, "<p>a new page</p>") == page
+    assert renames == [("<p>old</p>", "<p>a new page</p>")]
+    assert page.read_text() == "<p>a new page</p>" and [p.name for p in tmp_path.iterdir()] == ["p.html"]
     with pytest.raises(ChargenError, match="could not write"):
         write_page(tmp_path / "missing" / "p.html", "x")
 

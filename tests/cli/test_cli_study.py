@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import json
+import sys
 
+import numpy as np
 import pytest
+from matplotlib.colors import to_rgb
+from matplotlib.image import imread
 from typer.testing import CliRunner
 
-from chargen.training.checkpoint import load_model
 from chargen.cli import app
-from chargen.training.config import TrainConfig
 from chargen.data.vocab import Vocab
-from chargen.study.gradflow import fresh_model, gradient_flow_report
 from chargen.model.charrnn import ModelConfig
+from chargen.study.gradflow import fresh_model, gradient_flow_report
+from chargen.training.checkpoint import load_model
+from chargen.training.config import TrainConfig
 
 TWINKLE = "Twinkle, twinkle, little star,\nHow I wonder what you are!\n"
 
@@ -60,7 +64,6 @@ def test_gradflow_fresh_flags_reach_the_models():
 def test_gradflow_table_has_a_column_per_cell_on_stderr(tmp_path):
     """Without --json the table (one column per model, horizon and clipping rows) goes to stderr, stdout
     stays empty, and --plot writes the PNG it names."""
-    pytest.importorskip("matplotlib")
     out = tmp_path / "g.png"
     result = invoke("gradflow", "--fresh", "--cells", "rnn,lstm", "--num-layers", 1, "--hidden-size", 6,
                     "--embedding-dim", 5, "--prime", TWINKLE, "--max-lag", 5, "--plot", out)
@@ -68,7 +71,7 @@ def test_gradflow_table_has_a_column_per_cell_on_stderr(tmp_path):
     assert result.stdout == "" and "Gradient flow, fresh models, seed 1337" in result.stderr
     for text in ("rnn 1x6", "lstm 1x6", "horizon", "after clipping at 1", "cosine", f"wrote {out}"):
         assert text in result.stderr, text
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert imread(out).ndim == 3  # a PNG that decodes
 
 
 def test_gradflow_checkpoint_table_goes_to_stderr(trained_run):
@@ -84,12 +87,16 @@ def test_gradflow_checkpoint_table_goes_to_stderr(trained_run):
     (["CKPT", "--cells", "rnn", "--seed", 2], "error: --cells, --seed only apply to --fresh models; a checkpoint "
                                               "has its own cell and sizes (hint: add --fresh, or drop them to "
                                               "measure the checkpoint)\n"),
-    (["--fresh"], "error: --fresh needs a text to build the vocabulary from and to read (hint: pass --text or "
-                  "--prime)\n"),
     (["--fresh", "--cells", "rnn,transformer", "--prime", TWINKLE], "error: unknown cell 'transformer' "
                                                                     "(hint: use one of: rnn, lstm, gru)\n"),
-    (["CKPT", "--prime", "Tw", "--max-lag", 50], "error: need a 1-D sequence of at least 52 ids for max_lag 50 "
-                                                 "(hint: use a longer text or a smaller --max-lag)\n"),
+    (["CKPT", "--prime", "Tw", "--max-lag", 50], "error: the text is too short for --max-lag 50: it has 2 characters "
+                                                 "and 52 are needed (hint: pass a longer --text or a smaller "
+                                                 "--max-lag)\n"),
+    (["CKPT", "--prime", TWINKLE, "--offset", 50], "error: the text is too short for --max-lag 50: it has 8 characters "
+                                                   "from --offset 50 and 52 are needed (hint: pass a longer --text or "
+                                                   "a smaller --max-lag)\n"),
+    (["CKPT", "--max-lag", 600], "error: the text is too short for --max-lag 600: it has 557 characters and 602 are "
+                                 "needed (hint: pass a longer --text or a smaller --max-lag)\n"),
     (["CKPT", "--prime", TWINKLE, "--max-lag", 5, "--clip", 0], "error: clip norm must be a positive number, got 0.0 "
                                                 "(hint: try --grad-clip 1)\n"),
 ])
@@ -98,6 +105,49 @@ def test_gradflow_bad_combinations_are_one_line_errors(trained_run, args, messag
     exit 1 with the exact message and hint, no traceback."""
     result = invoke("gradflow", *[trained_run.best if a == "CKPT" else a for a in args])
     assert result.exit_code == 1 and result.stderr == message and result.stdout == ""
+
+
+def test_gradflow_without_text_reads_the_built_in_passage(trained_run):
+    """Guards against `chargen gradflow CHECKPOINT` failing for want of a text: it reads the built-in passage
+    (a note on stderr names it), its characters the model never learned as U+FFFD after one warning line,
+    and reports what the library reports for that passage."""
+    from chargen.study.passage import PASSAGE
+
+    result = invoke("gradflow", trained_run.best, "--max-lag", 6, "--json")
+    assert result.exit_code == 0, result.stderr
+    (report,) = json.loads(result.stdout)
+    model, vocab, _ = load_model(trained_run.best)
+    unknown = vocab.unknown(PASSAGE[:8])  # the poem's model has never seen 'F' or 'r', among others
+    assert unknown and result.stderr == (f"warning: the model never learned {', '.join(map(repr, unknown))}; "
+                                         "read as its unknown symbol U+FFFD\n")
+    want = gradient_flow_report(model, vocab.encode(PASSAGE[:8]), 6, max_norm=TrainConfig().grad_clip)
+    assert report["norms"] == pytest.approx(want["norms"], rel=1e-6) and report["text"] == "built-in"
+    table = invoke("gradflow", trained_run.best, "--max-lag", 6)
+    assert table.exit_code == 0 and table.stderr.startswith("reading the built-in passage (the Gettysburg Address); "
+                                                            "pass --text FILE to read your own\n")
+
+
+def test_gradflow_fresh_without_text_builds_on_the_passage():
+    """--fresh with no text builds its models on the built-in passage's vocabulary (and the symbol)."""
+    from chargen.study.passage import PASSAGE
+
+    result = invoke("gradflow", "--fresh", "--cells", "gru", "--num-layers", 1, "--hidden-size", 6,
+                    "--embedding-dim", 5, "--max-lag", 4, "--json")
+    assert result.exit_code == 0, result.stderr
+    (report,) = json.loads(result.stdout)
+    vocab = Vocab.from_text(PASSAGE)
+    cfg = ModelConfig(vocab_size=len(vocab), cell="gru", num_layers=1, hidden_size=6, embedding_dim=5)
+    want = gradient_flow_report(fresh_model(cfg, TrainConfig().seed), vocab.encode(PASSAGE[:6]), 4,
+                                max_norm=TrainConfig().grad_clip)
+    assert report["norms"] == pytest.approx(want["norms"], rel=1e-6) and result.stderr == ""
+
+
+def test_the_built_in_passage_is_plain_text():
+    """The passage must be long enough for the default --max-lag many times over, and plain ASCII, so an
+    English model knows every character of it."""
+    from chargen.study.passage import PASSAGE
+
+    assert len(PASSAGE) == 557 and PASSAGE.isascii() and PASSAGE.startswith("Four score and seven years ago")
 
 
 def test_compare_prints_table_and_samples(tmp_path, corpus_file):
@@ -127,11 +177,10 @@ def test_compare_json_and_bad_cells(tmp_path, corpus_file):
 
 def test_plot_command_writes_png(trained_run, tmp_path):
     """plot must write the PNG it names on stderr; a folder without metrics exits 1."""
-    pytest.importorskip("matplotlib")
     out = tmp_path / "c.png"
     result = invoke("plot", trained_run.best.parent, "--out", out)
     assert result.exit_code == 0, result.stderr
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and result.stderr == f"wrote {out}\n"
+    assert imread(out).ndim == 3 and result.stderr == f"wrote {out}\n"
     missing = invoke("plot", tmp_path / "nothing", "--out", out)
     assert missing.exit_code == 1 and missing.stderr.startswith("error:")
 
@@ -146,3 +195,86 @@ def test_gradflow_json_writes_non_finite_numbers_as_null():
     assert _json_safe(value) == {"norms": [1e-300, None], "clip": {"total_norm": None, "scale": 0.5},
                                  "horizon": None, "k": 3}
     assert json.loads(json.dumps(_json_safe([float("-inf")]))) == [None]
+
+
+BLUE, ORANGE, GREEN = to_rgb("#1f77b4"), to_rgb("#ff7f0e"), to_rgb("#2ca02c")  # matplotlib's C0, C1, C2
+TINY_COMPARE = ["--max-time", 0, "--max-steps", 6, "--hidden-size", 8, "--embedding-dim", 4, "--num-layers", 1,
+                "--batch-size", 2, "--seq-len", 8, "--eval-every", 3, "--sample-length", 5, "--device", "cpu"]
+NO_MATPLOTLIB = ("warning: no loss curves: plotting needs matplotlib, which is not installed "
+                 "(hint: pip install matplotlib)\n")
+
+
+def _pixels_near(image, colour, tol=0.03) -> int:
+    """How many pixels of a decoded (H, W, 3|4) PNG are within `tol` of an RGB colour in every channel."""
+    return int((np.abs(image[..., :3] - np.array(colour)) < tol).all(axis=-1).sum())
+
+
+def _hide_matplotlib(monkeypatch):
+    for name in ("matplotlib", "matplotlib.figure"):
+        monkeypatch.setitem(sys.modules, name, None)  # makes the import raise ImportError
+
+
+def test_compare_draws_each_cells_curves(tmp_path, corpus_file):
+    """The default OUT/curves.png holds both cells' curves (C0 blue and C1 orange, no third colour),
+    at the 1200 x 450 figure size, and stderr names it."""
+    result = invoke("compare", corpus_file, "--cells", "gru,rnn", *TINY_COMPARE, "--out", tmp_path / "cmp")
+    assert result.exit_code == 0, result.stderr
+    png = tmp_path / "cmp" / "curves.png"
+    assert f"loss curves: {png}\n" in result.stderr
+    image = imread(png)
+    assert image.shape[:2] == (450, 1200)
+    assert _pixels_near(image, BLUE) > 200 and _pixels_near(image, ORANGE) > 200 and _pixels_near(image, GREEN) == 0
+
+
+@pytest.mark.parametrize("flags", [[], ["--quiet"], ["--json"]])
+def test_compare_without_matplotlib_says_why_there_are_no_curves(tmp_path, corpus_file, monkeypatch, flags):
+    """Guards against the dead end of curves skipped in silence: without matplotlib, compare still finishes
+    (exit 0, samples or JSON on stdout) and says on one stderr line why there is no curves.png and how to
+    install it, every time, --quiet and --json included."""
+    _hide_matplotlib(monkeypatch)
+    result = invoke("compare", corpus_file, "--cells", "rnn", *TINY_COMPARE, "--out", tmp_path / "cmp", *flags)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count(NO_MATPLOTLIB) == 1 and NO_MATPLOTLIB not in result.stdout
+    assert (tmp_path / "cmp" / "rnn" / "best.pt").is_file() and not (tmp_path / "cmp" / "curves.png").exists()
+    if flags == ["--quiet"]:
+        assert result.stderr == NO_MATPLOTLIB
+
+
+def test_compare_with_plot_and_no_matplotlib_fails_before_training(tmp_path, corpus_file, monkeypatch):
+    """An explicit --plot that cannot be drawn is exit 1 with the install hint, before any training time is spent."""
+    _hide_matplotlib(monkeypatch)
+    result = invoke("compare", corpus_file, "--cells", "rnn", *TINY_COMPARE, "--out", tmp_path / "cmp",
+                    "--plot", tmp_path / "c.png")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "error: plotting needs matplotlib, which is not installed (hint: pip install matplotlib)\n"
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_plot_command_png_shows_the_run(trained_run, tmp_path):
+    """Replaces the header-only check of test_plot_command_writes_png: the PNG decodes to 1200 x 450 and
+    shows the one run in C0 blue and no second run's orange."""
+    out = tmp_path / "c.png"
+    result = invoke("plot", trained_run.best.parent, "--out", out)
+    assert result.exit_code == 0 and result.stderr == f"wrote {out}\n"
+    image = imread(out)
+    assert image.shape[:2] == (450, 1200)
+    assert _pixels_near(image, BLUE) > 200 and _pixels_near(image, ORANGE) == 0
+
+
+def test_plot_command_without_matplotlib_is_one_line(trained_run, tmp_path, monkeypatch):
+    _hide_matplotlib(monkeypatch)
+    result = invoke("plot", trained_run.best.parent, "--out", tmp_path / "c.png")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "error: plotting needs matplotlib, which is not installed (hint: pip install matplotlib)\n"
+
+
+def test_gradflow_plot_png_shows_both_models(tmp_path):
+    """Replaces the header-only check at the end of test_gradflow_table_has_a_column_per_cell_on_stderr:
+    the --plot PNG decodes to 1200 x 480 and holds the rnn (C0 blue) and lstm (C1 orange) curves."""
+    out = tmp_path / "g.png"
+    result = invoke("gradflow", "--fresh", "--cells", "rnn,lstm", "--num-layers", 1, "--hidden-size", 6,
+                    "--embedding-dim", 5, "--prime", TWINKLE, "--max-lag", 5, "--plot", out)
+    assert result.exit_code == 0, result.stderr
+    image = imread(out)
+    assert image.shape[:2] == (480, 1200)
+    assert _pixels_near(image, BLUE) > 200 and _pixels_near(image, ORANGE) > 200 and _pixels_near(image, GREEN) == 0

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from chargen import ChargenError, StreamBatcher, Vocab, load_corpus, read_text
 from chargen.data.corpus import split_ids
+from chargen.data.vocab import UNKNOWN
 
 FAST = settings(deadline=None, max_examples=150)
 
@@ -34,10 +35,11 @@ def test_vocab_round_trip_any_unicode(text):
 @given(st.text(min_size=1))
 @example("\r\nb\na")
 def test_vocab_is_sorted_set_of_characters(text):
-    """The vocabulary must be the sorted set of the text's characters, so ids are stable across runs."""
+    """The vocabulary must be the sorted set of the text's characters and the unknown symbol, so ids are
+    stable across runs, and every vocabulary has the symbol even when the text needs none."""
     vocab = Vocab.from_text(text)
-    assert vocab.chars == tuple(sorted(set(text)))
-    assert len(vocab) == len(set(text))
+    assert vocab.chars == tuple(sorted(set(text) | {UNKNOWN})) and vocab.unk == UNKNOWN
+    assert len(vocab) == len(set(text) | {UNKNOWN}) and vocab.chars[vocab.unk_id] == UNKNOWN
 
 
 @FAST
@@ -49,9 +51,18 @@ def test_encode_with_a_larger_vocab(base, extra):
     assert [vocab.chars[i] for i in ids.tolist()] == list(base)
 
 
-def test_unknown_characters_named_once_each():
-    """A character outside the vocabulary must be named in the error (once), not turned into a wrong id."""
+def test_unknown_characters_become_the_symbol():
+    """A character outside the vocabulary must read as the unknown symbol, never as another character's id,
+    and `unknown` names each such character once, in order of appearance."""
     vocab = Vocab.from_text("abc")
+    assert vocab.decode(vocab.encode("abxyxé\U0001f600")) == "ab" + UNKNOWN * 5
+    assert vocab.unknown("abxyxé") == ["x", "y", "é"]
+
+
+def test_a_vocab_without_the_symbol_names_unknown_characters_once_each():
+    """A vocabulary without the symbol (a format 1 checkpoint's, before migration) must name the characters
+    it lacks in the error (once each), not turn them into a wrong id."""
+    vocab = Vocab(("a", "b", "c"))
     with pytest.raises(ChargenError) as err:
         vocab.encode("abxyxé")
     msg = err.value.message
@@ -66,6 +77,27 @@ def test_vocab_rejects_unsorted_or_bad_chars(chars):
     """A damaged vocabulary (empty, unsorted, duplicated, multi-char) must be refused, not silently misdecode."""
     with pytest.raises(ChargenError):
         Vocab(chars)
+
+
+@pytest.mark.parametrize("chars, added_at", [
+    (("a", "b"), 2),  # below U+FFFD: it goes last, no id moves
+    (("a", "\U0001f600"), 1),  # an emoji sorts after U+FFFD and moves up by one
+    (("a", UNKNOWN), None),  # already a character: it becomes the symbol, nothing moves
+])
+def test_with_unknown_inserts_the_symbol_at_its_sorted_place(chars, added_at):
+    """with_unknown must give a sorted vocabulary whose symbol is U+FFFD, keep every other character,
+    and leave one that already has the symbol as it is."""
+    vocab = Vocab(chars).with_unknown()
+    assert vocab.unk == UNKNOWN and vocab.chars == tuple(sorted(set(chars) | {UNKNOWN}))
+    assert vocab.unk_id == (added_at if added_at is not None else chars.index(UNKNOWN))
+    assert len(vocab) == len(chars) + (added_at is not None)
+    assert vocab.with_unknown() is vocab
+
+
+def test_empty_text_has_no_vocabulary():
+    """An empty text must not give a vocabulary of the unknown symbol alone."""
+    with pytest.raises(ChargenError, match="empty"):
+        Vocab.from_text("")
 
 
 # -- read_text --------------------------------------------------------------------------

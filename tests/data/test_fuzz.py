@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from chargen import SampleConfig, load_model, read_checkpoint, sample_texts
 from chargen.cli import app
+from chargen.data.vocab import UNKNOWN
 
 runner = CliRunner()  # this typer keeps result.stdout and result.stderr apart
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None)
@@ -82,7 +83,8 @@ def last_value(pairs: list[tuple[str, str]], option: str, default: str) -> str:
 @FUZZ
 @given(data=corpora, val_frac=st.sampled_from(["0", "0.1"]))
 def test_train_on_any_bytes_exits_0_or_1(data, val_frac):
-    """Any file, binary or text, must train (exit 0, vocabulary = its characters) or exit 1 with one line."""
+    """Any file, binary or text, must train (exit 0, vocabulary = its characters and the unknown symbol)
+    or exit 1 with one line."""
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus.txt"
         corpus.write_bytes(data)
@@ -95,7 +97,7 @@ def test_train_on_any_bytes_exits_0_or_1(data, val_frac):
         assert result.exit_code == 0, (result.stderr, result.exception)
         last = read_checkpoint(Path(tmp) / "run" / "last.pt")
         assert last["step"] == 2
-        assert last["vocab"] == sorted(set(data.decode("utf-8").removeprefix("\ufeff")))
+        assert last["vocab"] == sorted(set(data.decode("utf-8").removeprefix("\ufeff")) | {UNKNOWN})
 
 
 @pytest.mark.slow
@@ -118,15 +120,18 @@ def test_train_options_never_traceback(tmp_path_factory, corpus_text_file, pairs
 @given(pairs=st.lists(st.tuples(st.sampled_from(SAMPLE_OPTIONS), st.sampled_from(VALUES)), min_size=1, max_size=3)
        .filter(lambda pairs: ("--length", str(10**30)) not in pairs))  # a valid, endless stream
 def test_sample_options_never_traceback(trained_run, pairs):
-    """Any value of any sample option must exit 0 with exactly the text asked for, or exit 1 or 2 with a message."""
+    """Any value of any sample option must exit 0 with exactly the text asked for (and one warning line when
+    the prime has characters the model never learned), or exit 1 or 2 with a message."""
     result = invoke("sample", trained_run.best, "--length", "20", "--seed", "1",
                     *[x for pair in pairs for x in pair])
     event(f"exit {result.exit_code}")
     if result.exit_code != 0:
         check_failure(result)
         return
-    assert result.exception is None and result.stderr == ""
     length, prime = int(last_value(pairs, "--length", "20")), last_value(pairs, "--prime", "")
+    unknown = trained_run.vocab.unknown(prime)
+    warning = f"warning: the model never learned {', '.join(map(repr, unknown))}; read as its unknown symbol U+FFFD\n"
+    assert result.exception is None and result.stderr == (warning if unknown else "")
     samples, stop = int(last_value(pairs, "--num-samples", "1")), last_value(pairs, "--stop", "")
     if samples == 1:
         assert result.stdout.startswith(prime) and result.stdout.endswith("\n")

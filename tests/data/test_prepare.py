@@ -7,15 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import chargen.data.cache as prep
 import chargen.data.utf8 as scan
 from chargen import ChargenError, SampleConfig, StreamBatcher, Vocab
-from chargen.data.vocab import UNKNOWN
-from chargen.data.corpus import load_corpus
 from chargen.data.cache import prepare_corpus
+from chargen.data.corpus import load_corpus
 from chargen.data.utf8 import chunks, id_dtype
+from chargen.data.vocab import UNKNOWN
 
 MIXED = "ab 한국어\r\n😀 x🎉 ß(é)\n마지막"  # 1-, 2-, 3- and 4-byte characters side by side
 
@@ -77,7 +78,7 @@ def test_id_dtype_is_the_smallest_that_fits():
 def test_large_vocabulary_uses_uint16(tmp_path):
     text = "".join(chr(0xAC00 + i) for i in range(300)) * 2  # 300 Hangul syllables
     p = prepare_corpus(write(tmp_path / "k.txt", text), cache=tmp_path / "c")
-    assert p.ids.dtype == np.uint16 and len(p.vocab) == 300
+    assert p.ids.dtype == np.uint16 and len(p.vocab) == 301 and p.vocab.unk_id == 300  # and U+FFFD
     np.testing.assert_array_equal(np.asarray(p.ids), np.tile(np.arange(300), 2))
 
 
@@ -174,7 +175,7 @@ def test_min_char_count_maps_rare_characters_to_the_unknown_symbol(tmp_path):
     assert p.counts["가"] == 1 and p.counts["a"] == 8  # counts of the file itself, before merging
     # a different threshold is a different cache entry, not a stale hit
     full = prepare_corpus(tmp_path / "r.txt", min_char_count=1, cache=tmp_path / "c")
-    assert full.vocab.unk is None and full.vocab.decode(full.ids) == text
+    assert full.vocab.unk == UNKNOWN and full.vocab.decode(full.ids) == text  # the symbol, though nothing is rare
 
 
 def test_min_char_count_that_drops_everything_is_refused(tmp_path):
@@ -251,8 +252,8 @@ def test_prime_with_unseen_characters_is_read_as_unknown_with_a_warning(tmp_path
     """`chargen sample --prime` with characters the model never learned warns on stderr and goes on."""
     from typer.testing import CliRunner
 
-    from chargen.training.checkpoint import save_checkpoint
     from chargen.cli import app
+    from chargen.training.checkpoint import save_checkpoint
     vocab = Vocab(("\n", "a", "b", UNKNOWN), UNKNOWN)
     model = unk_model(vocab)
     save_checkpoint({"model_config": model.config.to_dict(), "vocab": list(vocab.chars), "unk": vocab.unk,
@@ -260,7 +261,7 @@ def test_prime_with_unseen_characters_is_read_as_unknown_with_a_warning(tmp_path
     result = CliRunner().invoke(app, ["sample", str(tmp_path / "m.pt"), "--prime", "ab가😀", "--length", "20",
                                       "--seed", "1"])
     assert result.exit_code == 0, result.output
-    assert "warning: the model never learned '가', '😀'; read as the unknown symbol '\ufffd'" in result.stderr
+    assert result.stderr == "warning: the model never learned '가', '😀'; read as its unknown symbol U+FFFD\n"
     assert result.stdout.startswith("ab가😀") and UNKNOWN not in result.stdout
     assert len(result.stdout) == len("ab가😀") + 20 + 1
 
@@ -277,3 +278,38 @@ def test_encode_file_renumbers_into_a_models_vocabulary(tmp_path):
     with pytest.raises(ChargenError, match="not in the model's vocabulary: 'd'"):
         encode_file(path, Vocab(tuple("\nabc")))
     assert encode_file(path, Vocab(tuple("\nabc") + (UNKNOWN,), UNKNOWN)).tolist().count(4) == text.count("d")
+
+
+def test_encode_file_reads_unseen_characters_as_the_symbol_and_names_them(tmp_path):
+    """`chargen eval` with characters the model never learned: they become its unknown symbol (not an error,
+    not another character's id), and unknown_in_file names exactly those of the part scored."""
+    from chargen.data.corpus import encode_file, unknown_in_file
+    text = "ab\u00e9" + "ab\n" * 20 + "b\U0001f600a"  # 'é' only in the head, '😀' only in the tail
+    path = write(tmp_path / "u.txt", text)
+    vocab = Vocab.from_text("ab\n")  # ('\n', 'a', 'b', U+FFFD)
+    assert vocab.decode(encode_file(path, vocab)) == text.replace("\u00e9", UNKNOWN).replace("\U0001f600", UNKNOWN)
+    assert unknown_in_file(path, vocab) == ["\u00e9", "\U0001f600"]
+    assert vocab.decode(encode_file(path, vocab, val_frac=0.5, val_chars=3)) == "b" + UNKNOWN + "a"
+    assert unknown_in_file(path, vocab, val_frac=0.5, val_chars=3) == ["\U0001f600"]
+    assert unknown_in_file(path, Vocab.from_text(text)) == []
+    # a vocabulary without the symbol is only refused for characters the file holds, never for U+FFFD itself
+    assert Vocab(tuple("\nab\u00e9\U0001f600")).decode(encode_file(path, Vocab(tuple("\nab\u00e9\U0001f600")))) == text
+
+
+def test_a_cache_written_before_the_symbol_is_reused_or_rebuilt(tmp_path):
+    """A cache whose vocabulary lacks U+FFFD (written by an older chargen) must gain the symbol without
+    renumbering: reused when U+FFFD sorts after every character, rebuilt when it would move ids."""
+    import json
+    for name, text in [("plain", "abc\n" * 5), ("emoji", "ab\U0001f600\n" * 5)]:
+        path = write(tmp_path / f"{name}.txt", text)
+        first = prepare_corpus(path, cache=tmp_path / "c")
+        meta_path = first.cache_dir / "meta.json"
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["chars"].remove(UNKNOWN)
+        meta["unk"] = None
+        if name == "emoji":  # the old numbering: the emoji right after 'b'
+            (first.cache_dir / "ids.bin").write_bytes(np.asarray(first.ids).clip(max=3).astype(np.uint8).tobytes())
+        meta_path.write_text(json.dumps(meta), encoding="utf-8")
+        again = prepare_corpus(path, cache=tmp_path / "c")
+        assert again.cache_hit == (name == "plain")
+        assert again.vocab == Vocab.from_text(text) and again.vocab.decode(again.ids) == text

@@ -11,9 +11,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from chargen import CharRNN, ModelConfig, SampleConfig, Vocab, load_model
 import chargen.sample.rounds as rounds_mod
 import chargen.sample.sampler as sampler_mod
+from chargen import CharRNN, ModelConfig, SampleConfig, Vocab, load_model
 from chargen.cli import app
 from chargen.data.vocab import UNKNOWN
 from chargen.sample.sampler import Sampler

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from chargen import CharRNN, ModelConfig, SampleConfig, Vocab
-from chargen.sample.rounds import chunk_size
 from chargen.data.vocab import UNKNOWN
 from chargen.sample.draw import GumbelNoise
+from chargen.sample.rounds import chunk_size
 from chargen.sample.sampler import Sampler
 
-VOCAB = Vocab.from_text("abcdefg \n")  # V = 9
+VOCAB = Vocab(tuple(sorted("abcdefg \n")))  # V = 9, built by hand without the unknown symbol: nothing masked
 VOCAB_UNK = Vocab(tuple(sorted("abcdefg \n" + UNKNOWN)), UNKNOWN)  # V = 10, the last id never drawn
 
 
@@ -43,6 +43,16 @@ def test_noise_take_equals_next_across_blocks():
     got = torch.cat([a.take(7), a.take(7), a.take(20), a.take(1)])  # (35, 300, 300)
     want = torch.stack([b.next() for _ in range(35)])
     assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("skip", [0, 4, 9])
+def test_noise_spends_nothing_on_the_unknown_symbol(skip):
+    """The unknown symbol's column is -inf, and the others hold exactly the noise of a vocabulary without
+    it (same seed), so gaining the symbol does not change which characters a seed draws."""
+    with_symbol = GumbelNoise(torch.Generator().manual_seed(6), 3, 10, skip=skip).take(40)  # (40, 3, 10)
+    without = GumbelNoise(torch.Generator().manual_seed(6), 3, 9).take(40)  # (40, 3, 9)
+    assert torch.equal(with_symbol[..., skip], torch.full((40, 3), -torch.inf))
+    assert torch.equal(torch.cat([with_symbol[..., :skip], with_symbol[..., skip + 1:]], -1), without)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

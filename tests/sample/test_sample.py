@@ -8,12 +8,22 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargen import ChargenError, CharRNN, ModelConfig, SampleConfig, Vocab, generate, load_model, sample_texts, \
-    train
+from chargen import (
+    ChargenError,
+    CharRNN,
+    ModelConfig,
+    SampleConfig,
+    Vocab,
+    generate,
+    load_model,
+    sample_texts,
+    train,
+)
+from chargen.data.vocab import UNKNOWN
 from chargen.sample.draw import filter_logits
 from chargen.sample.sampler import generate_ids
 
-VOCAB = Vocab.from_text("abcdef\n")  # V = 7
+VOCAB = Vocab.from_text("abcdef\n")  # V = 8 with the unknown symbol
 
 
 def untrained(cell: str = "gru") -> CharRNN:
@@ -95,11 +105,14 @@ def test_prime_warms_state(trained):
 
 
 def test_samples_follow_model_distribution():
-    """First characters of many samples must be distributed as softmax(logits / T), and top-k must cut the rest."""
+    """First characters of many samples must be distributed as softmax(logits / T) over every character but
+    the unknown symbol (never drawn, its mass shared out), and top-k must cut the rest."""
     model = untrained("lstm")
     prime, n, temp = "ab", 4000, 1.5
     with torch.no_grad():
         logits = model(VOCAB.encode(prime)[None])[0][0, -1]  # (V,)
+        model.head.bias[VOCAB.unk_id] += logits.max() - logits[VOCAB.unk_id] + 3  # now far the likeliest
+        logits[VOCAB.unk_id] = -math.inf
     expected = torch.softmax(logits / temp, dim=-1)
     texts = sample_texts(model, VOCAB, SampleConfig(length=1, temperature=temp, prime=prime, seed=3,
                                                     num_samples=n))
@@ -163,15 +176,47 @@ def test_top_k_keeps_exactly_k(values, k, temp):
 
 
 # -- errors and several samples ---------------------------------------------------------
-def test_unknown_prime_characters_raise_before_output(trained):
-    """A prime with unseen characters must raise at once, naming them, before any text is generated."""
+def test_unknown_prime_characters_read_as_the_symbol(trained):
+    """A prime with characters the model never saw must warm the state exactly as the same prime with
+    U+FFFD in their place would, and the continuation never contains the symbol."""
     model, vocab = trained
+    greedy = dict(length=30, temperature=0.0)
+    got = sample_texts(model, vocab, SampleConfig(prime="Hi ZQ!", **greedy))[0]
+    want = sample_texts(model, vocab, SampleConfig(prime=f"Hi {UNKNOWN}{UNKNOWN}!", **greedy))[0]
+    assert vocab.unknown("Hi ZQ!") == ["Z", "Q"] and got[6:] == want[6:] and UNKNOWN not in got[6:]
+
+
+def test_a_vocab_without_the_symbol_refuses_unknown_prime_characters_before_output(trained):
+    """A hand-built vocabulary without the symbol must raise at once, naming the unseen characters,
+    before any text is generated."""
+    model, vocab = trained
+    bare = Vocab(tuple(c for c in vocab.chars if c != UNKNOWN))
     cfg = SampleConfig(length=10, prime="Hi ZQ!")
     with pytest.raises(ChargenError) as err:
-        generate_ids(model, vocab, cfg)  # not iterated: the check must not wait for the first character
+        generate_ids(model, bare, cfg)  # not iterated: the check must not wait for the first character
     assert "'Z'" in err.value.message and "'Q'" in err.value.message and "'H'" not in err.value.message
     with pytest.raises(ChargenError):
-        next(generate(model, vocab, cfg))
+        next(generate(model, bare, cfg))
+
+
+@pytest.mark.parametrize("file", ["v1-gru-best.pt", "v1-lstm-last.pt"])
+def test_a_format_1_model_draws_the_same_text_after_gaining_the_symbol(file):
+    """Guards against the migration changing what a seed gives (the README's quick-start sample among
+    them): a format 1 model, loaded with U+FFFD added, draws what it drew with its own 61 characters."""
+    from pathlib import Path
+
+    from chargen import CharRNN, ModelConfig, read_checkpoint
+
+    path = Path(__file__).resolve().parent.parent / "fixtures" / file
+    raw = read_checkpoint(path)
+    old = CharRNN(ModelConfig(**raw["model_config"]))
+    old.load_state_dict(raw["model"])
+    old_vocab = Vocab(tuple(raw["vocab"]))
+    model, vocab, _ = load_model(path)
+    assert len(vocab) == len(old_vocab) + 1 and vocab.unk_id == len(old_vocab)
+    for cfg in (SampleConfig(length=60, temperature=1.0, seed=7, prime="KING"),
+                SampleConfig(length=40, temperature=0.8, top_k=5, seed=2, num_samples=3)):
+        assert sample_texts(model, vocab, cfg) == sample_texts(old.eval(), old_vocab, cfg)
 
 
 def test_sample_texts_shapes(trained):

@@ -5,14 +5,15 @@ import io
 
 import pytest
 import torch
+from conftest import plain_ids
 
 from chargen import CharRNN, ModelConfig, SampleConfig, Vocab, generate, sample_texts
 from chargen.cli.terminal import interact
-from chargen.sample.step import FastStep
+from chargen.data.vocab import UNKNOWN
 from chargen.sample.sampler import Sampler, cut_at_stop, generate_ids, stop_after
-from conftest import plain_ids
+from chargen.sample.step import FastStep
 
-VOCAB = Vocab.from_text("abcdefg \n")  # V = 9
+VOCAB = Vocab.from_text("abcdefg \n")  # V = 10 with the unknown symbol
 
 
 def model(cell: str, layers: int = 2, seed: int = 3) -> CharRNN:
@@ -110,7 +111,8 @@ def test_stop_string_ends_sample():
 
 
 def test_interactive_mode(capsys):
-    """-i keeps the state between turns, /reset forgets it, bad primes are reported and the loop goes on."""
+    """-i keeps the state between turns, /reset forgets it, a prime with characters the model never learned
+    is read with U+FFFD in their place after one warning line, and the loop goes on until /quit."""
     m = model("lstm")
     cfg = SampleConfig(length=12, temperature=0)
     interact(Sampler(m, VOCAB, cfg), io.StringIO("ab\n\n/reset\nab\nzz\n/quit\nab\n"))
@@ -119,10 +121,14 @@ def test_interactive_mode(capsys):
     fresh.feed("ab")
     first = "ab" + VOCAB.decode(int(i) for i in fresh.draw(12))
     second = VOCAB.decode(int(i) for i in fresh.draw(12))  # empty line: continue from the carried state
-    assert out.startswith(first + "\n" + second + "\n" + first + "\n")
-    assert "(state reset)" in err and "'z'" in err
-    assert out.count(first) == 2  # nothing after /quit
-    assert out == first + "\n" + second + "\n" + first + "\n"  # the bad prime printed nothing, /quit ended it
+    again = Sampler(m, VOCAB, cfg)
+    again.feed("ab")
+    assert VOCAB.decode(int(i) for i in again.draw(12)) == first[2:]
+    again.feed(UNKNOWN * 2)
+    unknown = "zz" + VOCAB.decode(int(i) for i in again.draw(12))
+    assert "(state reset)" in err
+    assert "warning: the model never learned 'z'; read as its unknown symbol U+FFFD\n" in err
+    assert out == first + "\n" + second + "\n" + first + "\n" + unknown + "\n"  # nothing after /quit
 
 
 def test_stopping_early_keeps_every_seen_character_in_the_state():

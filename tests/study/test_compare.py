@@ -5,11 +5,11 @@ import math
 
 import pytest
 
-from chargen.training.checkpoint import read_checkpoint
-from chargen.study.compare import compare_cells, parse_cells
-from chargen.training.config import TrainConfig
 from chargen.errors import ChargenError
 from chargen.model.charrnn import ModelConfig
+from chargen.study.compare import compare_cells, parse_cells
+from chargen.training.checkpoint import read_checkpoint
+from chargen.training.config import TrainConfig
 
 POEM = "The rain in spring falls soft and thin,\nthe wind comes round to let it in.\n"
 TINY = ModelConfig(cell="gru", num_layers=1, hidden_size=8, embedding_dim=4, dropout=0.0)
@@ -53,6 +53,10 @@ def test_parameter_counts_follow_the_gate_count(compared):
     # Each gate set adds the same recurrent block: (E + H + 2) * H weights and biases.
     gate = (4 + 8 + 2) * 8
     assert p["gru"] - p["rnn"] == 2 * gate and p["lstm"] - p["gru"] == gate
+    # Counted from the architecture, E = 4, H = 8: embedding V x E, one rnn gate set, head H x V + V.
+    V = len(read_checkpoint(results[0].run_dir / "best.pt")["vocab"])
+    assert V >= len(set(POEM))
+    assert p["rnn"] == V * 4 + gate + (8 * V + V)
 
 
 def test_each_sample_has_the_requested_length_from_the_corpus_alphabet(compared):

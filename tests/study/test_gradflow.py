@@ -8,8 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from chargen.errors import ChargenError
-from chargen.study.gradflow import clipping_effect, fresh_model, gradient_flow, gradient_flow_report, scale_recurrent
 from chargen.model.charrnn import CharRNN, ModelConfig
+from chargen.study.gradflow import (
+    clipping_effect,
+    fresh_model,
+    gradient_flow,
+    gradient_flow_report,
+    scale_recurrent,
+)
 
 V, E, H = 7, 5, 16
 
@@ -190,10 +196,41 @@ def test_clipping_below_the_bound_changes_nothing():
 
 
 def test_report_with_recurrent_scale_and_clip_agrees_with_its_parts():
-    """Guards against a report that scales a different model than it clips, or forgets the scale."""
-    model, ids = make_model("rnn", layers=2), random_ids(42)
+    """Guards against a report that scales a different model than it clips, or forgets the scale. The
+    expectations come from a model scaled by hand here (not by scale_recurrent, which the report uses)
+    and from autograd's own parameter gradient, not from clipping_effect. In float64, as in
+    test_clipping_measures_the_models_own_parameter_gradient: float32 rounding grows along this recurrence."""
+    model, ids = make_model("rnn", layers=2).double(), random_ids(42)
     report = gradient_flow_report(model, ids, 40, max_norm=2.0, recurrent_scale=4.0)
-    assert report["recurrent_scale"] == 4.0 and report["norms"] == gradient_flow(exploding_model(), ids, 40)
+    by_hand = make_model("rnn", layers=2).double()
+    with torch.no_grad():
+        by_hand.rnn.weight_hh_l0.mul_(4.0)
+        by_hand.rnn.weight_hh_l1.mul_(4.0)
+    norms = gradient_flow(by_hand, ids, 40)
+    assert report["recurrent_scale"] == 4.0 and report["norms"] == pytest.approx(norms, rel=1e-9)
     assert report["ratio_last_first"] > 10 and report["horizon"] is None
-    assert report["clip"] == clipping_effect(exploding_model(), ids, 40, max_norm=2.0)
-    assert torch.equal(model.rnn.weight_hh_l0, make_model("rnn", layers=2).rnn.weight_hh_l0)
+    logits = by_hand(ids[:-1].unsqueeze(0))[0][:, -1]  # (1, V)
+    grads = torch.autograd.grad(F.cross_entropy(logits, ids[-1:]), list(by_hand.parameters()))
+    total = math.sqrt(sum(g.double().pow(2).sum().item() for g in grads))
+    clip = report["clip"]
+    assert total > 2.0 and clip["max_norm"] == 2.0
+    assert clip["total_norm"] == pytest.approx(total, rel=1e-9)
+    assert clip["clipped_norm"] == pytest.approx(2.0, rel=1e-6)
+    assert clip["scale"] == pytest.approx(2.0 / total, rel=1e-6)
+    assert clip["norms"] == pytest.approx([2.0 / total * n for n in norms], rel=1e-6)
+    assert torch.equal(model.rnn.weight_hh_l0, make_model("rnn", layers=2).double().rnn.weight_hh_l0)
+
+
+def test_report_horizon_and_ratio_match_a_hand_computed_decay():
+    """Guards against a horizon or ratio computed from the wrong lags: in the linear regime (tiny inputs,
+    tanh' ~ 1) with W_hh = 0.5 x orthogonal each step back halves the norm, so norm_k / norm_0 = 0.5^k.
+    The first k with 0.5^k < 1.5e-3 is 10 (0.5^9 = 1.95e-3, 0.5^10 = 9.8e-4), and k = 20 gives 0.5^20."""
+    model = make_model("rnn")
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.copy_(0.5 * torch.linalg.qr(torch.randn(H, H))[0])
+        model.rnn.bias_ih_l0.zero_()
+        model.rnn.bias_hh_l0.zero_()
+        model.embedding.weight.mul_(1e-4)
+    report = gradient_flow_report(model, random_ids(25), 20, threshold=1.5e-3)
+    assert report["horizon"] == 10
+    assert report["ratio_last_first"] == pytest.approx(0.5 ** 20, rel=1e-2)

@@ -10,11 +10,25 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargen.model.reference import trace
 from chargen.data.vocab import Vocab
 from chargen.errors import ChargenError
 from chargen.model.charrnn import CELLS, CharRNN, ModelConfig
-from chargen.study.units import FEATURES, Activations, Match, bracket_depth, correlations, find_units, gate_saturation, in_quotes, keep_known, line_position, line_start, record, speaker_name
+from chargen.model.reference import trace
+from chargen.study.units import (
+    FEATURES,
+    Activations,
+    Match,
+    bracket_depth,
+    correlations,
+    find_units,
+    gate_saturation,
+    in_quotes,
+    keep_known,
+    line_position,
+    line_start,
+    record,
+    speaker_name,
+)
 
 E, H = 5, 6
 VOCAB = Vocab(tuple(sorted('\n "()ab')))  # V = 7

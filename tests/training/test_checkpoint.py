@@ -13,8 +13,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from chargen import (ChargenError, CharRNN, Checkpoint, ModelConfig, TrainConfig, Vocab, load_model, read_checkpoint,
-                     save_checkpoint, train)
+from chargen import (
+    ChargenError,
+    CharRNN,
+    Checkpoint,
+    ModelConfig,
+    TrainConfig,
+    Vocab,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+    train,
+)
+from chargen.data.vocab import UNKNOWN
 from chargen.training.checkpoint import FORMAT_VERSION
 
 
@@ -29,10 +40,11 @@ class Exploit:
 
 
 def tiny_state(cell: str = "gru") -> tuple[dict, CharRNN]:
-    vocab = Vocab.from_text("abcdefg")
+    vocab = Vocab.from_text("abcdefg")  # V = 8 with the unknown symbol
     torch.manual_seed(3)
-    model = CharRNN(ModelConfig(vocab_size=7, cell=cell, num_layers=2, hidden_size=6, embedding_dim=5))
-    return {"model_config": model.config.to_dict(), "vocab": list(vocab.chars), "model": model.state_dict()}, model
+    model = CharRNN(ModelConfig(vocab_size=8, cell=cell, num_layers=2, hidden_size=6, embedding_dim=5))
+    return {"model_config": model.config.to_dict(), "vocab": list(vocab.chars), "unk": vocab.unk,
+            "model": model.state_dict()}, model
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -41,11 +53,11 @@ def test_save_load_gives_identical_logits(tmp_path, cell):
     state, model = tiny_state(cell)
     save_checkpoint(state, tmp_path / "m.pt")
     loaded, vocab, ckpt = load_model(tmp_path / "m.pt")
-    x = torch.randint(7, (3, 4))
+    x = torch.randint(8, (3, 4))
     with torch.no_grad():
         assert torch.equal(loaded(x)[0], model.eval()(x)[0])
     assert not loaded.training
-    assert vocab.chars == tuple("abcdefg") and ckpt.format_version == FORMAT_VERSION
+    assert vocab.chars == (*"abcdefg", UNKNOWN) and vocab.unk == UNKNOWN and ckpt.format_version == FORMAT_VERSION
     assert all(p.device.type == "cpu" for p in loaded.parameters())
 
 
@@ -121,7 +133,7 @@ def bad_files(tmp_path, trained_run) -> dict:
     write("truncated", blob[: len(blob) // 2])
     write("foreign", {"a": 1})
     write("newer", {**real, "format_version": FORMAT_VERSION + 1})
-    write("vocab_mismatch", {**real, "vocab": real["vocab"][:-1]})
+    write("vocab_mismatch", {**real, "vocab": real["vocab"][1:]})  # the last one is the unknown symbol: keep it
     write("weights_mismatch", {**real, "model_config": {**real["model_config"], "hidden_size": 12}})
     write("malicious", {**real, "model": Exploit(tmp_path / "MARKER")})
     return files
@@ -211,44 +223,122 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_format_1_files_load_and_compute_what_they_computed(cell):
     """Guards against a schema or layout change that strands existing checkpoints (the shipped
-    model among them): the old files load and give the old logits."""
+    model among them): the old files load, gain the unknown symbol U+FFFD (after 'y', their last
+    character), and give every known character the logit it had."""
     expected = json.loads((FIXTURES / "v1-expected.json").read_text())[cell]
+    assert read_checkpoint(FIXTURES / expected["file"])["format_version"] == 1  # the file itself stays format 1
     model, vocab, ckpt = load_model(FIXTURES / expected["file"])
-    assert ckpt.format_version == FORMAT_VERSION == 1 and ckpt.step == expected["step"] == 4
+    assert ckpt.format_version == FORMAT_VERSION == 2 and ckpt.step == expected["step"] == 4
     assert ckpt.model_config.cell == cell and ckpt.train_config.batch_size == 3
+    assert vocab.unk == UNKNOWN and vocab.chars[-2:] == ("y", UNKNOWN) and len(vocab) == 62
+    assert ckpt.model_config.vocab_size == 62 and model.head.out_features == 62
     with torch.no_grad():
         logits, _ = model(vocab.encode(expected["text"])[None])  # (1, T, V)
-    torch.testing.assert_close(logits[0, -1], torch.tensor(expected["logits_last"]), atol=1e-5, rtol=1e-5)
-    assert logits.sum().item() == pytest.approx(expected["logits_sum"], rel=1e-5)
+    known = logits[..., :-1]  # (1, T, 61): the old vocabulary's columns, in its order
+    torch.testing.assert_close(known[0, -1], torch.tensor(expected["logits_last"]), atol=1e-5, rtol=1e-5)
+    assert known.sum().item() == pytest.approx(expected["logits_sum"], rel=1e-5)
+    # the symbol's logit: zero weights and a bias 10 below the smallest, whatever the model read
+    assert torch.equal(logits[0, :, -1], (model.head.bias[:-1].min() - 10).expand(logits.shape[1]))
+    probs = logits.softmax(-1)  # (1, T, 62): the known characters' probabilities barely move
+    torch.testing.assert_close(probs[..., :-1], known.softmax(-1), atol=1e-5, rtol=1e-4)
 
 
 def test_the_schema_writes_the_keys_format_1_has():
     """Guards against a writer that drifts from the format it claims: what Checkpoint writes has
-    exactly the keys of a format 1 file written by the earlier release, and reads back equal."""
+    exactly the keys of a format 1 file written by the earlier release (format 2 changed what the
+    vocabulary holds, not the keys), and reads back equal without gaining a second symbol."""
     old = read_checkpoint(FIXTURES / "v1-lstm-last.pt")
     ckpt = Checkpoint.from_dict(old)
     assert set(ckpt.to_dict()) == set(old) == set(json.loads((FIXTURES / "v1-expected.json").read_text())["lstm"]["keys"])
+    assert ckpt.to_dict()["format_version"] == 2 and ckpt.to_dict()["unk"] == UNKNOWN
     again = Checkpoint.from_dict(ckpt.to_dict())
     assert again.vocab == ckpt.vocab and again.train_config == ckpt.train_config and again.step == 4
     assert all(torch.equal(again.model[k], v) for k, v in ckpt.model.items())
+    assert len(old["vocab"]) == 61 and old["unk"] is None  # the dict read from disk is left as it was
 
 
 def test_a_format_1_last_pt_resumes(tmp_path):
     """Guards against resume reading a field the older writer did not name the same: the trainer
-    restores the old run's position, optimizer and carried state."""
+    restores the old run's position, optimizer and carried state, against the corpus prepared now
+    (whose vocabulary has the unknown symbol, as the migrated checkpoint's does)."""
     from chargen.data import load_corpus
     from chargen.training.trainer import Trainer
 
     ckpt = Checkpoint.read(FIXTURES / "v1-lstm-last.pt")
     corpus = load_corpus(FIXTURES / "v1-corpus.txt", ckpt.train_config.val_frac, ckpt.train_config.val_chars,
                          cache=tmp_path / "cache")
-    assert corpus.vocab == ckpt.vocab
+    assert corpus.vocab == ckpt.vocab and corpus.vocab.unk == UNKNOWN
     trainer = Trainer(corpus, ckpt.model_config, ckpt.train_config, tmp_path, torch.device("cpu"))
     trainer.restore(ckpt)
     assert (trainer.state.step, trainer.state.window) == (4, ckpt.window) and trainer.state.hidden is not None
-    assert trainer.optimizer.state_dict()["state"][0]["step"].item() == 4
+    state = trainer.optimizer.state_dict()["state"]
+    assert state[0]["step"].item() == 4
+    assert [state[i]["exp_avg"].shape[0] for i in (0, 9, 10)] == [62, 62, 62]  # embedding, head weight and bias
     loss, _ = trainer.train_step()
     assert math.isfinite(loss) and trainer.state.step == 5
+
+
+def v1_state(chars: str, seed: int = 0) -> tuple[dict, CharRNN]:
+    """A format 1 dict as the earlier release wrote it (no unknown symbol), with a fake AdamW state
+    whose moments are 1 + the parameter, so an inserted row of zeros stands out."""
+    torch.manual_seed(seed)
+    model = CharRNN(ModelConfig(vocab_size=len(chars), cell="gru", num_layers=1, hidden_size=6, embedding_dim=5))
+    weights = model.state_dict()
+    moments = {i: {"step": torch.tensor(4.0), "exp_avg": t + 1, "exp_avg_sq": (t + 1) ** 2}
+               for i, t in enumerate(weights.values())}
+    optimizer = {"state": moments, "param_groups": [{"lr": 1e-3, "params": list(range(len(weights)))}]}
+    return {"format_version": 1, "model_config": model.config.to_dict(), "vocab": list(chars), "unk": None,
+            "model": weights, "optimizer": optimizer}, model.eval()
+
+
+def test_format_1_migration_inserts_the_symbol_where_it_sorts():
+    """Guards against a migration that appends the row when U+FFFD sorts before an astral character: the
+    emoji's id moves up by one and its row with it, so every character keeps its logit and embedding."""
+    chars = "ab\U0001f600"  # U+FFFD goes between 'b' and the emoji
+    state, old = v1_state(chars)
+    ckpt = Checkpoint.from_dict(state)
+    vocab, model = ckpt.vocab, ckpt.build_model()
+    assert vocab.chars == ("a", "b", UNKNOWN, "\U0001f600") and vocab.unk_id == 2
+    text = "ab\U0001f600ba"
+    with torch.no_grad():
+        want, _ = old(Vocab(tuple(chars)).encode(text)[None])  # (1, T, 3)
+        got, _ = model(vocab.encode(text)[None])  # (1, T, 4)
+    torch.testing.assert_close(got[..., [0, 1, 3]], want, atol=1e-6, rtol=0)
+    emb = state["model"]["embedding.weight"]
+    assert torch.equal(model.embedding.weight[[0, 1, 3]], emb)
+    torch.testing.assert_close(model.embedding.weight[2], emb.mean(0))  # the mean embedding: "some character"
+    assert torch.equal(model.head.weight[2], torch.zeros(6))
+    assert model.head.bias[2] == state["model"]["head.bias"].min() - 10
+    moments = ckpt.optimizer["state"]
+    for pid, width in ((0, 5), (5, 6)):  # embedding (V, E) and head weight (V, H): a zero row at 2
+        assert torch.equal(moments[pid]["exp_avg"][2], torch.zeros(width))
+        assert torch.equal(moments[pid]["exp_avg"][[0, 1, 3]], state["optimizer"]["state"][pid]["exp_avg"])
+    assert moments[6]["exp_avg_sq"].tolist()[2] == 0 and moments[6]["exp_avg_sq"].shape == (4,)
+    assert torch.equal(moments[1]["exp_avg"], state["optimizer"]["state"][1]["exp_avg"])  # a recurrent weight
+
+
+def test_format_1_vocab_that_holds_u_fffd_makes_it_the_symbol():
+    """A format 1 model trained on text containing U+FFFD already has its row: the character becomes the
+    unknown symbol and nothing is inserted or moved."""
+    state, old = v1_state("ab" + UNKNOWN)
+    ckpt = Checkpoint.from_dict(state)
+    assert ckpt.vocab.chars == ("a", "b", UNKNOWN) and ckpt.vocab.unk == UNKNOWN
+    assert all(torch.equal(ckpt.model[k], v) for k, v in state["model"].items())
+    assert ckpt.model_config.vocab_size == 3
+
+
+def test_shipped_model_gains_the_symbol_without_being_rewritten():
+    """Guards against migration writing to disk: the shipped format 1 model loads with the symbol
+    (an id after every character it knows), and its file is byte for byte as it was."""
+    path = Path(__file__).resolve().parents[2] / "checkpoints" / "shakespeare-gru" / "best.pt"
+    if not path.exists():
+        pytest.skip("the shipped model is not in this checkout")
+    before = path.stat()
+    model, vocab, _ = load_model(path)
+    assert vocab.unk == UNKNOWN and vocab.unk_id == len(vocab) - 1 and model.config.vocab_size == len(vocab)
+    assert vocab.decode(vocab.encode("\u201cCaf\u00e9\u201d")) == UNKNOWN + "Caf" + UNKNOWN * 2
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
 
 
 def test_a_weights_only_file_samples_but_does_not_resume(tmp_path):

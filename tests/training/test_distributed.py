@@ -46,8 +46,9 @@ def two_ranks(tmp_path_factory):
 
 
 def single_process_twin(folder: Path, corpus: Path):
-    from chargen.cli import app  # noqa: F401 - the same flags, parsed the CLI's way
     from typer.testing import CliRunner
+
+    from chargen.cli import app  # noqa: F401 - the same flags, parsed the CLI's way
     result = CliRunner().invoke(app, ["train", str(corpus), *ARGS, "--max-steps", "12", "--out",
                                       str(folder / "one"), "--json"])
     assert result.exit_code == 0, result.output

@@ -10,7 +10,6 @@ import math
 
 import pytest
 import torch
-
 from test_train import make_trainer
 
 

@@ -9,13 +9,12 @@ import math
 
 import pytest
 import torch
-from torch import nn
-
-from chargen import ChargenError, ModelConfig, TrainConfig
-from chargen.device import autocast_dtype
-from chargen.training.recipes import GPU, default_configs
-
 from test_train import make_trainer
+
+from chargen import ChargenError, ModelConfig, TrainConfig, train
+from chargen.device import autocast_dtype
+from chargen.training.distributed import World
+from chargen.training.recipes import GPU, default_configs
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")  # a device object needs no GPU
 
@@ -90,39 +89,138 @@ def test_gradient_overflow_under_loss_scaling_skips_the_update_not_the_run(tmp_p
 
 
 def test_cpu_dropout_follows_the_passes_the_budget_allows():
-    """No dropout when the budget allows few passes over the corpus (every update counts), the
-    dataclass's 0.1 when it allows many; a given dropout and the GPU recipe's always win."""
-    from chargen.training.recipes import CPU_CHARS_PER_S, SHORT_PASSES, planned_passes
+    """No dropout when the budget allows few passes over the training text (every update counts), 0.1
+    when it allows many. A step limit counts its characters whatever the machine; a time limit alone
+    needs the measured speed."""
+    from chargen.training.recipes import SHORT_PASSES, choose_dropout, planned_passes
 
-    mb = 1_115_394  # tinyshakespeare
-    assert planned_passes(TrainConfig(max_time=140), mb) == pytest.approx(140 * CPU_CHARS_PER_S / (0.9 * mb))
-    assert planned_passes(TrainConfig(max_time=140), mb) <= SHORT_PASSES < planned_passes(TrainConfig(max_time=600), mb)
-    assert default_configs(CPU, corpus_chars=mb, max_time=140)[0].dropout == 0.0
-    assert default_configs(CPU, corpus_chars=mb, max_time=600)[0].dropout == ModelConfig().dropout == 0.1
-    assert default_configs(CPU, corpus_chars=mb)[0].dropout == 0.1  # the default budget, 600 s
-    assert default_configs(CPU, corpus_chars=5 * mb)[0].dropout == 0.0  # 600 s on a 5 MB corpus: few passes
-    # A step limit counts when it allows fewer characters than the time limit: 100 x 32 x 64 = 204,800.
-    steps = TrainConfig(max_time=600, max_steps=100)
-    assert planned_passes(steps, mb) == pytest.approx(100 * 32 * 64 / (0.9 * mb))
-    assert default_configs(CPU, corpus_chars=mb, max_time=600, max_steps=100)[0].dropout == 0.0
-    assert default_configs(CPU, corpus_chars=mb, max_time=140, dropout=0.3)[0].dropout == 0.3  # given wins
-    assert default_configs(CUDA, corpus_chars=mb, max_time=10)[0].dropout == 0.5  # the GPU recipe's
-    assert default_configs(CPU)[0].dropout == 0.1  # corpus size unknown: the dataclass default
+    chars = 1_024_000  # 500 steps of 32 x 64 characters make one pass
+    steps = TrainConfig(max_time=600, max_steps=3_000)  # 6.0 passes
+    assert planned_passes(steps, chars) == 6.0
+    assert planned_passes(steps, chars, chars_per_s=1e9) == 6.0  # the time limit and the speed are no matter
+    assert choose_dropout(steps, chars).dropout == 0.0
+    assert choose_dropout(TrainConfig(max_steps=3_001), chars).dropout == 0.1  # just past 6 passes
+    timed = TrainConfig(max_time=600)
+    assert planned_passes(timed, chars, chars_per_s=30_000) == pytest.approx(600 * 30_000 / chars)
+    assert choose_dropout(timed, chars, chars_per_s=10_240).dropout == 0.0  # 6.0 passes on a slow machine
+    assert choose_dropout(timed, chars, chars_per_s=10_300).dropout == 0.1  # 6.04 on a faster one
+    with pytest.raises(ValueError):
+        planned_passes(timed, chars)
+    choice = choose_dropout(timed, 4_516_000, chars_per_s=36_000.4)
+    assert choice.passes == pytest.approx(600 * 36_000.4 / 4_516_000) and choice.passes <= SHORT_PASSES
+    assert choice.reason() == ("4.8 planned passes (600 s at 36,000 chars/s measured, over 4,516,000 training "
+                               "characters): dropout 0 up to 6 passes, 0.1 beyond")
+    assert choose_dropout(TrainConfig(max_steps=3_100), chars).reason().startswith(
+        "6.2 planned passes (3,100 steps, over 1,024,000 training characters)")
 
 
-def test_cli_train_sets_the_cpu_dropout_from_the_corpus_size(monkeypatch, tmp_path):
-    """`chargen train` passes the corpus's size: a short budget on it gets no dropout, a long one 0.1."""
+def test_dropout_rule_applies_unless_given_or_set_by_the_recipe():
+    from chargen.training.recipes import dropout_rule_applies
+
+    assert dropout_rule_applies(CPU, None) and dropout_rule_applies(torch.device("mps"), None)
+    assert not dropout_rule_applies(CPU, 0.1)  # given, even if equal to the default
+    assert not dropout_rule_applies(CUDA, None)  # the GPU recipe's 0.5
+    assert default_configs(CPU)[0].dropout == ModelConfig().dropout
+
+
+def test_train_applies_the_rule_on_the_corpus_characters(tmp_path, make_model_config, make_train_config):
+    """chargen.train(auto_dropout=True) must count the prepared corpus's characters, not the file's bytes:
+    on a text of two-byte characters a step budget of just over 6 passes gets 0.1, just under 6 gets 0."""
+    from chargen import load_corpus
+
+    corpus = tmp_path / "accents.txt"
+    corpus.write_text("éàü çñö, ß! ÆØÅ\n" * 150, encoding="utf-8")  # 2,400 characters, 4,050 bytes
+    train_chars = len(load_corpus(corpus, 0.1).train_ids)
+    per_step = 4 * 16
+    under, over = (6 * train_chars) // per_step, (6 * train_chars) // per_step + 1
+    assert over * per_step > 6 * train_chars >= under * per_step and under * per_step * 1.5 > 6 * train_chars
+    mc = make_model_config(dropout=0.3)  # replaced by the rule
+    results = [train(corpus, mc, make_train_config(max_steps=n, eval_every=1000), out=tmp_path / str(n),
+                     auto_dropout=True, progress=False) for n in (under, over)]
+    assert [r.model_config.dropout for r in results] == [0.0, 0.1]
+    assert [r.dropout_choice.train_chars for r in results] == [train_chars] * 2
+    assert results[0].dropout_choice.passes == pytest.approx(under * per_step / train_chars)
+    kept = train(corpus, mc, make_train_config(max_steps=2), out=tmp_path / "kept", progress=False)
+    assert kept.model_config.dropout == 0.3 and kept.dropout_choice is None
+
+
+def test_time_budget_measures_the_speed_and_leaves_the_run_alone(tmp_path, corpus_file, make_model_config,
+                                                                 make_train_config):
+    """With a time limit alone the rule times a few throwaway steps: the verdict follows from the speed it
+    measured, and the run then starts from its seed as if nothing had run before it."""
+    from chargen import load_corpus
+    from chargen.training.loop import _choose_dropout
+
+    corpus = load_corpus(corpus_file, 0.1)
+    mc = ModelConfig(**{**make_model_config(dropout=0.3).to_dict(), "vocab_size": len(corpus.vocab)})
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    reference = make_trainer(tmp_path / "a", corpus_file, mc, make_train_config())
+    losses = [reference.train_step()[0] for _ in range(3)]  # dropout 0.3: the masks draw on the seeded RNG
+    for seconds, want in ((1e-3, 0.0), (1e6, 0.1)):
+        cfg = make_train_config(max_steps=0, max_time=seconds)
+        choice = _choose_dropout(corpus, mc, cfg, tmp_path / "c", CPU, World())
+        assert choice.chars_per_s > 1_000 and choice.dropout == want
+        assert choice.passes == pytest.approx(seconds * choice.chars_per_s / len(corpus.train_ids))
+    after = make_trainer(tmp_path / "b", corpus_file, mc, make_train_config())
+    assert [after.train_step()[0] for _ in range(3)] == losses
+    assert list((tmp_path / "c").iterdir()) == []  # the throwaway steps write nothing
+
+
+def test_cli_train_shows_the_dropout_rule(tmp_path, corpus_file):
+    """`chargen train` must name the dropout and why in its summary; the API's train() chooses the same."""
+    import json
+
     from typer.testing import CliRunner
 
+    from chargen import load_corpus
     from chargen.cli import app
-    calls = []
-    monkeypatch.setattr("chargen.cli.train.run_training", lambda corpus, model_config, config, **kw: calls.append(
-        (model_config, config)) or (_ for _ in ()).throw(ChargenError("stop here")))
-    corpus = tmp_path / "c.txt"
-    corpus.write_text("abc\n" * 25_000)  # 100,000 bytes: 30,000 chars/s x 20 s = 6.7 passes over 90,000
-    for seconds, want in (("18", 0.0), ("20", 0.1)):
-        result = CliRunner().invoke(app, ["train", str(corpus), "--device", "cpu", "--max-time", seconds])
-        assert result.exit_code == 1 and "stop here" in result.stderr
-        assert calls[-1][0].dropout == want
-    CliRunner().invoke(app, ["train", str(corpus), "--device", "cpu", "--max-time", "18", "--dropout", "0.2"])
-    assert calls[-1][0].dropout == 0.2
+    tiny = ["--cell", "gru", "--layers", "1", "--hidden-size", "8", "--embedding-dim", "5", "--batch-size", "3",
+            "--seq-len", "12", "--max-time", "0", "--eval-every", "50", "--device", "cpu", "--json"]
+    train_chars = len(load_corpus(corpus_file, 0.1).train_ids)
+    for steps, want in ((10, 0.0), (400, 0.1)):
+        result = CliRunner().invoke(app, ["train", str(corpus_file), *tiny, "--max-steps", str(steps),
+                                          "--out", str(tmp_path / str(steps))])
+        assert result.exit_code == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert summary["model"] == f"gru 1x8, embedding 5, dropout {want}"
+        assert summary["dropout_rule"].startswith(f"{steps * 36 / train_chars:.1f} planned passes ({steps} steps, "
+                                                  f"over {train_chars:,} training characters)")
+    given = CliRunner().invoke(app, ["train", str(corpus_file), *tiny, "--max-steps", "10", "--dropout", "0.2",
+                                     "--out", str(tmp_path / "given")])
+    assert "dropout_rule" not in json.loads(given.stdout) and "dropout 0.2" in json.loads(given.stdout)["model"]
+
+
+# -- Apple's MPS, checked on this CPU ---------------------------------------------------------------------
+def test_auto_device_is_mps_when_there_is_mps_and_no_cuda(monkeypatch):
+    """`--device auto` must pick MPS on a Mac without CUDA, CUDA before it, and give MPS the CPU recipe
+    (it is not a CUDA device) with fp32: no fp16, which is for CUDA only."""
+    from chargen.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    mps = resolve_device("auto")
+    assert mps == torch.device("mps") and resolve_device("mps") == mps
+    assert default_configs(mps) == (ModelConfig(), TrainConfig())
+    assert autocast_dtype(mps, "auto") is None
+    with pytest.raises(ChargenError, match="CUDA"):
+        autocast_dtype(mps, "fp16")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == CUDA
+
+
+def test_training_off_cuda_calls_no_cuda_api(tmp_path, corpus_file, make_model_config, make_train_config,
+                                           monkeypatch):
+    """The trainer branches on the device type only: off CUDA (the CPU here, MPS on a Mac) a run, its saves,
+    a resume and the dropout rule's timing must never touch a CUDA-only API."""
+    def cuda_only(*args, **kwargs):
+        raise AssertionError("a CUDA-only API was called off CUDA")
+
+    for name in ("Event", "current_stream", "get_rng_state", "set_rng_state", "synchronize", "is_bf16_supported"):
+        monkeypatch.setattr(torch.cuda, name, cuda_only)
+    cfg = make_train_config(max_steps=0, max_time=0.2, eval_every=3, save_every=3)
+    first = train(corpus_file, make_model_config(), cfg, out=tmp_path / "run", auto_dropout=True, progress=False)
+    assert first.stop_reason == "max_time" and first.dropout_choice.chars_per_s > 0
+    again = train(corpus_file, make_model_config(), cfg, out=tmp_path / "run", resume=True, more_time=0.1,
+                  progress=False)
+    assert again.steps > first.steps

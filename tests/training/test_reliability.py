@@ -31,11 +31,21 @@ import torch
 from typer.testing import CliRunner
 
 import chargen.training.runs
-from chargen import ChargenError, CharRNN, ModelConfig, SampleConfig, TrainConfig, evaluate_carried, generate, \
-    load_model, read_checkpoint, train
-from chargen.training.checkpoint import FORMAT_VERSION, Checkpoint
+from chargen import (
+    ChargenError,
+    CharRNN,
+    ModelConfig,
+    SampleConfig,
+    TrainConfig,
+    evaluate_carried,
+    generate,
+    load_model,
+    read_checkpoint,
+    train,
+)
 from chargen.cli import app
 from chargen.data.cache import prepare_corpus
+from chargen.training.checkpoint import FORMAT_VERSION, Checkpoint
 from chargen.training.runs import RunLock
 from chargen.training.trainer import Trainer
 
@@ -343,8 +353,8 @@ def test_cli_each_checkpoint_problem_has_its_own_message(tmp_path, trained_run):
     cases = {
         "newer": ({**real, "format_version": FORMAT_VERSION + 1}, "newer than this chargen understands"),
         "invalid": ({**real, "format_version": 0}, "invalid format version 0"),
-        "vocab": ({**real, "vocab": real["vocab"][:-1]}, "inconsistent: its model expects 30 characters but its "
-                                                         "vocabulary has 29"),
+        "vocab": ({**real, "vocab": real["vocab"][1:]}, "inconsistent: its model expects 31 characters but its "
+                                                        "vocabulary has 30"),
         "weights": ({**real, "model_config": {**real["model_config"], "hidden_size": 12}},
                     "has weights that do not fit its configuration"),
     }
@@ -438,6 +448,73 @@ def test_run_lock_not_taken_through_an_unlinked_file(tmp_path, monkeypatch):
     with lock:
         assert len(calls) == 2
         assert (tmp_path / "run.lock").read_text() == f"{socket.gethostname()} {os.getpid()}"
+
+
+class FakeMsvcrt:
+    """msvcrt's locking() as Windows does it, on this machine: a non-blocking lock of `nbytes` at the
+    file's current position that fails with OSError while another handle holds it. Emulated with
+    flock per file description; records the positions locked."""
+
+    LK_UNLCK, LK_NBLCK = 0, 2
+
+    def __init__(self) -> None:
+        import fcntl
+
+        self.fcntl, self.positions = fcntl, []
+
+    def locking(self, fd: int, mode: int, nbytes: int) -> None:
+        assert nbytes == 1
+        self.positions.append(os.lseek(fd, 0, os.SEEK_CUR))
+        if mode == self.LK_NBLCK:
+            try:
+                self.fcntl.flock(fd, self.fcntl.LOCK_EX | self.fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OSError(errno.EDEADLK, "Resource deadlock avoided") from None  # what msvcrt raises
+        else:
+            self.fcntl.flock(fd, self.fcntl.LOCK_UN)
+
+
+def test_os_locker_is_msvcrt_on_windows(monkeypatch):
+    """On Windows (os.name 'nt') the lock must come from msvcrt, never fcntl, which Windows lacks."""
+    from chargen.training.runs import _Flock, _Msvcrt, os_locker
+
+    fake = FakeMsvcrt()
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "msvcrt", fake)
+        m.setitem(sys.modules, "fcntl", None)  # importing it now would fail, as on Windows
+        m.setattr(os, "name", "nt")
+        locker = os_locker()
+    assert isinstance(locker, _Msvcrt) and locker.msvcrt is fake
+    assert isinstance(os_locker(), _Flock)
+
+
+def test_run_lock_through_the_windows_code_path(tmp_path, monkeypatch):
+    """With Windows' lock (msvcrt.locking), a held folder must refuse a second claim naming the holder, whose
+    text stays readable (the locked byte lies past it), and be free after release, or after a release where
+    Windows refused to delete the open file."""
+    from chargen.training.runs import _Msvcrt
+
+    fake = FakeMsvcrt()
+    lock_file, me = tmp_path / "run.lock", f"{socket.gethostname()} {os.getpid()}"
+    with RunLock(tmp_path, _Msvcrt(fake)) as first:
+        assert first.held and lock_file.read_text() == me
+        with pytest.raises(ChargenError) as err:
+            RunLock(tmp_path, _Msvcrt(fake)).__enter__()
+        assert err.value.message == f"{tmp_path} is in use by another chargen run (process {os.getpid()})"
+        assert lock_file.read_text() == me
+    assert set(fake.positions) == {_Msvcrt.OFFSET} and not lock_file.exists()
+
+    def refuse_open_file(self, missing_ok=False):  # Windows: an open file cannot be deleted
+        raise PermissionError(errno.EACCES, "The process cannot access the file")
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "unlink", refuse_open_file)
+        with RunLock(tmp_path, _Msvcrt(fake)):
+            pass
+    assert lock_file.read_text() == me  # left behind, but its lock is free:
+    lock_file.write_text("otherhost 99")
+    with RunLock(tmp_path, _Msvcrt(fake)) as again:
+        assert again.held and lock_file.read_text() == me
 
 
 # -- 7. Ctrl-C and broken pipes -------------------------------------------------------------------------

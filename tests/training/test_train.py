@@ -12,10 +12,18 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargen import ChargenError, CharRNN, TrainConfig, evaluate_carried, evaluate_windows, load_corpus, \
-    read_checkpoint, train
-from chargen.training.config import lr_at
+from chargen import (
+    ChargenError,
+    CharRNN,
+    TrainConfig,
+    evaluate_carried,
+    evaluate_windows,
+    load_corpus,
+    read_checkpoint,
+    train,
+)
 from chargen.model.charrnn import ModelConfig
+from chargen.training.config import lr_at
 from chargen.training.loop import MAX_BAD_STEPS
 from chargen.training.trainer import Trainer
 
@@ -92,6 +100,61 @@ def test_lr_schedule_by_time():
     assert lr_at(cfg, 50, 50.0) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5))
     assert lr_at(cfg, 50, 100.0) == pytest.approx(0.001)
     assert lr_at(cfg, 50, 1000.0) == pytest.approx(0.001)
+
+
+@settings(deadline=None, max_examples=80)
+@given(warmup=st.integers(0, 20), steps=st.integers(21, 200), at=st.floats(0.0, 1.2), extra=st.integers(1, 300),
+       by_time=st.booleans(), floor=st.floats(0.0, 0.9))
+def test_extended_schedule_is_continuous_and_ends_at_the_floor(warmup, steps, at, extra, by_time, floor):
+    """A budget extended at any point (in the warmup, mid-decay, or after the end) must keep the rate the
+    run had there, never rise after it once past the warmup, and end at the floor; a second extension too."""
+    from chargen.training.config import extend_budget
+
+    cfg = TrainConfig(lr=0.01, warmup_steps=warmup, min_lr_frac=floor, max_steps=0 if by_time else steps,
+                      max_time=100.0 if by_time else 0.0)
+    step, elapsed = max(1, round(at * steps)), at * 100.0
+    more = dict(more_time=float(extra)) if by_time else dict(max_steps=step + extra)
+    new = extend_budget(cfg, step, elapsed, **more)
+    assert lr_at(new, step, elapsed) == pytest.approx(lr_at(cfg, step, elapsed), rel=1e-12, abs=1e-15)
+
+    def rate(k: int) -> float:  # the rate k steps (or k seconds) past the resume point
+        return lr_at(new, step + k, elapsed + k if by_time else elapsed)
+
+    rates = [rate(k) for k in range(extra + 1)]
+    if step + extra > warmup:  # a budget that ends inside the warmup never decays, as in a fresh run
+        assert rates[-1] == pytest.approx(floor * 0.01)
+    past_warmup = rates[max(0, warmup - step):]
+    assert all(b <= a + 1e-12 for a, b in zip(past_warmup, past_warmup[1:]))
+    again = extend_budget(new, step + extra // 2, elapsed + extra // 2 if by_time else elapsed,
+                          **(dict(more_time=50.0) if by_time else dict(max_steps=step + extra + 50)))
+    k = extra // 2
+    assert lr_at(again, step + k, elapsed + k if by_time else elapsed) == pytest.approx(rate(k), rel=1e-12, abs=1e-15)
+
+
+def test_extended_schedule_of_a_finished_run_stays_at_the_floor_and_takes_the_new_limits():
+    """A finished run has decayed to the floor: an extension continues there. The limits given replace the
+    run's (the other turns off), a step limit already reached is refused, and no limit at all is refused."""
+    from chargen.training.config import extend_budget
+
+    cfg = TrainConfig(lr=0.01, warmup_steps=5, min_lr_frac=0.1, max_steps=100, max_time=600.0)
+    new = extend_budget(cfg, 100, 42.0, max_steps=150)
+    assert (new.max_steps, new.max_time, new.extended_at_step) == (150, 0.0, 100)
+    assert new.extended_from_lr == pytest.approx(0.001)
+    assert [lr_at(new, s, 0.0) for s in (100, 120, 150)] == [pytest.approx(0.001)] * 3
+    timed = extend_budget(cfg, 100, 42.0, more_time=300.0)
+    assert (timed.max_steps, timed.max_time) == (0, 342.0)
+    assert lr_at(timed, 101, 342.0) == pytest.approx(0.001)
+    mid = extend_budget(cfg, 50, 20.0, more_time=10.0)  # interrupted halfway down: a new decay from there
+    assert lr_at(mid, 50, 20.0) == pytest.approx(lr_at(cfg, 50, 20.0)) and lr_at(cfg, 50, 20.0) > 0.005
+    assert lr_at(mid, 60, 25.0) < lr_at(mid, 60, 20.0) and lr_at(mid, 60, 30.0) == pytest.approx(0.001)
+    early = extend_budget(cfg, 3, 1.0, max_steps=300)  # in the warmup: it goes on, then one decay to 300
+    assert early.extended_at_step == 0 and [lr_at(early, s, 0.0) for s in (3, 4, 5)] == [
+        pytest.approx(0.008), pytest.approx(0.01), pytest.approx(0.01)]
+    with pytest.raises(ChargenError, match="at step 100 already") as err:
+        extend_budget(cfg, 100, 42.0, max_steps=100)
+    assert "--max-steps above 100" in err.value.hint
+    with pytest.raises(ChargenError, match="training needs a limit"):
+        extend_budget(cfg, 100, 42.0, more_time=0.0)
 
 
 # -- evaluation -------------------------------------------------------------------------
@@ -287,6 +350,49 @@ def test_resume_of_finished_run_adds_nothing(tmp_path, corpus_file, make_model_c
     result = train(corpus_file, mc, cfg, out=tmp_path / "run", resume=True, progress=False)
     assert (result.steps, result.stop_reason) == (10, "max_steps")
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
+
+
+def test_resume_with_more_steps_continues_and_resumes_exactly(interrupt_at, tmp_path, corpus_file, make_model_config,
+                                                             make_train_config, monkeypatch):
+    """A finished run given a new step limit must go on from its step at the rate it ended with (the floor),
+    and that extended run, interrupted and resumed plainly, must reproduce its uninterrupted self."""
+    mc, cfg = make_model_config(), make_train_config(max_steps=10, eval_every=2, save_every=2)
+    for name in ("whole", "split"):
+        train(corpus_file, mc, cfg, out=tmp_path / name, progress=False)
+    whole = train(corpus_file, mc, cfg, out=tmp_path / "whole", resume=True, max_steps=16, progress=False)
+    assert (whole.steps, whole.stop_reason) == (16, "max_steps")
+    records = metrics(tmp_path / "whole")
+    floor = cfg.lr * cfg.min_lr_frac
+    assert [r["step"] for r in records] == [2, 4, 6, 8, 10, 12, 14, 16]
+    assert records[4]["lr"] > floor  # the rate of step 10 (index 9); the schedule reaches the floor at index 10
+    assert [r["lr"] for r in records[5:]] == [pytest.approx(floor)] * 3  # and goes on there
+    with monkeypatch.context() as m:
+        interrupt_at(m, 13)
+        first = train(corpus_file, mc, cfg, out=tmp_path / "split", resume=True, max_steps=16, progress=False)
+    assert (first.steps, first.stop_reason) == (13, "interrupted")
+    rest = train(corpus_file, mc, cfg, out=tmp_path / "split", resume=True, progress=False)
+    assert (rest.steps, rest.stop_reason) == (16, "max_steps")
+    assert stable(metrics(tmp_path / "split")) == stable(records)
+    assert_same_weights(read_checkpoint(tmp_path / "whole" / "last.pt")["model"],
+                        read_checkpoint(tmp_path / "split" / "last.pt")["model"])
+
+
+def test_new_budget_restarts_patience(tmp_path, corpus_file, make_model_config, make_train_config):
+    """A run stopped by patience stays stopped on a plain resume, but a new budget gives patience a fresh count."""
+    from chargen.training.checkpoint import save_checkpoint
+
+    train(corpus_file, make_model_config(), make_train_config(max_steps=10, eval_every=5), out=tmp_path / "run",
+          progress=False)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    state["train_config"]["patience"], state["evals_since_best"] = 2, 2  # as if patience had stopped it
+    state["train_config"]["max_steps"] = 100
+    save_checkpoint(state, tmp_path / "run" / "last.pt")
+    plain = train(corpus_file, make_model_config(), make_train_config(), out=tmp_path / "run", resume=True,
+                  progress=False)
+    assert (plain.steps, plain.stop_reason) == (10, "patience")
+    more = train(corpus_file, make_model_config(), make_train_config(), out=tmp_path / "run", resume=True,
+                 max_steps=20, progress=False)
+    assert (more.steps, more.stop_reason) == (20, "max_steps")
 
 
 def test_resume_with_other_corpus_refused(tmp_path, corpus_file, make_model_config, make_train_config):
