@@ -43,7 +43,8 @@ def sample(
     quiet: Quiet = False,
     compile_: bool = typer.Option(False, "--compile",
                                   help="CPU: compile the sampling loop with torch.compile (needs a C++ compiler; "
-                                       "5-30 s the first time, then cached): faster for long samples."),
+                                       "20-30 s the first time per model shape, a few seconds to load after): "
+                                       "less time per character, for very long samples."),
 ) -> None:
     """Generate text from a trained model; the text alone goes to stdout as it is made.
 
@@ -66,7 +67,7 @@ def sample(
         sys.stderr.write("warning: --compile has no effect on a GPU, which replays the sampling loop "
                          "as a CUDA graph\n")
     elif compile_ and not quiet:
-        sys.stderr.write("compiling the sampling loop (5-30 s the first time for this model shape, then cached)\n")
+        sys.stderr.write("compiling the sampling loop (20-30 s the first time for this model shape, then cached)\n")
     if interactive:
         interact(Sampler(model, vocab, replace(cfg, num_samples=1), dev), sys.stdin)
     elif num_samples == 1 and not jsonl:

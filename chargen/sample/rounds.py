@@ -5,7 +5,7 @@ it, chosen when the program is built: eagerly, replayed as a CUDA graph, or comp
 An eager loop on a GPU spends its time launching kernels, a dozen or more per character,
 each costing more to launch than to run; a CUDA graph launches a chunk's kernels at once.
 On a CPU the program runs eagerly, or as torch.compile compiles it (`compile=True`: its
-generated C++ loops remove most of the per-op cost, after 5-30 s of compiling).
+generated C++ loops remove most of the per-op cost, after seconds of compiling).
 
 A draw is one product and one argmax: the temperature is folded into the output weights
 and the output bias, and the Gumbel noise is added to the bias (argmax(logits / T + g) is
