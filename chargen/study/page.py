@@ -16,16 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ChargenError
-from .units import (
-    HIGH,
-    LOW,
-    MIN_RUNS,
-    MIN_SUPPORT,
-    Activations,
-    FeatureMatch,
-    Match,
-    Saturation,
-)
+from .units import HIGH, LOW, MIN_RUNS, MIN_SUPPORT, Activations, FeatureMatch, Match, Saturation
 
 LEVELS = "abcdefghijklmnopqrstu"  # 21 colour classes: -1, -0.9, ..., +1 of a unit's scale
 NEGATIVE, POSITIVE = (49, 99, 196), (214, 47, 39)  # blue below zero, red above, white at zero

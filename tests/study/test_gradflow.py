@@ -42,18 +42,24 @@ def test_small_recurrent_weights_vanish():
     assert 0 < norms[20] < 1e-3 * norms[1]
 
 
+def linear_rnn(radius: float):
+    """A one-layer RNN in its linear regime (tiny inputs, no biases: tanh' ~ 1) whose W_hh is `radius`
+    times an orthogonal matrix, so each step back scales the gradient's norm by exactly `radius`."""
+    model = make_model("rnn")
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.copy_(radius * torch.linalg.qr(torch.randn(H, H))[0])
+        model.rnn.bias_ih_l0.zero_()
+        model.rnn.bias_hh_l0.zero_()
+        model.embedding.weight.mul_(1e-4)
+    return model
+
+
 def test_linear_regime_grows_by_the_spectral_radius():
     """Guards against lags counted off by one or in the wrong direction. With tiny inputs the
     tanh stays linear (tanh' ~ 1) and W_hh = 1.5 * orthogonal, so each step back multiplies the
     norm by exactly 1.5. (With large inputs tanh saturates and stops the growth, so no such
     relation holds there.)"""
-    model = make_model("rnn")
-    with torch.no_grad():
-        model.rnn.weight_hh_l0.copy_(1.5 * torch.linalg.qr(torch.randn(H, H))[0])
-        model.rnn.bias_ih_l0.zero_()
-        model.rnn.bias_hh_l0.zero_()
-        model.embedding.weight.mul_(1e-4)
-    norms = gradient_flow(model, random_ids(9), max_lag=6)
+    norms = gradient_flow(linear_rnn(1.5), random_ids(9), max_lag=6)
     for k in range(6):
         assert norms[k + 1] / norms[k] == pytest.approx(1.5, rel=1e-3)
 
@@ -225,12 +231,6 @@ def test_report_horizon_and_ratio_match_a_hand_computed_decay():
     """Guards against a horizon or ratio computed from the wrong lags: in the linear regime (tiny inputs,
     tanh' ~ 1) with W_hh = 0.5 x orthogonal each step back halves the norm, so norm_k / norm_0 = 0.5^k.
     The first k with 0.5^k < 1.5e-3 is 10 (0.5^9 = 1.95e-3, 0.5^10 = 9.8e-4), and k = 20 gives 0.5^20."""
-    model = make_model("rnn")
-    with torch.no_grad():
-        model.rnn.weight_hh_l0.copy_(0.5 * torch.linalg.qr(torch.randn(H, H))[0])
-        model.rnn.bias_ih_l0.zero_()
-        model.rnn.bias_hh_l0.zero_()
-        model.embedding.weight.mul_(1e-4)
-    report = gradient_flow_report(model, random_ids(25), 20, threshold=1.5e-3)
+    report = gradient_flow_report(linear_rnn(0.5), random_ids(25), 20, threshold=1.5e-3)
     assert report["horizon"] == 10
     assert report["ratio_last_first"] == pytest.approx(0.5 ** 20, rel=1e-2)
