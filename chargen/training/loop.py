@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -135,11 +136,15 @@ def _choose_dropout(corpus: Corpus, model_config: ModelConfig, config: TrainConf
     for _ in range(untimed):  # allocation and kernel set-up: not this model's speed
         trainer.train_step()
     trainer.settle()
-    t = time.perf_counter()
+    times = []
     for _ in range(timed):
+        t = time.perf_counter()
         trainer.train_step()
-    trainer.settle()
-    speed = timed * config.batch_size * config.seq_len / max(time.perf_counter() - t, 1e-9)
+        trainer.settle()  # on a GPU, wait for the step: each step's own time
+        times.append(time.perf_counter() - t)
+    # The median step, not the mean: a few slow steps early in a process (another program, memory
+    # touched for the first time) would otherwise plan too few passes.
+    speed = config.batch_size * config.seq_len / max(statistics.median(times), 1e-9)
     return choose_dropout(config, train_chars, from_main(world, speed, device))  # one verdict on all ranks
 
 
