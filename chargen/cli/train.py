@@ -89,7 +89,8 @@ def train(
                           auto_dropout=not resume and dropout_rule_applies(target, dropout), **budget)
     if not result.is_main:  # another rank of a torchrun: rank 0 reports
         return
-    summary = {"run_dir": str(result.run_dir), "best_checkpoint": str(result.run_dir / "best.pt"),
+    best = result.run_dir / "best.pt"  # absent when a run stops before its first evaluation
+    summary = {"run_dir": str(result.run_dir), "best_checkpoint": str(best) if best.is_file() else None,
                "steps": result.steps, "stop_reason": result.stop_reason,
                "best_val_loss": finite(result.best_val_loss), "best_val_bpc": finite(result.best_val_bpc),
                "elapsed_s": round(result.elapsed, 1),

@@ -247,7 +247,8 @@ def test_train_flag_defaults_come_from_dataclasses(captured):
     assert (call["out"], call["resume"], call["progress"]) == (None, False, False)  # --json: no bar either
     assert call["auto_dropout"] is True and "more_time" not in call  # a CPU recipe run: the dropout rule decides
     summary = json.loads(result.stdout)
-    assert summary == {"run_dir": str(Path("runs/x")), "best_checkpoint": str(Path("runs/x/best.pt")), "steps": 3, "stop_reason": "max_steps",
+    # The fake run wrote no best.pt, so the summary names none.
+    assert summary == {"run_dir": str(Path("runs/x")), "best_checkpoint": None, "steps": 3, "stop_reason": "max_steps",
                        "best_val_loss": 1.5, "best_val_bpc": round(1.5 / math.log(2), 4), "elapsed_s": 0.5,
                        "parameters": 123, "chars_per_s": 1000, "device": "cpu", "startup_s": 0.0}
 
@@ -273,6 +274,24 @@ def test_train_ctrl_c_exits_130_after_saving(tmp_path, corpus_file, monkeypatch)
     assert result.exit_code == 130
     assert "interrupted" in result.stderr
     assert read_checkpoint(tmp_path / "run" / "last.pt")["step"] == 3
+
+
+def test_a_run_stopped_before_its_first_evaluation_names_no_best_checkpoint(tmp_path, corpus_file, monkeypatch):
+    """Guards against the summary pointing at a best.pt that was never written (Ctrl-C before the
+    first evaluation): it names none, and the run folder indeed holds last.pt alone."""
+    original = Trainer.train_step
+
+    def train_step(self):
+        if self.state.step == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    result = invoke("train", corpus_file, *TINY, "--json", "--out", tmp_path / "run", "--eval-every", "1000")
+    assert result.exit_code == 130
+    summary = json.loads(result.stdout)
+    assert summary["best_checkpoint"] is None and summary["steps"] == 2
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["last.pt"]
 
 
 # -- sample -----------------------------------------------------------------------------
