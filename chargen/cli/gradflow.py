@@ -26,12 +26,12 @@ from ..training.checkpoint import load_model
 from ..training.config import TrainConfig
 from .common import checkpoint_path, console, field_default
 from .options import Json, StepDevice
-from .terminal import warn_unknown_chars
+from .terminal import warn_unknown
 
 SHOWN_LAGS = (0, 1, 2, 3, 5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500)
 
 
-def _freshfield_default(cls, name: str) -> str:
+def _fresh_default(cls, name: str) -> str:
     return f"With --fresh (default {field_default(cls, name)})."
 
 
@@ -41,10 +41,10 @@ def gradflow(
     fresh: bool = typer.Option(False, "--fresh", help="Measure untrained models built on the text's vocabulary."),
     cells: Optional[str] = typer.Option(None, help="With --fresh: comma-separated cells (default rnn,lstm,gru)."),
     num_layers: Optional[int] = typer.Option(None, "--num-layers", "--layers",
-                                             help=_freshfield_default(ModelConfig, "num_layers")),
-    hidden_size: Optional[int] = typer.Option(None, help=_freshfield_default(ModelConfig, "hidden_size")),
-    embedding_dim: Optional[int] = typer.Option(None, help=_freshfield_default(ModelConfig, "embedding_dim")),
-    seed: Optional[int] = typer.Option(None, help=f"Initialisation seed. {_freshfield_default(TrainConfig, 'seed')}"),
+                                             help=_fresh_default(ModelConfig, "num_layers")),
+    hidden_size: Optional[int] = typer.Option(None, help=_fresh_default(ModelConfig, "hidden_size")),
+    embedding_dim: Optional[int] = typer.Option(None, help=_fresh_default(ModelConfig, "embedding_dim")),
+    seed: Optional[int] = typer.Option(None, help=f"Initialisation seed. {_fresh_default(TrainConfig, 'seed')}"),
     text: Optional[Path] = typer.Option(None, help="UTF-8 text to read (default: the --prime string, else a "
                                                    "built-in English passage of 557 characters)."),
     prime: str = typer.Option("", help="Text to read when --text is not given."),
@@ -72,7 +72,7 @@ def gradflow(
     models, vocab, origin = _models(checkpoint, fresh, options, source, as_json)
     if read == "built-in" and not as_json:
         sys.stderr.write(f"reading {PASSAGE_NAME}; pass --text FILE to read your own\n")
-    warn_unknown_chars(vocab.unknown(piece))
+    warn_unknown(vocab, piece)
     origin["text"] = read
     ids = vocab.encode(piece)  # (max_lag + 2,)
     dev = resolve_device(device, mps=False)

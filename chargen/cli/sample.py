@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 import typer
 
-from ..data.corpus import encode_file, unknown_in_file
+from ..data.corpus import encode_file_with_unknown
 from ..data.text import read_text
 from ..device import resolve_device
 from ..errors import ChargenError
@@ -122,8 +122,8 @@ def evaluate(
         part = (stored.val_frac, stored.val_chars)
     else:
         part = (None, 0)
-    ids = encode_file(textfile, vocab, *part)
-    warn_unknown_chars(unknown_in_file(textfile, vocab, *part))
+    ids, unknown = encode_file_with_unknown(textfile, vocab, *part)
+    warn_unknown_chars(unknown)
     dev = resolve_device(device)
     model.to(dev)
     carried = evaluate_carried(model, ids, dev)

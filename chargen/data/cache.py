@@ -63,8 +63,8 @@ def prepare_corpus(path: str | os.PathLike, min_char_count: int = 1, cache: str 
     """The encoded ids and vocabulary of the UTF-8 file at `path`, from the cache when it is current.
 
     Characters seen fewer than `min_char_count` times become the vocabulary's unknown
-    symbol, which the vocabulary holds even when no character is that rare. Raises ChargenError for a missing, empty, non-UTF-8 or unreadable file, or
-    an unwritable cache folder.
+    symbol, which the vocabulary holds even when no character is that rare. Raises ChargenError
+    for a missing, empty, non-UTF-8 or unreadable file, or an unwritable cache folder.
     """
     t0 = time.perf_counter()
     path = _check_file(Path(path))

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import ChargenError
-from .cache import prepare_corpus
+from .cache import PreparedCorpus, prepare_corpus
 from .utf8 import Progress
 from .vocab import Vocab
 
@@ -57,7 +57,24 @@ def encode_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = 
     `vocab` lacks become its unknown symbol (unknown_in_file names them), or raise
     ChargenError naming them when it has none.
     """
+    return _renumbered(prepare_corpus(path), vocab, val_frac, val_chars)
+
+
+def unknown_in_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
+                    val_chars: int = 0) -> list[str]:
+    """The distinct characters of the file (or with `val_frac` of its validation tail) that `vocab`
+    lacks, in code-point order: the ones encode_file reads as the unknown symbol."""
+    return _unknown(prepare_corpus(path), vocab, val_frac, val_chars)
+
+
+def encode_file_with_unknown(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
+                             val_chars: int = 0) -> tuple[torch.Tensor, list[str]]:
+    """encode_file's ids and unknown_in_file's characters, from one opening of the cache."""
     prepared = prepare_corpus(path)
+    return _renumbered(prepared, vocab, val_frac, val_chars), _unknown(prepared, vocab, val_frac, val_chars)
+
+
+def _renumbered(prepared: PreparedCorpus, vocab: Vocab, val_frac: float | None, val_chars: int) -> torch.Tensor:
     ids = prepared.ids if val_frac is None else split_ids(prepared.ids, val_frac, val_chars)[1]
     missing = _missing(prepared.vocab.chars, prepared.counts, vocab)
     if missing and vocab.unk is None:
@@ -69,11 +86,7 @@ def encode_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = 
     return torch.from_numpy(table[np.asarray(ids)])  # file id -> model id
 
 
-def unknown_in_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
-                    val_chars: int = 0) -> list[str]:
-    """The distinct characters of the file (or with `val_frac` of its validation tail) that `vocab`
-    lacks, in code-point order: the ones encode_file reads as the unknown symbol."""
-    prepared = prepare_corpus(path)
+def _unknown(prepared: PreparedCorpus, vocab: Vocab, val_frac: float | None, val_chars: int) -> list[str]:
     missing = _missing(prepared.vocab.chars, prepared.counts, vocab)
     if not missing or val_frac is None:
         return missing

@@ -52,14 +52,6 @@ class Activations:
         return self.states[state][layer, :, unit]
 
 
-def keep_known(vocab: Vocab, text: str) -> tuple[str, int]:
-    """`text` without the characters the vocabulary lacks, and how many were dropped (the CLI
-    no longer drops them: record reads them as the unknown symbol)."""
-    known = set(vocab.chars)
-    kept = "".join(c for c in text if c in known)
-    return kept, len(text) - len(kept)
-
-
 @torch.no_grad()
 def record(model: CharRNN, vocab: Vocab, text: str) -> Activations:
     """Run `text` through the model from a zero state, one character at a time, keeping every

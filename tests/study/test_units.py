@@ -23,7 +23,6 @@ from chargen.study.units import (
     find_units,
     gate_saturation,
     in_quotes,
-    keep_known,
     line_position,
     line_start,
     record,
@@ -91,10 +90,6 @@ def test_feature_invariants(text):
         assert pos[t] == (0 if c == "\n" else before + 1)
         assert (quotes[t] != (quotes[t - 1] if t else 0)) == (c == '"')
         assert depth[t] >= 0 and abs(depth[t] - (depth[t - 1] if t else 0)) <= 1
-
-
-def test_keep_known_drops_and_counts():
-    assert keep_known(VOCAB, "a-b\u00e9\n") == ("ab\n", 2)
 
 
 # ---- recording ----
