@@ -10,6 +10,7 @@ import typer
 
 from .cells import cells
 from .common import guard
+from .export import export_command
 from .gradflow import gradflow
 from .sample import evaluate, info, sample
 from .study import compare, plot
@@ -18,6 +19,7 @@ from .train import prepare, train
 COMMANDS = [  # (name, function): the order of `chargen --help`
     ("train", train), ("sample", sample), ("info", info), ("eval", evaluate), ("prepare", prepare),
     ("compare", compare), ("plot", plot), ("gradflow", gradflow), ("cells", cells),
+    ("export", export_command),
 ]
 
 

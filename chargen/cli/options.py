@@ -15,7 +15,8 @@ StepDevice = Annotated[str, typer.Option(help="auto (CUDA if available, else the
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, tables or messages.")]
 CheckpointArg = Annotated[Optional[Path], typer.Argument(
-    help="A .pt file (default: the newest checkpoints/**/best.pt).", show_default=False)]
+    help="A .pt file or an exported model folder (default: the newest checkpoints/**/best.pt).",
+    show_default=False)]
 Corpus = Annotated[Path, typer.Argument(help="UTF-8 text file to learn from.", show_default=False)]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed gives the same run.")]
 NumLayers = Annotated[int, typer.Option("--num-layers", "--layers", help="Stacked recurrent layers.")]

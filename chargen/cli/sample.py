@@ -82,11 +82,12 @@ def sample(
 
 
 def info(checkpoint: CheckpointArg = None, as_json: Json = False) -> None:
-    """Show a checkpoint's configuration, vocabulary, size and validation loss."""
+    """Show a checkpoint's (or model folder's) configuration, vocabulary, size and validation loss."""
     path = checkpoint_path(checkpoint, as_json)
     model, vocab, ckpt = load_model(path)
     best = ckpt.best_val_loss
-    rows = {"checkpoint": str(path), "format_version": ckpt.format_version, "step": ckpt.step,
+    rows = {"checkpoint": str(path), "format_version": ckpt.format_version, "corpus": ckpt.corpus or None,
+            "step": ckpt.step,
             "parameters": model.num_parameters(), "vocab_size": len(vocab), "unknown_symbol": vocab.unk,
             "best_val_loss": finite(best), "best_val_bpc": finite(best / math.log(2)),
             "model_config": ckpt.model_config.to_dict(),

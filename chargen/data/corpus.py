@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ class Corpus:
     vocab: Vocab
     train_ids: np.ndarray  # (N_train,) uint8/16/32, memory-mapped
     val_ids: torch.Tensor  # (N_val,) int64
+    name: str = ""  # the corpus file's name, kept in checkpoints for a model card
 
 
 def load_corpus(path: str | os.PathLike, val_frac: float, val_chars: int = 0, min_char_count: int = 1,
@@ -45,7 +47,7 @@ def load_corpus(path: str | os.PathLike, val_frac: float, val_chars: int = 0, mi
     if val_frac > 0 and len(val_ids) < 2:
         raise ChargenError(f"{path} is too short for a validation split ({len(prepared.ids)} characters)",
                            "use a longer text or --val-frac 0")
-    return Corpus(prepared.vocab, train_ids, torch.from_numpy(val_ids.astype(np.int64)))
+    return Corpus(prepared.vocab, train_ids, torch.from_numpy(val_ids.astype(np.int64)), Path(path).name)
 
 
 def encode_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,

@@ -27,7 +27,7 @@ FORMAT_VERSION = 2  # 2: the vocabulary always holds the unknown symbol U+FFFD (
 TEMP_SUFFIX = ".tmp"  # a file being written is ".<name>.<random><TEMP_SUFFIX>" beside its target
 REQUIRED = ("format_version", "model_config", "vocab", "model")
 OPTIONAL = ("train_config", "optimizer", "rng", "scaler", "step", "epoch", "window", "elapsed", "best_val_loss",
-            "evals_since_best", "hidden")
+            "evals_since_best", "hidden", "corpus", "corpus_chars")
 PER_CHARACTER = ("embedding.weight", "head.weight", "head.bias")  # the weights with one row per character
 # A format 1 model's new unknown symbol gets the smallest bias minus this: e^-10 of the rarest character's
 # weight, so the known characters' probabilities (and a validation loss) move by less than 1e-4 of themselves.
@@ -193,7 +193,8 @@ class Checkpoint:
 
     A file holding only a model (`train_config` None) can be sampled but not resumed;
     `optimizer`, `rng`, `scaler` are the state_dicts their owners gave; `hidden` is the
-    carried state's tensors on the CPU (one, or an LSTM's two), None for zeros.
+    carried state's tensors on the CPU (one, or an LSTM's two), None for zeros. Older files
+    lack the later fields (`corpus`, `corpus_chars`) and read with their defaults.
     """
 
     model_config: ModelConfig
@@ -210,6 +211,8 @@ class Checkpoint:
     best_val_loss: float = math.inf
     evals_since_best: int = 0
     hidden: list[torch.Tensor] | None = None
+    corpus: str = ""  # the corpus's file name, for a model card ("" in files written before it was kept)
+    corpus_chars: int = 0  # the corpus's length in characters (0: not recorded)
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -266,8 +269,3 @@ class Checkpoint:
                                "use another checkpoint") from None
         return model.eval()
 
-
-def load_model(path: str | os.PathLike) -> tuple[CharRNN, Vocab, Checkpoint]:
-    """Read a checkpoint file and rebuild its model: (model on the CPU in eval mode, vocab, checkpoint)."""
-    ckpt = Checkpoint.read(path)
-    return ckpt.build_model(path), ckpt.vocab, ckpt

@@ -124,7 +124,8 @@ class Trainer:
                           self.optimizer.state_dict(), rng,
                           self.scaler.state_dict() if self.scaler.is_enabled() else None,
                           s.step, s.epoch, s.window, s.elapsed, s.best_val_loss, s.evals_since_best,
-                          [h.cpu() for h in hidden] if hidden else None)
+                          [h.cpu() for h in hidden] if hidden else None, corpus=self.corpus.name,
+                          corpus_chars=len(self.corpus.train_ids) + len(self.corpus.val_ids))
 
     def restore(self, ckpt: Checkpoint) -> None:
         """Continue exactly where `ckpt` (a last.pt of this run) stopped."""

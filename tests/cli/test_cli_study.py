@@ -14,7 +14,7 @@ from chargen.cli import app
 from chargen.data.vocab import Vocab
 from chargen.model.charrnn import ModelConfig
 from chargen.study.gradflow import fresh_model, gradient_flow_report
-from chargen.training.checkpoint import load_model
+from chargen.training import load_model
 from chargen.training.config import TrainConfig
 
 TWINKLE = "Twinkle, twinkle, little star,\nHow I wonder what you are!\n"

@@ -1,0 +1,41 @@
+"""`chargen export`: write a trained model as a safetensors folder, an ONNX step or a web page."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..export import FORMATS, export
+from .common import checkpoint_path
+from .options import CheckpointArg, Json, Quiet
+
+NEXT_STEP = {
+    "safetensors": "chargen sample {path} --temp 0.8   (or upload the folder to a model hub as it is)",
+    "onnx": "run it with onnxruntime: inputs ids (B,) and the state, outputs logits and the next state",
+    "web": "open {path} in a browser: it works offline, and it is one file to send",
+}
+
+
+def export_command(
+    checkpoint: CheckpointArg = None,
+    fmt: str = typer.Option("safetensors", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
+    out: Optional[Path] = typer.Option(None, help="Where to write: a folder for safetensors, a .onnx or .html file "
+                                                  "(default: named after the run, in the current folder)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists (only once the new one is ready)."),
+    title: Optional[str] = typer.Option(None, help="Title of the model card or web page."),
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Export a model for use outside chargen: safetensors (a model folder with config.json and a
+    model card), onnx (one recurrent step; needs the export extra) or web (a page that generates
+    text in the browser, offline)."""
+    result = export(checkpoint_path(checkpoint, quiet or as_json), fmt, out, force, title)
+    if as_json:
+        print(json.dumps({"format": result.format, "path": str(result.path), "files": list(result.files),
+                          "bytes": result.bytes}))
+    elif not quiet:
+        sys.stderr.write(f"wrote {result.path} ({result.bytes / 1e6:.1f} MB: {', '.join(result.files)})\n"
+                         f"next: {NEXT_STEP[result.format].format(path=result.path)}\n")

@@ -1,0 +1,77 @@
+"""The model card (README.md) of an exported model folder: what the model is, how well it did,
+the command that trains it again and a sample of its text, with the front matter the Hugging
+Face Hub reads. Words only: the numbers come from the checkpoint."""
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+
+from ..model import CharRNN
+from ..sample import SampleConfig, sample_texts
+from ..training import Checkpoint, TrainConfig
+
+CARD_SAMPLE = SampleConfig(length=400, temperature=0.8, seed=1)  # the card's sample: seeded, so it is reproducible
+# The training settings a person would set on the command line; the rest keep their defaults.
+COMMAND_FIELDS = ("batch_size", "seq_len", "lr", "max_steps", "max_time", "seed", "min_char_count")
+
+
+def describe(ckpt: Checkpoint, model: CharRNN) -> dict[str, str]:
+    """The model's facts as short labelled strings (for the card and the web page)."""
+    c = ckpt.model_config
+    facts = {"model": f"{c.cell.upper()}, {c.num_layers} layer{'s' * (c.num_layers > 1)} x {c.hidden_size} units, "
+                      f"embedding {c.embedding_dim}; {model.num_parameters():,} parameters; "
+                      f"{len(ckpt.vocab)}-symbol vocabulary"}
+    corpus = ckpt.corpus or "not recorded"
+    if ckpt.corpus_chars:
+        corpus += f" ({ckpt.corpus_chars:,} characters)"
+    facts["corpus"] = corpus
+    best = ckpt.best_val_loss
+    facts["validation loss"] = (f"{best:.4f} nats/char ({best / math.log(2):.3f} bits/char)"
+                                if math.isfinite(best) else "not measured")
+    if ckpt.step:
+        facts["training"] = f"{ckpt.step:,} steps, {ckpt.elapsed / 60:.1f} minutes"
+    return facts
+
+
+def train_command(ckpt: Checkpoint) -> str | None:
+    """A `chargen train` command with this model's shape and its run's settings (those that differ
+    from the defaults), or None when the checkpoint kept no training settings."""
+    if ckpt.train_config is None:
+        return None
+    c, t, default = ckpt.model_config, ckpt.train_config, TrainConfig()
+    parts = ["chargen train", ckpt.corpus or "CORPUS", f"--cell {c.cell}", f"--num-layers {c.num_layers}",
+             f"--hidden-size {c.hidden_size}", f"--embedding-dim {c.embedding_dim}", f"--dropout {c.dropout:g}"]
+    known = {f.name for f in fields(TrainConfig)}
+    for name in COMMAND_FIELDS:
+        if name in known and getattr(t, name) != getattr(default, name):
+            parts.append(f"--{name.replace('_', '-')} {getattr(t, name):g}")
+    return " ".join(parts)
+
+
+def model_card(ckpt: Checkpoint, model: CharRNN, title: str) -> str:
+    """README.md for a model folder."""
+    facts = describe(ckpt, model)
+    sample = sample_texts(model, ckpt.vocab, CARD_SAMPLE, "cpu")[0]
+    command = train_command(ckpt)
+    lines = ["---", "library_name: chargen", f"tags: [chargen, char-rnn, {ckpt.model_config.cell}, text-generation]",
+             "---", "", f"# {title}", "",
+             f"A character-level recurrent network trained with chargen on {ckpt.corpus or 'a text corpus'}.", "",
+             "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in facts.items()]
+    lines += ["", "## Use it", "", "```", "pip install chargen", "chargen sample THIS_FOLDER --temp 0.8", "```", "",
+              "The weights are in `model.safetensors`; `config.json` holds the model's shape and its vocabulary "
+              "(`vocab`: the characters in id order; `unk`: the symbol that stands for unseen characters).", ""]
+    if command:
+        lines += ["## Trained with", "", "```", command, "```", ""]
+    fence = "`" * max(3, _longest_run(sample, "`") + 1)
+    lines += [f"## A sample (seed {CARD_SAMPLE.seed}, temperature {CARD_SAMPLE.temperature})", "",
+              fence + "text", sample, fence, ""]
+    return "\n".join(lines)
+
+
+def _longest_run(text: str, ch: str) -> int:
+    best = run = 0
+    for c in text:
+        run = run + 1 if c == ch else 0
+        best = max(best, run)
+    return best

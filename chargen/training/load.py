@@ -1,0 +1,24 @@
+"""Opening a trained model from either form it is kept in: a checkpoint file (best.pt, last.pt)
+or a model folder (model.safetensors + config.json, as `chargen export --format safetensors`
+writes). Neither way runs code from the file."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..data import Vocab
+from ..model import CharRNN
+from .checkpoint import Checkpoint
+from .folder import read_model_folder
+
+
+def read_model(path: str | os.PathLike) -> Checkpoint:
+    """The Checkpoint in a .pt file or a model folder; ChargenError for anything else."""
+    return read_model_folder(path) if Path(path).is_dir() else Checkpoint.read(path)
+
+
+def load_model(path: str | os.PathLike) -> tuple[CharRNN, Vocab, Checkpoint]:
+    """Read a checkpoint file or model folder and rebuild its model: (model on the CPU in eval
+    mode, vocab, checkpoint)."""
+    ckpt = read_model(path)
+    return ckpt.build_model(path), ckpt.vocab, ckpt

@@ -1,0 +1,117 @@
+"""`chargen export` through the CLI: what it writes, and that bad input is one line, a non-zero
+exit and nothing half-written or lost."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chargen.cli import app
+from chargen.training.folder import WEIGHTS
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
+    assert isinstance(result.exception, SystemExit) and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "hint:" in lines[0], result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files or folders an export left behind."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_export_then_sample_and_info_read_the_folder(trained_run, tmp_path):
+    """Guards against a folder that `chargen sample` and `chargen info` cannot read, or read
+    differently from the checkpoint it came from."""
+    out = tmp_path / "shared"
+    result = invoke("export", trained_run.best, "--format", "safetensors", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "" and f"wrote {out}" in result.stderr and "chargen sample" in result.stderr
+    args = ["--seed", 3, "--length", 60, "--temp", 0.8, "--prime", "Like "]
+    from_folder = invoke("sample", out, *args)
+    from_file = invoke("sample", trained_run.best, *args)
+    assert from_folder.exit_code == from_file.exit_code == 0
+    assert from_folder.stdout == from_file.stdout and len(from_folder.stdout) >= 65
+    info = json.loads(invoke("info", out, "--json").stdout)
+    original = json.loads(invoke("info", trained_run.best, "--json").stdout)
+    for key in ("corpus", "step", "parameters", "vocab_size", "unknown_symbol", "best_val_loss", "model_config"):
+        assert info[key] == original[key], key
+    assert info["corpus"] == "poem.txt"
+
+
+def test_json_names_what_was_written(trained_run, tmp_path):
+    result = invoke("export", trained_run.best, "--out", tmp_path / "m", "--json")
+    assert result.exit_code == 0 and result.stderr == ""
+    report = json.loads(result.stdout)
+    assert report["format"] == "safetensors" and report["files"] == ["README.md", "config.json", WEIGHTS]
+    assert report["bytes"] == sum(p.stat().st_size for p in (tmp_path / "m").iterdir())
+
+
+def test_an_existing_output_is_refused_unless_forced_and_then_replaced_whole(trained_run, tmp_path):
+    """Guards against an export that overwrites a user's folder unasked, or, with --force, merges
+    into it (an old file surviving beside the new ones)."""
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    assert_one_line_error(invoke("export", trained_run.best, "--out", out), "already exists", "--force")
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    result = invoke("export", trained_run.best, "--out", out, "--force")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", WEIGHTS]
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--format", "tflite"], ("unknown export format 'tflite'", "safetensors, onnx, web")),
+    (["--out", "{best_dir}", "--force"], ("would replace the checkpoint",)),
+])
+def test_bad_options_are_one_line(trained_run, tmp_path, monkeypatch, args, needles):
+    args = [a.format(best_dir=trained_run.run_dir) for a in args]
+    monkeypatch.chdir(tmp_path)  # the default --out lands here, if anything wrongly wrote it
+    assert_one_line_error(invoke("export", trained_run.best, *args), *needles)
+    assert list(tmp_path.iterdir()) == [] and (trained_run.run_dir / "best.pt").is_file()
+
+
+def test_a_file_that_is_not_a_chargen_checkpoint_writes_nothing(tmp_path):
+    bogus = tmp_path / "notes.pt"
+    bogus.write_text("just some text")
+    assert_one_line_error(invoke("export", bogus, "--out", tmp_path / "m"), "not a valid chargen checkpoint")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.pt"]
+
+
+def test_an_unwritable_output_folder_is_one_line(trained_run, tmp_path):
+    """A read-only place (here: a path under a file, which even root cannot write into)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_one_line_error(invoke("export", trained_run.best, "--out", blocker / "m"), "cannot write", "writable")
+    assert blocker.read_text() == "x"
+
+
+def test_a_failure_while_writing_leaves_nothing_and_keeps_the_old_output(trained_run, tmp_path, monkeypatch):
+    """Guards against a half-written export: the build fails after its first file (a full disk),
+    and neither a partial folder nor a temporary one remains; a --force target keeps its old files."""
+    import chargen.export.writer as writer
+
+    def half_then_fail(ckpt, folder):
+        (folder / WEIGHTS).write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(writer, "write_model_files", half_then_fail)
+    assert_one_line_error(invoke("export", trained_run.best, "--out", tmp_path / "new"), "No space left")
+    assert list(tmp_path.iterdir()) == []
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text("previous export")
+    assert_one_line_error(invoke("export", trained_run.best, "--out", old, "--force"), "No space left")
+    assert [p.name for p in tmp_path.iterdir()] == ["old"] and (old / "config.json").read_text() == "previous export"
