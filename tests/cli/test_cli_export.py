@@ -115,3 +115,28 @@ def test_a_failure_while_writing_leaves_nothing_and_keeps_the_old_output(trained
     (old / "config.json").write_text("previous export")
     assert_one_line_error(invoke("export", trained_run.best, "--out", old, "--force"), "No space left")
     assert [p.name for p in tmp_path.iterdir()] == ["old"] and (old / "config.json").read_text() == "previous export"
+
+
+def test_export_onnx_writes_one_graph_that_runs(trained_run, tmp_path):
+    """The CLI route to the ONNX step (tests/export/test_onnx.py checks its numbers in depth)."""
+    ort = pytest.importorskip("onnxruntime")
+    import numpy as np
+    import torch
+
+    from chargen import load_model
+
+    out = tmp_path / "poem.onnx"
+    result = invoke("export", trained_run.best, "--format", "onnx", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["poem.onnx"]
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    model, vocab, _ = load_model(trained_run.best)
+    assert json.loads(meta["chargen.vocab"]) == list(vocab.chars)
+    ids = vocab.encode("Up")  # (2,)
+    zeros = np.zeros((2, 1, 16), np.float32)  # (L, B, H)
+    logits, h, c = session.run(None, {"ids": ids[:1].numpy(), "h": zeros, "c": zeros})
+    logits, h, c = session.run(None, {"ids": ids[1:].numpy(), "h": h, "c": c})
+    with torch.no_grad():
+        expected = model(ids[None])[0][0, -1]  # (V,)
+    np.testing.assert_allclose(logits[0], expected.numpy(), atol=1e-4)
