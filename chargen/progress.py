@@ -1,14 +1,21 @@
-"""Progress bars on stderr (tqdm): preparing a corpus in MB, training in steps or seconds.
+"""Progress bars on stderr (tqdm): preparing a corpus in MB, training in steps or seconds,
+and writing a message above a bar without breaking it.
 
 `enabled=None` shows a bar only on a terminal, so logs and pipes get none. The bars show
 figures they are handed; they decide nothing about the work.
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 from tqdm import tqdm
+
+
+def write_above(text: str) -> None:
+    """Write `text` and a newline to stderr; a bar showing there is cleared first and redrawn below it."""
+    tqdm.write(text, file=sys.stderr)
 
 
 class PrepareBar:

@@ -16,10 +16,12 @@ from ..progress import PrepareBar
 from ..training import TrainConfig, default_configs
 from ..training import train as run_training
 from ..training.distributed import world_from_env
+from ..training.preview import SAMPLE_TEMPERATURE
 from ..training.recipes import default_help, dropout_rule_applies
 from ..training.runs import newest_run
 from .common import Interrupted, console, field_default, finite, table
 from .options import Corpus, Device, Json, MinCharCount, Quiet
+from .watch import show_sample
 
 TC = TrainConfig  # the flags' defaults come from the config dataclasses
 
@@ -58,6 +60,14 @@ def train(
     device: Device = field_default(TC, "device"),
     precision: str = typer.Option(field_default(TC, "precision"),
                                   help="auto, fp32, bf16 or fp16 (autocast; fp16 on CUDA only)."),
+    sample_chars: int = typer.Option(field_default(TC, "sample_chars"),
+                                     help=f"Characters drawn at each evaluation (seeded, temperature "
+                                          f"{SAMPLE_TEMPERATURE}), shown on stderr and kept in metrics.jsonl; "
+                                          "0 = none."),
+    # `\\[` is a literal bracket in the help's rich markup, which would otherwise swallow "[tensorboard]".
+    tensorboard: bool = typer.Option(field_default(TC, "tensorboard"), "--tensorboard",
+                                     help="Also write TensorBoard event files to <run>/tensorboard/ "
+                                          "(needs: pip install 'chargen\\[tensorboard]')."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default checkpoints/<corpus>-<cell>)."),
     resume: bool = typer.Option(False, help="Continue the run in --out, else the newest run of CORPUS "
                                             "(of --cell, if given), from its last.pt."),
@@ -67,6 +77,7 @@ def train(
     """Train a model on CORPUS; writes best.pt, last.pt and metrics.jsonl to the run folder.
 
     Settings left out come from the device's recipe (GRU 2x256 on a CPU, LSTM 3x1024 on a GPU).
+    Each evaluation shows a short sample on stderr (not with --quiet or --json).
     """
     target = resolve_device(device)
     model_config, config = default_configs(
@@ -74,7 +85,8 @@ def train(
         dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr, weight_decay=weight_decay,
         warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip, max_steps=max_steps,
         max_time=max_time, patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
-        val_chars=val_chars, min_char_count=min_char_count, seed=seed, device=device, precision=precision)
+        val_chars=val_chars, min_char_count=min_char_count, seed=seed, device=device, precision=precision,
+        sample_chars=sample_chars, tensorboard=tensorboard)
     budget = {}
     if resume:
         _warn_ignored_on_resume(ctx, out)
@@ -86,7 +98,8 @@ def train(
                 sys.stderr.write(f"resuming {out}\n")
     result = run_training(corpus, model_config, config, out=out, resume=resume,
                           progress=False if quiet or as_json else None,
-                          auto_dropout=not resume and dropout_rule_applies(target, dropout), **budget)
+                          auto_dropout=not resume and dropout_rule_applies(target, dropout),
+                          on_eval=None if quiet or as_json else show_sample, **budget)
     if not result.is_main:  # another rank of a torchrun: rank 0 reports
         return
     best = result.run_dir / "best.pt"  # absent when a run stops before its first evaluation
@@ -107,9 +120,11 @@ def train(
         raise Interrupted
 
 
-# `chargen train` options that a resume still takes from the command line: where it runs, and
-# a new budget (--max-time adds seconds, --max-steps sets a new total). Without --out, --cell picks the run.
-_RESUME_TAKES = {"corpus", "device", "precision", "out", "resume", "quiet", "as_json", "max_time", "max_steps"}
+# `chargen train` options that a resume still takes from the command line: where it runs, what it shows
+# (--sample-chars, --tensorboard), and a new budget (--max-time adds seconds, --max-steps sets a new total).
+# Without --out, --cell picks the run.
+_RESUME_TAKES = {"corpus", "device", "precision", "out", "resume", "quiet", "as_json", "max_time", "max_steps",
+                 "sample_chars", "tensorboard"}
 
 
 def _typed(ctx: typer.Context, name: str) -> bool:

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, replace
 from ..device import PRECISIONS
 from ..errors import ChargenError
 
+MAX_SAMPLE_CHARS = 100_000  # one character per model call: far more would stall every evaluation
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -14,6 +16,7 @@ class TrainConfig:
 
     `max_steps=0` and `max_time=0` mean no limit (at least one must be set); the
     learning-rate schedule runs over `max_steps` when it is set, else over `max_time`.
+    `sample_chars` and `tensorboard` only watch the run: they change nothing in its training.
     The `extended_*` fields are not settings: `extend_budget` writes them when a resume
     gives a run a new budget, and `lr_at` then decays from there (see `lr_at`).
     """
@@ -36,6 +39,8 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     precision: str = "auto"
+    sample_chars: int = 200  # characters of text drawn at each evaluation (metrics.jsonl, stderr); 0 = none
+    tensorboard: bool = False  # also write TensorBoard event files into <run>/tensorboard/
     extended_at_step: int = 0  # where the last budget extension began (0 = never extended),
     extended_at_time: float = 0.0  # its second of training,
     extended_from_lr: float = 0.0  # and the learning rate there
@@ -46,6 +51,7 @@ class TrainConfig:
             ("max_steps", 0, 1 << 40), ("patience", 0, 1 << 40), ("eval_every", 1, 1 << 40),
             ("save_every", 1, 1 << 40), ("seed", 0, 2**63 - 1),
             ("val_chars", 0, 1 << 50), ("min_char_count", 1, 1 << 50), ("extended_at_step", 0, 1 << 40),
+            ("sample_chars", 0, MAX_SAMPLE_CHARS),
         ]
         for name, low, high in checks:
             value = getattr(self, name)
@@ -63,6 +69,9 @@ class TrainConfig:
                 bound = "[" if low_ok else "("
                 raise ChargenError(f"{name} must be in {bound}{low}, {high}], got {value!r}",
                                    f"fix --{name.replace('_', '-')}")
+        if not isinstance(self.tensorboard, bool):
+            raise ChargenError(f"tensorboard must be True or False, got {self.tensorboard!r}",
+                               "pass --tensorboard, or leave it out")
         if self.precision not in PRECISIONS:
             raise ChargenError(f"unknown precision {self.precision!r}", "use --precision auto, fp32, bf16 or fp16")
         if self.max_steps == 0 and self.max_time == 0:

@@ -28,7 +28,7 @@ class EvalResult:
 
 
 @contextmanager
-def _eval_mode(model: CharRNN):
+def eval_mode(model: CharRNN):
     """Dropout off while scoring; the caller's mode back afterwards, whatever happens."""
     was_training = model.training
     model.eval()
@@ -53,7 +53,7 @@ def evaluate_carried(model: CharRNN, ids: torch.Tensor, device: torch.device,
         raise ChargenError(f"text too short to evaluate ({len(ids)} characters)", "use a longer text")
     data = ids[: stream_len * streams].view(streams, stream_len)  # (S, N/S), stays where it is
     hidden, total = None, 0.0
-    with _eval_mode(model):
+    with eval_mode(model):
         for start in range(0, stream_len - 1, chunk):
             end = min(start + chunk, stream_len - 1)
             x = data[:, start:end].to(device)  # (S, t)
@@ -75,7 +75,7 @@ def evaluate_windows(model: CharRNN, ids: torch.Tensor, device: torch.device, wi
     starts = torch.randint(len(ids) - window, (count,), generator=gen)  # (count,)
     offsets = torch.arange(window + 1)  # (W+1,)
     total = 0.0
-    with _eval_mode(model):
+    with eval_mode(model):
         for i in range(0, count, batch):
             rows = ids[starts[i: i + batch, None] + offsets].to(device)  # (b, W+1)
             logits, _ = model(rows[:, :-1])  # (b, W, V)

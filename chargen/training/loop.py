@@ -12,12 +12,15 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from ..data import Corpus, load_corpus
 from ..device import resolve_device
 from ..errors import ChargenError
 from ..model import ModelConfig
 from ..progress import PrepareBar, TrainBar
+from .board import EVERY as BOARD_EVERY
+from .board import Board, require_tensorboard
 from .checkpoint import Checkpoint, remove_stale_temp_files
 from .config import TrainConfig, extend_budget
 from .distributed import World, barrier, connect, disconnect, from_main, world_from_env
@@ -53,7 +56,8 @@ class TrainResult:
 
 def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfig, out: Path | None = None,
           resume: bool = False, progress: bool | None = None, root: str | Path = "checkpoints",
-          auto_dropout: bool = False, more_time: float | None = None, max_steps: int | None = None) -> TrainResult:
+          auto_dropout: bool = False, more_time: float | None = None, max_steps: int | None = None,
+          on_eval: Callable[[dict], None] | None = None) -> TrainResult:
     """Train a model on `corpus_path` and write best.pt, last.pt and metrics.jsonl into the run folder.
 
     The folder is `out`, else `<root>/<corpus>-<cell>` (or `-2`, `-3`, ... when that holds a run).
@@ -63,13 +67,17 @@ def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfi
 
     With `resume`, the run in `out` (without `out`: the newest run of this corpus, any cell,
     runs.newest_run) continues from its last.pt, which supplies both configs and the exact
-    position; the passed configs are ignored but for the device and precision. `more_time`
+    position; the passed configs are ignored but for the device, the precision and what the run
+    shows of itself (sample_chars, tensorboard: they change nothing in the training). `more_time`
     (seconds on top of what the run has spent) and `max_steps` (a new total), when given,
     replace its budget (config.extend_budget: the schedule decays anew from where it stands)
     and restart its patience count. `progress=None` shows a bar only on a terminal. Ctrl-C
-    saves last.pt and returns with stop_reason "interrupted". Started by torchrun, every rank
-    calls this and trains its share (see Trainer); only rank 0 touches the run folder.
-    Raises ChargenError for bad input, an unwritable folder, or a loss that stays non-finite.
+    saves last.pt and returns with stop_reason "interrupted". `on_eval` is called with each
+    evaluation's metrics record (its "sample" included) once it is written; with
+    `config.tensorboard`, event files go to `<run>/tensorboard/` (board.py). Started by torchrun,
+    every rank calls this and trains its share (see Trainer); only rank 0 touches the run folder,
+    calls `on_eval` and writes events. Raises ChargenError for bad input, an unwritable folder, a
+    loss that stays non-finite, or --tensorboard without the tensorboard package (before training).
     """
     t0 = time.perf_counter()
     world = world_from_env()
@@ -82,6 +90,8 @@ def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfi
         ckpt, model_config, config = _resume_configs(run_dir, config, more_time, max_steps)
     elif more_time is not None or max_steps is not None:
         raise ChargenError("more_time and max_steps extend a resumed run", "set a new run's budget in its TrainConfig")
+    if config.tensorboard:
+        require_tensorboard()
     device = connect(world, resolve_device(config.device))
     try:
         corpus = _load(corpus_path, config, world, progress)
@@ -101,7 +111,9 @@ def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfi
             trainer = _make_trainer(corpus, model_config, config, run_dir, device, world)
             if ckpt is not None:
                 _restore(trainer, ckpt, run_dir, new_budget=more_time is not None or max_steps is not None)
-            result = _run(trainer, progress if world.is_main else False, time.perf_counter() - t0)
+            with Board(run_dir, config.tensorboard and world.is_main, trainer.state.step) as board:
+                result = _run(trainer, progress if world.is_main else False, time.perf_counter() - t0, board,
+                              on_eval if world.is_main else None)
             result.dropout_choice = choice
             # Under torchrun every rank leaves together: rank 0 may still be saving when the others
             # finish, and a rank that tears the process group down under a busy peer can abort.
@@ -113,12 +125,13 @@ def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfi
 
 def _resume_configs(run_dir: Path, config: TrainConfig, more_time: float | None,
                     max_steps: int | None) -> tuple[Checkpoint, ModelConfig, TrainConfig]:
-    """The run's last.pt and its own configs, but for where it runs and any new budget."""
+    """The run's last.pt and its own configs, but for where it runs, what it shows, and any new budget."""
     ckpt = Checkpoint.read(run_dir / "last.pt")
     if ckpt.train_config is None or ckpt.optimizer is None or ckpt.rng is None:
         raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: it holds a model but no training state",
                            "start a new run without --resume")
-    own = replace(ckpt.train_config, device=config.device, precision=config.precision)
+    own = replace(ckpt.train_config, device=config.device, precision=config.precision,
+                  sample_chars=config.sample_chars, tensorboard=config.tensorboard)
     if more_time is not None or max_steps is not None:
         own = extend_budget(own, ckpt.step, ckpt.elapsed, more_time, max_steps)
     return ckpt, ckpt.model_config, own
@@ -195,7 +208,8 @@ def _stop_reason(trainer: Trainer) -> str | None:
     return None
 
 
-def _run(trainer: Trainer, progress: bool | None, startup: float) -> TrainResult:
+def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
+         on_eval: Callable[[dict], None] | None) -> TrainResult:
     s, cfg = trainer.state, trainer.config
     chars_per_step = cfg.batch_size * cfg.seq_len
     bar = TrainBar(cfg.max_steps, cfg.max_time, s.step, s.elapsed, progress)
@@ -204,6 +218,13 @@ def _run(trainer: Trainer, progress: bool | None, startup: float) -> TrainResult
 
     def speed() -> float:  # training characters per second in this process, evaluation excluded
         return steps_here * chars_per_step / max(step_time, 1e-9)
+
+    def evaluate() -> None:
+        record = trainer.evaluate(speed())
+        bar.show_eval(record)
+        board.log_eval(record)
+        if on_eval is not None:
+            on_eval(record)
 
     try:
         while (reason := _stop_reason(trainer)) is None:
@@ -219,13 +240,15 @@ def _run(trainer: Trainer, progress: bool | None, startup: float) -> TrainResult
                                    f"are in {trainer.run_dir / 'last.pt'}", "lower --lr or --grad-clip")
             s.elapsed = from_main(trainer.world, time.perf_counter() - start, trainer.device)  # one clock for all ranks
             if s.step % cfg.eval_every == 0:
-                bar.show_eval(trainer.evaluate(speed()))
+                evaluate()
                 evaluated_at = s.step
             if s.step % cfg.save_every == 0:
                 trainer.save("last.pt")
             bar.update(s.step, s.elapsed, *trainer.last_figures, speed())
+            if s.step % BOARD_EVERY == 0:  # figures the host has read already: no wait for the device
+                board.log_step(s.step, trainer.lr, speed(), trainer.read_step, *trainer.last_figures)
         if evaluated_at != s.step and steps_here > 0:
-            trainer.evaluate(speed())
+            evaluate()
     except KeyboardInterrupt:
         reason = "interrupted"
     finally:

@@ -27,6 +27,7 @@ from .checkpoint import Checkpoint
 from .config import TrainConfig, lr_at
 from .distributed import World, from_main, mean
 from .evaluate import EvalResult, evaluate_carried
+from .preview import draw_sample
 from .runs import append_metrics
 
 
@@ -200,10 +201,15 @@ class Trainer:
             self.last_figures = (loss, norm)
         return self.last_figures
 
+    @property
+    def read_step(self) -> int:
+        """The step whose figures `last_figures` holds (0: none read yet)."""
+        return self.state.step - len(self.unread)
+
     def evaluate(self, chars_per_s: float) -> dict:
         """Score the validation text, log a metrics record with this step's own training figures
-        (read now, not a step late), count patience, and write best.pt when the loss improved or
-        there is no validation text."""
+        (read now, not a step late) and, on the main rank, a sample of `sample_chars` characters,
+        count patience, and write best.pt when the loss improved or there is no validation text."""
         s = self.state
         train_loss, grad_norm = self.settle()
         val = evaluate_carried(self.model, self.corpus.val_ids, self.device) if len(self.corpus.val_ids) > 1 else None
@@ -219,6 +225,9 @@ class Trainer:
         elif val is not None:  # without a validation set there is nothing to be patient about
             s.evals_since_best += 1
         record["best"] = improved
+        if self.config.sample_chars and self.world.is_main:  # what the model writes now, from a fixed seed
+            record["sample"] = draw_sample(self.model, self.corpus.vocab, self.device, self.config.sample_chars,
+                                           self.config.seed)
         self.history.append(record)
         if self.world.is_main:
             append_metrics(self.run_dir, record)

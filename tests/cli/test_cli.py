@@ -174,7 +174,7 @@ FLAG_VALUES = {  # distinctive, non-default values for every config field
     "batch_size": 5, "seq_len": 11, "lr": 0.004, "weight_decay": 0.02, "warmup_steps": 7, "min_lr_frac": 0.2,
     "grad_clip": 0.5, "max_steps": 123, "max_time": 45.5, "patience": 4, "eval_every": 13, "save_every": 17,
     "val_frac": 0.15, "seed": 99, "device": "cpu", "precision": "fp32", "impl": "reference",
-    "val_chars": 5000, "min_char_count": 2,
+    "val_chars": 5000, "min_char_count": 2, "sample_chars": 37, "tensorboard": True,
 }
 
 
@@ -224,7 +224,8 @@ def test_every_train_flag_reaches_its_field(captured):
     present = [n for n in config_fields() if f"--{n.replace('_', '-')}" in train_options()]
     args = ["train", "poem.txt"]
     for name in present:
-        args += [f"--{name.replace('_', '-')}", str(FLAG_VALUES[name])]
+        flag = f"--{name.replace('_', '-')}"
+        args += [flag] if FLAG_VALUES[name] is True else [flag, str(FLAG_VALUES[name])]  # a bool is a bare flag
     result = invoke(*args, "--out", "runs/x", "--resume", "--quiet")
     assert result.exit_code == 0, result.stderr
     (call,) = captured
