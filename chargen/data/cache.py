@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from ..errors import ChargenError
 from .sources import FILE_SEPARATOR, SourceFile, Sources
 from .stream import Batch, batches
-from .utf8 import Encoder, Progress, char_ends, count_chars
+from .utf8 import Encoder, Progress, count_chars
 from .vocab import KINDS, Vocab
 
 CACHE_VERSION = 2  # 2: corpora of several files, the vocabulary's kind, where each file ends
@@ -42,7 +41,7 @@ class PreparedCorpus:
 
     vocab: Vocab
     ids: np.ndarray
-    counts: dict[str, int]  # occurrences of each character (byte) of the corpus, before rare ones became unknown
+    counts: dict[str, int]  # occurrences of each character, before rare ones became unknown; {} for bytes
     cache_dir: Path
     cache_hit: bool
     seconds: float  # time spent preparing (or opening the cache)
@@ -73,9 +72,9 @@ def fingerprint(files: list[SourceFile]) -> dict:
     return stamp
 
 
-def _stat(path: Path) -> tuple[int, int]:
+def _stat(path: str) -> tuple[int, int]:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except FileNotFoundError:
         raise ChargenError(f"{path} vanished while the corpus was being prepared",
                            "train again once the files stay put") from None
@@ -86,7 +85,7 @@ def work_bytes(corpus: Corpus, vocab: str = "chars") -> int:
     """The bytes that prepare_corpus reports to its `progress` when it prepares `corpus`: its size
     (with separators) once per pass."""
     files = Sources.of(corpus).files()
-    size = sum(f.path.stat().st_size for f in files) + (len(files) if len(files) > 1 else 0)
+    size = sum(os.path.getsize(f.path) for f in files) + (len(files) if len(files) > 1 else 0)
     return size * (1 if vocab == "bytes" else 2)
 
 
@@ -131,7 +130,7 @@ def prepare_corpus(corpus: Corpus, min_char_count: int = 1, cache: str | os.Path
     ids, counts, ends = _write_cache(folder, files, kept, counts, stamp, min_char_count, progress)
     _check_unchanged(files, stamp)
     return PreparedCorpus(kept, ids, counts, folder, False, time.perf_counter() - t0,
-                          tuple(str(f.path) for f in files), ends)
+                          tuple(f.path for f in files), ends)
 
 
 def _check_not_empty(counts: dict[str, int], sources: Sources, several: bool) -> None:
@@ -197,7 +196,7 @@ def _write_cache(folder: Path, files: list[SourceFile], vocab: Vocab, counts: di
         meta = {"version": CACHE_VERSION, "kind": vocab.kind, "fingerprint": stamp,
                 "min_char_count": min_char_count, "chars": list(vocab.chars), "unk": vocab.unk,
                 "dtype": dtype.name, "length": length, "counts": counts,
-                "files": [str(f.path) for f in files], "ends": ends}
+                "files": [f.path for f in files], "ends": ends}
         _write_json(folder / "meta.json", meta)
     except OSError as e:
         raise ChargenError(f"cannot write the corpus cache in {folder}: {e.strerror or e}",
@@ -218,8 +217,8 @@ def _encode_into(f, stream: Iterator[Batch], encoder: Encoder, progress: Progres
     length, ends, pending = 0, [], None
     with ThreadPoolExecutor(1) as writer:
         for batch in stream:
-            ids = encoder.encode(batch.data, batch.parts)  # (T,)
-            ends += [length + e for e in char_ends(batch.data, batch.ends)]
+            ids, id_ends = encoder.encode(batch.data, batch.parts, batch.ends)  # (T,)
+            ends += [length + e for e in id_ends]
             if pending is not None:
                 pending.result()
             pending = writer.submit(f.write, ids.data)  # ids stays alive in the closure until written
@@ -232,24 +231,21 @@ def _encode_into(f, stream: Iterator[Batch], encoder: Encoder, progress: Progres
 
 
 def _copy_into(f, stream: Iterator[Batch], progress: Progress | None) -> tuple[int, list[int], dict[str, int]]:
-    """Write every batch's bytes to `f` as they are (a bytes corpus's ids), counting each byte value;
-    returns how many were written, where each file ends, and the counts (byte b as chr(b))."""
+    """Write every batch's bytes to `f` as they are (a bytes corpus's ids); returns how many were
+    written, where each file ends, and no counts (every byte is in the vocabulary: none is rare)."""
     length, ends, pending = 0, [], None
-    counts = torch.zeros(256, dtype=torch.int64)
     with ThreadPoolExecutor(1) as writer:
         for batch in stream:
             if pending is not None:
                 pending.result()
             pending = writer.submit(f.write, batch.data)
-            if batch.data:
-                counts += torch.bincount(torch.frombuffer(bytearray(batch.data), dtype=torch.uint8), minlength=256)
             ends += [length + e for e in batch.ends]
             length += len(batch.data)
             if progress:
                 progress(len(batch.data))
         if pending is not None:
             pending.result()
-    return length, ends, {chr(b): n for b, n in enumerate(counts.tolist()) if n}
+    return length, ends, {}
 
 
 def _write_json(path: Path, data: dict) -> None:

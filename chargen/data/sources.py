@@ -23,10 +23,11 @@ _MAGIC = re.compile(r"[*?[]")
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One file of a corpus: where it is, and `rel`, its '/'-separated path relative to the
-    folder (or a glob's fixed leading folders) it was found in; for a file given by itself, its name."""
+    """One file of a corpus: where it is (a str, cheaper than a Path ten thousand times over), and
+    `rel`, its '/'-separated path relative to the folder (or a glob's fixed leading folders) it
+    was found in; for a file given by itself, its name."""
 
-    path: Path
+    path: str
     rel: str
 
 
@@ -107,9 +108,9 @@ class Sources:
 def _expand(path: str) -> list[SourceFile]:
     """The files of one path: itself, a folder's files, or a pattern's, sorted by relative path."""
     if os.path.isfile(path):
-        return [SourceFile(Path(path), Path(path).name)]
+        return [SourceFile(path, Path(path).name)]
     if os.path.isdir(path):
-        files = _walk(Path(path), Path(path))
+        files = _walk(path, "")
         if not files:
             raise ChargenError(f"{path} holds no files", "pass a folder with text files in it (hidden files "
                                                          "and folders are skipped), or a text file")
@@ -118,36 +119,37 @@ def _expand(path: str) -> list[SourceFile]:
         if os.path.lexists(path):
             raise ChargenError(f"{path} is not a file or a folder", "pass a text file, a folder or a glob pattern")
         raise ChargenError(f"corpus not found: {path}", "check the path, e.g. corpora/shakespeare.txt")
-    base = Path(_fixed_part(path) or ".")
+    base = _fixed_part(path) or "."
     files: list[SourceFile] = []
     for match in glob.glob(path, recursive=True):
+        rel = Path(os.path.relpath(match, base)).as_posix()
         if os.path.isdir(match):
-            files += _walk(Path(match), base)
+            files += _walk(match, rel + "/")
         elif os.path.isfile(match):
-            files.append(SourceFile(Path(match), Path(os.path.relpath(match, base)).as_posix()))
+            files.append(SourceFile(match, rel))
     if not files:
         raise ChargenError(f"no file matches {path}", "check the pattern, e.g. 'texts/**/*.txt' (in quotes, "
                                                       "so that chargen expands it: '**' crosses folders)")
     return sorted(files, key=_order)
 
 
-def _walk(folder: Path, base: Path) -> list[SourceFile]:
-    """Every file below `folder` (hidden entries skipped, folder links not followed), relative to `base`."""
-    files, pending = [], [folder]
+def _walk(folder: str, rel: str) -> list[SourceFile]:
+    """Every file below `folder` (hidden entries skipped, folder links not followed), its relative
+    path prefixed with `rel`."""
+    files, pending = [], [(folder, rel)]
     while pending:
-        current = pending.pop()
+        current, prefix = pending.pop()
         try:
             with os.scandir(current) as entries:
                 for entry in entries:
                     if entry.name.startswith("."):
                         continue
                     if entry.is_dir(follow_symlinks=False):
-                        pending.append(Path(entry.path))
+                        pending.append((entry.path, f"{prefix}{entry.name}/"))
                     elif entry.is_file():
-                        files.append(SourceFile(Path(entry.path), Path(os.path.relpath(entry.path, base)).as_posix()))
+                        files.append(SourceFile(entry.path, prefix + entry.name))
         except OSError as e:
-            raise ChargenError(f"cannot read the folder {current}: {e.strerror}",
-                               "check its permissions") from None
+            raise ChargenError(f"cannot read the folder {current}: {e.strerror}", "check its permissions") from None
     return sorted(files, key=_order)
 
 

@@ -5,7 +5,6 @@ Reading errors become one ChargenError naming the file; what the bytes mean is n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 from ..errors import ChargenError
@@ -57,17 +56,16 @@ def batches(files: list[SourceFile], kind: str, separator: bool) -> Iterator[Bat
         yield Batch(b"".join(data), parts, ends)
 
 
-def _pieces(path: Path, kind: str, size: int) -> Iterator[tuple[int, bytes]]:
+def _pieces(path: str, kind: str, size: int) -> Iterator[tuple[int, bytes]]:
     """(byte offset, bytes) pieces of one file, with one ChargenError if it cannot be read."""
     try:
-        with open(path, "rb") as f:
-            if kind == "chars":
-                yield from utf8.pieces(f, size)
-            else:
-                offset = 0
-                while block := f.read(size):
-                    yield offset, block
-                    offset += len(block)
+        if kind == "chars":
+            yield from utf8.pieces(utf8.read_blocks(path, size))
+        else:
+            offset = 0
+            for block in utf8.read_blocks(path, size):
+                yield offset, block
+                offset += len(block)
     except FileNotFoundError:
         raise ChargenError(f"{path} vanished while the corpus was being prepared",
                            "train again once the files stay put") from None
