@@ -45,7 +45,8 @@ def gradflow(
     hidden_size: Optional[int] = typer.Option(None, help=_fresh_default(ModelConfig, "hidden_size")),
     embedding_dim: Optional[int] = typer.Option(None, help=_fresh_default(ModelConfig, "embedding_dim")),
     seed: Optional[int] = typer.Option(None, help=f"Initialisation seed. {_fresh_default(TrainConfig, 'seed')}"),
-    text: Optional[Path] = typer.Option(None, help="UTF-8 text to read (default: the --prime string, else a "
+    text: Optional[Path] = typer.Option(None, help="Text to read, UTF-8 (any file for a bytes model; default: the "
+                                                   "--prime string, else a "
                                                    "built-in English passage of 557 characters)."),
     prime: str = typer.Option("", help="Text to read when --text is not given."),
     offset: int = typer.Option(0, help="Character of the text to start at."),

@@ -121,11 +121,11 @@ def prepare_corpus(corpus: Corpus, min_char_count: int = 1, cache: str | os.Path
         return PreparedCorpus(*found[:3], folder, True, time.perf_counter() - t0, *found[3:])
     several = len(files) > 1
     if vocab == "bytes":
-        _check_not_empty({"": sum(size for _, size, _ in stamp["files"])}, sources, several)
+        _check_not_empty(sum(size for _, size, _ in stamp["files"]), sources, several)
         kept, counts = Vocab.for_bytes(), None
     else:
         counts = count_chars(((b.data, b.parts) for b in batches(files, vocab, several)), progress)
-        _check_not_empty(counts, sources, several)
+        _check_not_empty(sum(counts.values()) - counts.get(FILE_SEPARATOR, 0) * several, sources, several)
         kept = Vocab.from_counts(counts, min_char_count, FILE_SEPARATOR if several else "")
     ids, counts, ends = _write_cache(folder, files, kept, counts, stamp, min_char_count, progress)
     _check_unchanged(files, stamp)
@@ -133,8 +133,9 @@ def prepare_corpus(corpus: Corpus, min_char_count: int = 1, cache: str | os.Path
                           tuple(f.path for f in files), ends)
 
 
-def _check_not_empty(counts: dict[str, int], sources: Sources, several: bool) -> None:
-    if sum(counts.values()) == counts.get(FILE_SEPARATOR, 0) * several:
+def _check_not_empty(content: int, sources: Sources, several: bool) -> None:
+    """ChargenError when the files hold no `content` (characters, or bytes) besides the separators."""
+    if not content:
         which = f"every file of {sources} is empty" if several else f"{sources} is empty"
         raise ChargenError(which, "train on a file that contains text")
 

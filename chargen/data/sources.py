@@ -51,7 +51,9 @@ class Sources:
 
     def __post_init__(self) -> None:
         for name in ("paths", "include", "exclude"):
-            object.__setattr__(self, name, tuple(os.fspath(p) for p in getattr(self, name)))
+            value = getattr(self, name)
+            value = (value,) if isinstance(value, (str, os.PathLike)) else value  # one, not its characters
+            object.__setattr__(self, name, tuple(os.fspath(p) for p in value))
         if not self.paths or any(not p for p in self.paths):
             raise ChargenError("no corpus given", "pass a text file, a folder or a glob pattern")
 
