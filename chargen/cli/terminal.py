@@ -17,8 +17,8 @@ from ..sample.sampler import Sampler, stop_after, text_pieces
 def unescape(text: str) -> str:
     """Let a shell user write a newline, a tab or any character below U+0100 in --stop as \\n, \\t
     or \\xHH (\\x1c: the file separator that ends each file of a corpus of several)."""
-    text = re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), text)
-    return text.replace("\\n", "\n").replace("\\t", "\t")
+    escapes = {"n": "\n", "t": "\t"}
+    return re.sub(r"\\(x[0-9a-fA-F]{2}|n|t)", lambda m: escapes.get(m[1]) or chr(int(m[1][1:], 16)), text)
 
 
 def warn_unknown(vocab: Vocab, text: str) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ChargenError
 from .sources import FILE_SEPARATOR, SourceFile, Sources
-from .stream import Batch, batches
+from .stream import Batch, batches, unreadable
 from .utf8 import Encoder, Progress, count_chars
 from .vocab import KINDS, Vocab
 
@@ -64,10 +64,13 @@ def fingerprint(files: list[SourceFile]) -> dict:
     stamp = {"files": [[os.path.abspath(f.path), *_stat(f.path)] for f in files]}
     if len(files) == 1:
         h = hashlib.blake2b(digest_size=16)
-        with open(files[0].path, "rb") as f:
-            h.update(f.read(FINGERPRINT_BYTES))
-            f.seek(max(0, stamp["files"][0][1] - FINGERPRINT_BYTES))
-            h.update(f.read(FINGERPRINT_BYTES))
+        try:
+            with open(files[0].path, "rb") as f:
+                h.update(f.read(FINGERPRINT_BYTES))
+                f.seek(max(0, stamp["files"][0][1] - FINGERPRINT_BYTES))
+                h.update(f.read(FINGERPRINT_BYTES))
+        except OSError as e:
+            unreadable(files[0].path, e)
         stamp["head_tail_blake2b"] = h.hexdigest()
     return stamp
 
@@ -75,10 +78,10 @@ def fingerprint(files: list[SourceFile]) -> dict:
 def _stat(path: str) -> tuple[int, int]:
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        raise ChargenError(f"{path} vanished while the corpus was being prepared",
-                           "train again once the files stay put") from None
+    except OSError as e:
+        unreadable(path, e)
     return st.st_size, st.st_mtime_ns
+
 
 
 def work_bytes(corpus: Corpus, vocab: str = "chars") -> int:

@@ -5,7 +5,7 @@ Reading errors become one ChargenError naming the file; what the bytes mean is n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 from ..errors import ChargenError
 from . import utf8
@@ -66,9 +66,14 @@ def _pieces(path: str, kind: str, size: int) -> Iterator[tuple[int, bytes]]:
             for block in utf8.read_blocks(path, size):
                 yield offset, block
                 offset += len(block)
-    except FileNotFoundError:
+    except OSError as e:
+        unreadable(path, e)
+
+
+def unreadable(path: str, e: OSError) -> NoReturn:
+    """Raise the ChargenError for a file of the corpus that could not be read (`e`), naming it."""
+    if isinstance(e, FileNotFoundError):
         raise ChargenError(f"{path} vanished while the corpus was being prepared",
                            "train again once the files stay put") from None
-    except OSError as e:
-        raise ChargenError(f"cannot read {path}: {e.strerror or e}",
-                           "check the file's permissions, or leave it out with --exclude") from None
+    raise ChargenError(f"cannot read {path}: {e.strerror or e}",
+                       "check the file's permissions, or leave it out with --exclude") from None

@@ -108,6 +108,7 @@ def test_bad_corpora_are_one_line_errors(tmp_path, case, needle):
 def test_stop_escapes_name_the_file_separator():
     """--stop '\\x1c' must be the separator itself, so a sample can end with the first generated file."""
     assert unescape("\\x1c") == FILE_SEPARATOR and unescape("a\\nb\\t\\x41") == "a\nb\tA"
+    assert unescape("\\x5cn") == "\\n"  # an escaped backslash before 'n' stays a backslash and an 'n'
 
 
 # -- a bytes model in every command -----------------------------------------------------------
