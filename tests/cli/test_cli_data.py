@@ -15,7 +15,7 @@ from chargen import SampleConfig, load_model, read_checkpoint
 from chargen.cli import app
 from chargen.cli.terminal import unescape
 from chargen.data import FILE_SEPARATOR
-from chargen.sample import generate_ids
+from chargen.sample import Sampler, generate_ids
 from chargen.study.gradflow import gradient_flow_report
 from chargen.training import evaluate_carried
 
@@ -192,3 +192,18 @@ def test_compare_with_bytes(tmp_path):
     (row,) = json.loads(result.stdout)
     assert row["cell"] == "rnn" and math.isfinite(row["best_val_loss"]) and isinstance(row["sample"], str)
     assert read_checkpoint(tmp_path / "cmp" / "rnn" / "best.pt")["vocab_kind"] == "bytes"
+
+
+def test_interactive_with_a_bytes_model(bytes_run):
+    """-i with a bytes model: each typed prime (UTF-8) is echoed and continued with valid text, the state
+    carried from turn to turn, as the library's Sampler draws it."""
+    model, vocab, _ = load_model(bytes_run)
+    sampler = Sampler(model, vocab, SampleConfig(length=25, temperature=1.0, seed=8))
+    turns = []
+    for prime in ("à", "é"):
+        sampler.feed(prime)
+        turns.append(prime + vocab.decode([int(i) for i in sampler.draw(25)]) + "\n")
+    result = runner.invoke(app, ["sample", str(bytes_run), "-i", "--length", "25", "--seed", "8"],
+                           input="à\né\n/quit\n")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "".join(turns)
