@@ -10,7 +10,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from ..errors import ChargenError
 
@@ -92,7 +92,7 @@ class Sources:
         for path in self.paths:
             for f in _expand(path):
                 found.setdefault(os.path.abspath(f.path), f)
-        kept = [f for f in found.values() if self._chosen(f)]
+        kept = [f for f in found.values() if self._chosen(f)] if self.include or self.exclude else list(found.values())
         if not kept:
             raise ChargenError(f"the include/exclude patterns leave none of the {len(found)} files of {self}",
                                "patterns match a file's path relative to the folder given, or its name, "
@@ -100,7 +100,7 @@ class Sources:
         return kept
 
     def _chosen(self, f: SourceFile) -> bool:
-        name = PurePath(f.rel).name
+        name = f.rel.rsplit("/", 1)[-1]
 
         def matches(pattern: str) -> bool:
             return fnmatch.fnmatchcase(f.rel, pattern) or fnmatch.fnmatchcase(name, pattern)
