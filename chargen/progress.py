@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
@@ -19,18 +20,21 @@ def write_above(text: str) -> None:
 
 
 class PrepareBar:
-    """A tqdm bar in MB over the two passes of preparing a corpus; silent on a cache hit."""
+    """A tqdm bar in MB over the passes of preparing a corpus; silent on a cache hit.
 
-    def __init__(self, path: str | Path, enabled: bool | None) -> None:
-        self.path, self.enabled, self.bar = Path(path), enabled, None
+    `size` gives the bytes the passes will report (asked at the first update, so a cache
+    hit costs nothing); without it, two passes over the file at `path`."""
+
+    def __init__(self, path: str | Path, enabled: bool | None, size: Callable[[], int] | None = None) -> None:
+        self.path, self.enabled, self.bar, self.size = Path(path), enabled, None, size
 
     def __enter__(self) -> PrepareBar:
         return self
 
     def update(self, nbytes: int) -> None:
         if self.bar is None:
-            size = self.path.stat().st_size
-            self.bar = tqdm(total=2 * size / 1e6, unit="MB", unit_scale=False, desc=f"preparing {self.path.name}",
+            total = self.size() if self.size is not None else 2 * self.path.stat().st_size
+            self.bar = tqdm(total=total / 1e6, unit="MB", unit_scale=False, desc=f"preparing {self.path.name}",
                             disable=None if self.enabled is None else not self.enabled, leave=False,
                             dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} MB [{elapsed}, {rate_fmt}]")
         self.bar.update(nbytes / 1e6)

@@ -17,7 +17,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from ..data.text import read_text
+from ..data.text import read_raw, read_text
+from ..data.vocab import Vocab
 from ..errors import ChargenError
 from ..study.page import colour, label, page_units, render_page, scaled, write_page
 from ..study.units import (HIGH, LOW, MIN_RUNS, MIN_SUPPORT, Activations, FeatureMatch, Match, Saturation,
@@ -30,7 +31,7 @@ from .terminal import warn_unknown_chars
 
 def cells(
     checkpoint: Optional[Path] = typer.Argument(None, help="A .pt file (default: newest best.pt).", show_default=False),
-    text: Path = typer.Option(..., help="UTF-8 text to read.", show_default=False),
+    text: Path = typer.Option(..., help="Text to read: UTF-8, or any file for a bytes model.", show_default=False),
     offset: int = typer.Option(0, help="Character of --text to start at."),
     max_chars: int = typer.Option(5000, help="Characters to read from --offset on (keeps the page small)."),
     out: Optional[Path] = typer.Option(None, help="HTML page to write (default cells.html; with --unit only if given)."),
@@ -49,7 +50,7 @@ def cells(
         raise ChargenError("--layer selects the layer of --unit", "add --unit N")
     path = checkpoint_path(checkpoint, quiet or as_json)
     model, vocab, _ = load_model(path)
-    chunk = _read(text, offset, max_chars)
+    chunk = _read(text, offset, max_chars, vocab)
     unknown = vocab.unknown(chunk)  # read as the unknown symbol; the page shows them as they are
     if not quiet:
         warn_unknown_chars(unknown)
@@ -79,9 +80,11 @@ def cells(
         _show_unit(acts, chosen)
 
 
-def _read(text: Path, offset: int, max_chars: int) -> str:
-    """The --max-chars characters of the file from --offset on."""
-    source = read_text(text, what="text")
+def _read(text: Path, offset: int, max_chars: int, vocab: Vocab) -> str:
+    """The --max-chars characters of the file from --offset on. A bytes model reads any file: a byte
+    that is not UTF-8 is carried as a lone surrogate (surrogateescape), which it reads as that byte."""
+    source = read_text(text, what="text") if vocab.kind == "chars" else \
+        read_raw(text, what="text").decode("utf-8", "surrogateescape")
     if offset >= len(source):
         raise ChargenError(f"--offset {offset} is past the end of {text} ({len(source)} characters)",
                            f"use an --offset below {len(source)}")

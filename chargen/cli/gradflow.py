@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ..data.text import read_text
+from ..data.text import read_raw, read_text
 from ..data.vocab import Vocab
 from ..device import resolve_device
 from ..errors import ChargenError
@@ -45,7 +45,8 @@ def gradflow(
     hidden_size: Optional[int] = typer.Option(None, help=_fresh_default(ModelConfig, "hidden_size")),
     embedding_dim: Optional[int] = typer.Option(None, help=_fresh_default(ModelConfig, "embedding_dim")),
     seed: Optional[int] = typer.Option(None, help=f"Initialisation seed. {_fresh_default(TrainConfig, 'seed')}"),
-    text: Optional[Path] = typer.Option(None, help="UTF-8 text to read (default: the --prime string, else a "
+    text: Optional[Path] = typer.Option(None, help="Text to read, UTF-8 (any file for a bytes model; default: the "
+                                                   "--prime string, else a "
                                                    "built-in English passage of 557 characters)."),
     prime: str = typer.Option("", help="Text to read when --text is not given."),
     offset: int = typer.Option(0, help="Character of the text to start at."),
@@ -67,14 +68,14 @@ def gradflow(
     if max_lag < 0 or offset < 0:
         raise ChargenError("--max-lag and --offset must be 0 or more", "try --max-lag 50")
     options = dict(cells=cells, num_layers=num_layers, hidden_size=hidden_size, embedding_dim=embedding_dim, seed=seed)
-    source, read = _source(text, prime)
+    models, vocab, origin = _models(checkpoint, fresh, options, text, prime, as_json)
+    source, read = _source(text, prime, vocab)
     piece = _piece(source, offset, max_lag)
-    models, vocab, origin = _models(checkpoint, fresh, options, source, as_json)
     if read == "built-in" and not as_json:
         sys.stderr.write(f"reading {PASSAGE_NAME}; pass --text FILE to read your own\n")
     warn_unknown(vocab, piece)
     origin["text"] = read
-    ids = vocab.encode(piece)  # (max_lag + 2,)
+    ids = vocab.encode(piece)[: max_lag + 2]  # (max_lag + 2,): a bytes model's first bytes of the piece
     dev = resolve_device(device, mps=False)
     reports = [{**gradient_flow_report(m, ids, max_lag, threshold=threshold, device=dev, max_norm=grad_clip,
                                       recurrent_scale=recurrent_scale), **origin} for m in models]
@@ -94,9 +95,12 @@ def gradflow(
         sys.stderr.write(f"wrote {plot}\n")
 
 
-def _source(text: Optional[Path], prime: str) -> tuple[str, str]:
-    """The text to read and where it came from: the --text file, the --prime string, or the built-in passage."""
+def _source(text: Optional[Path], prime: str, vocab: Vocab | None) -> tuple[str, str]:
+    """The text to read and where it came from: the --text file, the --prime string, or the built-in
+    passage. A bytes model reads any --text file (a byte that is not UTF-8 carried as surrogateescape does)."""
     if text is not None:
+        if vocab is not None and vocab.kind == "bytes":
+            return read_raw(text, what="text").decode("utf-8", "surrogateescape"), str(text)
         return read_text(text, what="text"), str(text)
     if prime:
         return prime, "--prime"
@@ -114,7 +118,7 @@ def _piece(source: str, offset: int, max_lag: int) -> str:
     return piece
 
 
-def _models(checkpoint: Optional[Path], fresh: bool, options: dict, source: str, quiet: bool):
+def _models(checkpoint: Optional[Path], fresh: bool, options: dict, text: Optional[Path], prime: str, quiet: bool):
     """The models to measure, the vocabulary to encode the text with, and where they came from."""
     given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None]
     if fresh and checkpoint is not None:
@@ -128,7 +132,7 @@ def _models(checkpoint: Optional[Path], fresh: bool, options: dict, source: str,
         path = checkpoint_path(checkpoint, quiet)
         model, vocab, _ = load_model(path)
         return [model], vocab, {"checkpoint": str(path), "seed": None}
-    vocab = Vocab.from_text(source)
+    vocab = Vocab.from_text(_source(text, prime, None)[0])
     seed = field_default(TrainConfig, "seed") if options["seed"] is None else options["seed"]
     sizes = {k: options[k] for k in ("num_layers", "hidden_size", "embedding_dim") if options[k] is not None}
     names = [c.strip() for c in (options["cells"] or "rnn,lstm,gru").split(",") if c.strip()]

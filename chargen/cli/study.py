@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from ..data import Sources
 from ..errors import ChargenError
 from ..model.charrnn import ModelConfig
 from ..study.compare import CellResult, compare_cells
@@ -23,17 +24,23 @@ from .options import (
     Corpus,
     Device,
     EmbeddingDim,
+    Exclude,
     HiddenSize,
+    Include,
     Json,
     NumLayers,
     Quiet,
     Seed,
     SeqLen,
+    VocabKind,
 )
 
 
 def compare(
     corpus: Corpus,
+    include: Include = None,
+    exclude: Exclude = None,
+    vocab: VocabKind = field_default(TrainConfig, "vocab"),
     cells: str = typer.Option("rnn,lstm,gru", help="Comma-separated cells to train in turn."),
     max_time: float = typer.Option(120.0, help="Seconds of training per cell; 0 = no time limit."),
     max_steps: int = typer.Option(0, help="Steps per cell; 0 = no step limit."),
@@ -55,13 +62,15 @@ def compare(
     """Train each cell on CORPUS for the same budget, seed and sizes; compare them in a table."""
     model = ModelConfig(num_layers=num_layers, hidden_size=hidden_size, embedding_dim=embedding_dim, dropout=dropout)
     config = TrainConfig(batch_size=batch_size, seq_len=seq_len, max_time=max_time, max_steps=max_steps,
-                         eval_every=eval_every, save_every=eval_every, patience=0, seed=seed, device=device)
-    out = out or Path("checkpoints") / f"{corpus.stem}-compare"
+                         eval_every=eval_every, save_every=eval_every, patience=0, seed=seed, device=device,
+                         vocab=vocab)
+    sources = Sources(tuple(corpus), tuple(include or ()), tuple(exclude or ()))
+    out = out or Path("checkpoints") / f"{sources.name}-compare"
     if plot is not None:
         require_matplotlib()  # an explicit --plot that cannot be drawn fails now, not after the training budget
-    results = compare_cells(corpus, [c.strip() for c in cells.split(",")], model, config, out,
+    results = compare_cells(sources, [c.strip() for c in cells.split(",")], model, config, out,
                             sample_length=sample_length, progress=False if quiet or as_json else None)
-    title = f"{', '.join(r.cell for r in results)} on {corpus.name}: same sizes, seed and budget"
+    title = f"{', '.join(r.cell for r in results)} on {sources.name}: same sizes, seed and budget"
     curves = _curves([r.run_dir for r in results], plot or out / "curves.png", title, explicit=plot is not None)
     if as_json:
         print(json.dumps([{**asdict(r), "run_dir": str(r.run_dir), "best_val_loss": finite(r.best_val_loss),

@@ -4,18 +4,21 @@ rich so that it can be driven with plain file objects in tests.
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
-from typing import Iterator, TextIO
+from typing import BinaryIO, Iterator, TextIO
 
 from ..data.vocab import Vocab
 from ..errors import ChargenError
-from ..sample.sampler import Sampler, stop_after
+from ..sample.sampler import Sampler, stop_after, text_pieces
 
 
 def unescape(text: str) -> str:
-    """Let a shell user write a newline or tab in --stop as \\n or \\t."""
-    return text.replace("\\n", "\n").replace("\\t", "\t")
+    """Let a shell user write a newline, a tab or any character below U+0100 in --stop as \\n, \\t
+    or \\xHH (\\x1c: the file separator that ends each file of a corpus of several)."""
+    escapes = {"n": "\n", "t": "\t"}
+    return re.sub(r"\\(x[0-9a-fA-F]{2}|n|t)", lambda m: escapes.get(m[1]) or chr(int(m[1][1:], 16)), text)
 
 
 def warn_unknown(vocab: Vocab, text: str) -> None:
@@ -32,6 +35,9 @@ def warn_unknown_chars(unknown: list[str]) -> None:
 
 
 def stream(prime: str, chars: Iterator[str]) -> None:
+    """Write the prime and then each piece of text as it comes, flushing at each newline (at
+    least every 0.05 s), and a final newline. Characters are written as they are: the file
+    separator U+001C too, so that a script can split a sample into files on it."""
     out = sys.stdout
     out.write(prime)
     last_flush = time.monotonic()
@@ -42,6 +48,24 @@ def stream(prime: str, chars: Iterator[str]) -> None:
             out.flush()
             last_flush = now
     out.write("\n")
+    out.flush()
+
+
+def stream_raw(prime: bytes, ids: Iterator, stop: bytes = b"", out: BinaryIO | None = None) -> None:
+    """Write the prime and then the byte of each drawn id as it comes, unchanged (a bytes model's
+    output exactly as drawn, any bytes at all), ending right after the first `stop`; no final newline."""
+    out = out if out is not None else sys.stdout.buffer
+    out.write(prime)
+    seen = b""
+    for nxt in ids:
+        byte = bytes([int(nxt)])
+        out.write(byte)
+        if stop:
+            seen = (seen + byte)[-len(stop):]
+            if seen == stop:
+                break
+        if byte == b"\n":
+            out.flush()
     out.flush()
 
 
@@ -68,5 +92,4 @@ def interact(sampler: Sampler, lines: TextIO) -> None:
         except ChargenError as e:
             sys.stderr.write(f"error: {e.message}\n")
             continue
-        ids = (int(nxt) for nxt in sampler.draw(cfg.length))
-        stream(text, stop_after((sampler.vocab.chars[i] for i in ids), cfg.stop))
+        stream(text, stop_after(text_pieces(sampler.vocab, sampler.draw(cfg.length)), cfg.stop))

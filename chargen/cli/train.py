@@ -3,13 +3,15 @@ recipe, call the library, and render its summary."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..data import prepare_corpus
+from ..data import Sources, prepare_corpus
+from ..data.cache import work_bytes
 from ..device import resolve_device
 from ..model import ModelConfig
 from ..progress import PrepareBar
@@ -20,7 +22,7 @@ from ..training.preview import SAMPLE_TEMPERATURE
 from ..training.recipes import default_help, dropout_rule_applies
 from ..training.runs import newest_run
 from .common import Interrupted, console, field_default, finite, table
-from .options import Corpus, Device, Json, MinCharCount, Quiet
+from .options import Corpus, Device, Exclude, Include, Json, MinCharCount, Quiet, VocabKind
 from .watch import show_sample
 
 TC = TrainConfig  # the flags' defaults come from the config dataclasses
@@ -29,6 +31,9 @@ TC = TrainConfig  # the flags' defaults come from the config dataclasses
 def train(
     ctx: typer.Context,
     corpus: Corpus,
+    include: Include = None,
+    exclude: Exclude = None,
+    vocab: VocabKind = field_default(TC, "vocab"),
     cell: Optional[str] = typer.Option(None, help=f"Recurrent cell: rnn, lstm or gru. {default_help('cell')}"),
     num_layers: Optional[int] = typer.Option(None, "--num-layers", "--layers", help=default_help('num_layers')),
     hidden_size: Optional[int] = typer.Option(None, help=default_help('hidden_size')),
@@ -53,8 +58,13 @@ def train(
     patience: int = typer.Option(field_default(TC, "patience"), help="Evaluations without improvement; 0 = off."),
     eval_every: int = typer.Option(field_default(TC, "eval_every"), help="Steps between evaluations."),
     save_every: int = typer.Option(field_default(TC, "save_every"), help="Steps between last.pt saves."),
-    val_frac: float = typer.Option(field_default(TC, "val_frac"), help="Validation tail fraction."),
+    val_frac: float = typer.Option(field_default(TC, "val_frac"),
+                                   help="Validation fraction: of one file, its tail; of several, about this "
+                                        "share of the files (the last ones)."),
     val_chars: int = typer.Option(field_default(TC, "val_chars"), help="Cap on the validation tail; 0 = none."),
+    val_files: int = typer.Option(field_default(TC, "val_files"),
+                                  help="Of several files, validate on the last this many (whole files); "
+                                       "0 = about --val-frac of them."),
     min_char_count: MinCharCount = field_default(TC, "min_char_count"),
     seed: int = typer.Option(field_default(TC, "seed")),
     device: Device = field_default(TC, "device"),
@@ -74,7 +84,8 @@ def train(
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
-    """Train a model on CORPUS; writes best.pt, last.pt and metrics.jsonl to the run folder.
+    """Train a model on CORPUS (files, folders, glob patterns); writes best.pt, last.pt and
+    metrics.jsonl to the run folder, named after the first path.
 
     Settings left out come from the device's recipe (GRU 2x256 on a CPU, LSTM 3x1024 on a GPU).
     Each evaluation shows a short sample on stderr (not with --quiet or --json).
@@ -85,18 +96,19 @@ def train(
         dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr, weight_decay=weight_decay,
         warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip, max_steps=max_steps,
         max_time=max_time, patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
-        val_chars=val_chars, min_char_count=min_char_count, seed=seed, device=device, precision=precision,
-        sample_chars=sample_chars, tensorboard=tensorboard)
+        val_chars=val_chars, val_files=val_files, min_char_count=min_char_count, vocab=vocab, seed=seed,
+        device=device, precision=precision, sample_chars=sample_chars, tensorboard=tensorboard)
+    sources = Sources(tuple(corpus), tuple(include or ()), tuple(exclude or ()))
     budget = {}
     if resume:
         _warn_ignored_on_resume(ctx, out)
         budget = {"more_time": max_time if _typed(ctx, "max_time") else None,
                   "max_steps": max_steps if _typed(ctx, "max_steps") else None}
         if out is None:  # the newest run of this corpus (of --cell, if given), named before it starts
-            out = newest_run(corpus, cell)
+            out = newest_run(sources, cell)
             if world_from_env().is_main and not quiet:
                 sys.stderr.write(f"resuming {out}\n")
-    result = run_training(corpus, model_config, config, out=out, resume=resume,
+    result = run_training(sources, model_config, config, out=out, resume=resume,
                           progress=False if quiet or as_json else None,
                           auto_dropout=not resume and dropout_rule_applies(target, dropout),
                           on_eval=None if quiet or as_json else show_sample, **budget)
@@ -123,8 +135,8 @@ def train(
 # `chargen train` options that a resume still takes from the command line: where it runs, what it shows
 # (--sample-chars, --tensorboard), and a new budget (--max-time adds seconds, --max-steps sets a new total).
 # Without --out, --cell picks the run.
-_RESUME_TAKES = {"corpus", "device", "precision", "out", "resume", "quiet", "as_json", "max_time", "max_steps",
-                 "sample_chars", "tensorboard"}
+_RESUME_TAKES = {"corpus", "include", "exclude", "device", "precision", "out", "resume", "quiet", "as_json",
+                 "max_time", "max_steps", "sample_chars", "tensorboard"}
 
 
 def _typed(ctx: typer.Context, name: str) -> bool:
@@ -151,16 +163,22 @@ def describe_model(config: ModelConfig) -> str:
 
 def prepare(
     corpus: Corpus,
+    include: Include = None,
+    exclude: Exclude = None,
+    vocab: VocabKind = field_default(TC, "vocab"),
     min_char_count: MinCharCount = field_default(TC, "min_char_count"),
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
-    """Count and encode CORPUS into the cache that `chargen train` memory-maps (done once per file)."""
-    with PrepareBar(corpus, False if quiet or as_json else None) as bar:
-        p = prepare_corpus(corpus, min_char_count, progress=bar.update)
-    size = corpus.stat().st_size
+    """Count and encode CORPUS into the cache that `chargen train` memory-maps (done once, until a file
+    changes)."""
+    sources = Sources(tuple(corpus), tuple(include or ()), tuple(exclude or ()))
+    with PrepareBar(sources.name, False if quiet or as_json else None, size=lambda: work_bytes(sources, vocab)) as bar:
+        p = prepare_corpus(sources, min_char_count, progress=bar.update, vocab=vocab)
+    size = sum(os.path.getsize(f) for f in p.files)
     rare = sum(1 for c in p.counts if c not in p.vocab.chars)
-    summary = {"corpus": str(corpus), "bytes": size, "characters": len(p.ids), "vocab_size": len(p.vocab),
+    summary = {"corpus": str(sources), "files": len(p.files), "bytes": size, "characters": len(p.ids),
+               "vocab": p.vocab.kind, "vocab_size": len(p.vocab),
                "rare_characters": rare, "unknown_symbol": p.vocab.unk, "dtype": p.ids.dtype.name,
                "cache": str(p.cache_dir), "cache_hit": p.cache_hit, "seconds": round(p.seconds, 3),
                "mb_per_s": round(size / 1e6 / max(p.seconds, 1e-9), 1)}

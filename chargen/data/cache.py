@@ -1,8 +1,10 @@
-"""Prepare once, stream forever: a corpus file of any size becomes a compact array of ids on disk.
+"""Prepare once, stream forever: a corpus of any size (one file, or many) becomes a compact
+array of ids on disk.
 
-Two passes over the file in pieces (utf8.py counts the characters, then encodes them),
-never holding the text in memory; the result is cached and memory-mapped by training.
-This module owns the cache: where it lives, when it is current, how it is written.
+A "chars" corpus takes two passes over its files in pieces (utf8.py counts the characters,
+then encodes them), a "bytes" corpus one (its ids are its bytes), never holding the text
+in memory; the result is cached and memory-mapped by training. This module owns the
+cache: where it lives, when it is current, how it is written.
 """
 from __future__ import annotations
 
@@ -14,28 +16,37 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from ..errors import ChargenError
-from .text import read_raw
-from .utf8 import BOM, Encoder, Progress, chunks, count_chars
-from .vocab import Vocab
+from .sources import FILE_SEPARATOR, SourceFile, Sources
+from .stream import Batch, batches, unreadable
+from .utf8 import Encoder, Progress, count_chars
+from .vocab import KINDS, Vocab
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: corpora of several files, the vocabulary's kind, where each file ends
 FINGERPRINT_BYTES = 1 << 20  # the head and the tail hashed to notice an edit that keeps size and mtime
+Corpus = Sources | str | os.PathLike | list | tuple  # one path, a list of paths, or Sources
 
 
 @dataclass(frozen=True)
 class PreparedCorpus:
-    """A corpus encoded on disk: `ids` is a read-only memory map (N,) of uint8, uint16 or uint32."""
+    """A corpus encoded on disk: `ids` is a read-only memory map (N,) of uint8, uint16 or uint32.
+
+    With several files, each is followed by the file separator; `ends[i]` is the id just
+    past file i (and its separator), so files[i] is ids[ends[i-1]:ends[i]].
+    """
 
     vocab: Vocab
     ids: np.ndarray
-    counts: dict[str, int]  # occurrences of each character of the file, before rare ones became unknown
+    counts: dict[str, int]  # occurrences of each character, before rare ones became unknown; {} for bytes
     cache_dir: Path
     cache_hit: bool
     seconds: float  # time spent preparing (or opening the cache)
+    files: tuple[str, ...] = ()  # the files, in the order joined
+    ends: tuple[int, ...] = ()
 
 
 def cache_root() -> Path:
@@ -46,60 +57,109 @@ def cache_root() -> Path:
     return Path(base) / "chargen"
 
 
-def fingerprint(path: Path) -> dict:
-    """Size, mtime and a hash of the first and last MiB: cheap to compute, and any ordinary
-    edit (appending, truncating, rewriting the head or tail, touching the file) changes it."""
-    st = path.stat()
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        h.update(f.read(FINGERPRINT_BYTES))
-        f.seek(max(0, st.st_size - FINGERPRINT_BYTES))
-        h.update(f.read(FINGERPRINT_BYTES))
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_blake2b": h.hexdigest()}
+def fingerprint(files: list[SourceFile]) -> dict:
+    """Every file's absolute path, size and mtime; for a corpus of one file also a hash of its first
+    and last MiB. Cheap to compute, and any ordinary edit (adding, removing or renaming a file,
+    appending, truncating, touching; with one file, rewriting its head or tail in place) changes it."""
+    stamp = {"files": [[os.path.abspath(f.path), *_stat(f.path)] for f in files]}
+    if len(files) == 1:
+        h = hashlib.blake2b(digest_size=16)
+        try:
+            with open(files[0].path, "rb") as f:
+                h.update(f.read(FINGERPRINT_BYTES))
+                f.seek(max(0, stamp["files"][0][1] - FINGERPRINT_BYTES))
+                h.update(f.read(FINGERPRINT_BYTES))
+        except OSError as e:
+            unreadable(files[0].path, e)
+        stamp["head_tail_blake2b"] = h.hexdigest()
+    return stamp
 
 
-def prepare_corpus(path: str | os.PathLike, min_char_count: int = 1, cache: str | os.PathLike | None = None,
-                   progress: Progress | None = None) -> PreparedCorpus:
-    """The encoded ids and vocabulary of the UTF-8 file at `path`, from the cache when it is current.
+def _stat(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        unreadable(path, e)
+    return st.st_size, st.st_mtime_ns
 
-    Characters seen fewer than `min_char_count` times become the vocabulary's unknown
-    symbol, which the vocabulary holds even when no character is that rare. Raises ChargenError
-    for a missing, empty, non-UTF-8 or unreadable file, or an unwritable cache folder.
+
+
+def work_bytes(corpus: Corpus, vocab: str = "chars") -> int:
+    """The bytes that prepare_corpus reports to its `progress` when it prepares `corpus`: its size
+    (with separators) once per pass."""
+    files = Sources.of(corpus).files()
+    size = sum(os.path.getsize(f.path) for f in files) + (len(files) if len(files) > 1 else 0)
+    return size * (1 if vocab == "bytes" else 2)
+
+
+def prepare_corpus(corpus: Corpus, min_char_count: int = 1, cache: str | os.PathLike | None = None,
+                   progress: Progress | None = None, vocab: str = "chars") -> PreparedCorpus:
+    """The encoded ids and vocabulary of a corpus, from the cache when it is current.
+
+    `corpus` is a file, a folder, a glob pattern, a list of them, or Sources (with include
+    and exclude patterns): see Sources. One file is read as it is; several are joined in
+    Sources' order, each followed by FILE_SEPARATOR (U+001C), which the vocabulary always
+    holds. With `vocab` "chars" the files must be UTF-8 (a BOM is dropped) and characters
+    seen fewer than `min_char_count` times become the unknown symbol, which the vocabulary
+    holds even when no character is that rare; with "bytes" the ids are the files' bytes as
+    stored, any bytes at all. Raises ChargenError for a missing path, an empty corpus, a file
+    that is not UTF-8 (for chars), unreadable or changes meanwhile, or an unwritable cache.
     """
     t0 = time.perf_counter()
-    path = _check_file(Path(path))
+    sources = Sources.of(corpus)
+    if vocab not in KINDS:
+        raise ChargenError(f"unknown vocabulary {vocab!r}", "use --vocab chars or --vocab bytes")
     if not isinstance(min_char_count, int) or min_char_count < 1:
         raise ChargenError(f"min_char_count must be a positive integer, got {min_char_count!r}",
                            "try --min-char-count 1 (keep every character)")
-    key = hashlib.blake2b(f"{path.resolve()}\0{min_char_count}".encode(), digest_size=10).hexdigest()
-    folder = Path(cache) if cache is not None else cache_root()
-    folder = folder / f"{path.stem[:40]}-{key}"
-    stamp = fingerprint(path)
-    found = _open_cached(folder, stamp)
+    if vocab == "bytes" and min_char_count != 1:
+        raise ChargenError("min_char_count applies to a vocabulary of characters; a bytes vocabulary keeps all 256",
+                           "drop --min-char-count, or use --vocab chars")
+    files = sources.files()
+    key = hashlib.blake2b(json.dumps([vocab, min_char_count, sources.key()]).encode(), digest_size=10).hexdigest()
+    folder = (Path(cache) if cache is not None else cache_root()) / f"{sources.name[:40]}-{key}"
+    stamp = fingerprint(files)
+    found = _open_cached(folder, stamp, vocab)
     if found is not None:
-        return PreparedCorpus(*found, folder, True, time.perf_counter() - t0)
-    counts = count_chars(path, progress)
-    vocab = Vocab.from_counts(counts, min_char_count)
-    ids = _write_cache(folder, path, vocab, counts, stamp, min_char_count, progress)
-    if fingerprint(path) != stamp:
-        raise ChargenError(f"{path} changed while it was being prepared", "wait until it is written, then train again")
-    return PreparedCorpus(vocab, ids, counts, folder, False, time.perf_counter() - t0)
+        return PreparedCorpus(*found[:3], folder, True, time.perf_counter() - t0, *found[3:])
+    several = len(files) > 1
+    if vocab == "bytes":
+        _check_not_empty(sum(size for _, size, _ in stamp["files"]), sources, several)
+        kept, counts = Vocab.for_bytes(), None
+    else:
+        counts = count_chars(((b.data, b.parts) for b in batches(files, vocab, several)), progress)
+        _check_not_empty(sum(counts.values()) - counts.get(FILE_SEPARATOR, 0) * several, sources, several)
+        kept = Vocab.from_counts(counts, min_char_count, FILE_SEPARATOR if several else "")
+    ids, counts, ends = _write_cache(folder, files, kept, counts, stamp, min_char_count, progress)
+    _check_unchanged(files, stamp)
+    return PreparedCorpus(kept, ids, counts, folder, False, time.perf_counter() - t0,
+                          tuple(f.path for f in files), ends)
 
 
-def _check_file(path: Path) -> Path:
-    if not read_raw(path, len(BOM) + 1).removeprefix(BOM):
-        raise ChargenError(f"{path} is empty", "train on a file that contains text")
-    return path
+def _check_not_empty(content: int, sources: Sources, several: bool) -> None:
+    """ChargenError when the files hold no `content` (characters, or bytes) besides the separators."""
+    if not content:
+        which = f"every file of {sources} is empty" if several else f"{sources} is empty"
+        raise ChargenError(which, "train on a file that contains text")
 
 
-def _open_cached(folder: Path, stamp: dict) -> tuple[Vocab, np.ndarray, dict[str, int]] | None:
-    """The cached corpus in `folder` if it was made from a file with this fingerprint, else None."""
+def _check_unchanged(files: list[SourceFile], stamp: dict) -> None:
+    now = fingerprint(files)
+    if now != stamp:
+        changed = next((f.path for f, a, b in zip(files, stamp["files"], now["files"]) if a != b), files[0].path)
+        raise ChargenError(f"{changed} changed while it was being prepared",
+                           "wait until it is written, then train again")
+
+
+def _open_cached(folder: Path, stamp: dict, kind: str) -> tuple | None:
+    """(vocab, ids, counts, files, ends) of the cached corpus in `folder` if it was made from files
+    with this fingerprint, else None."""
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("version") != CACHE_VERSION or meta.get("fingerprint") != stamp:
+        if meta.get("version") != CACHE_VERSION or meta.get("fingerprint") != stamp or meta.get("kind") != kind:
             return None
-        vocab = Vocab(tuple(meta["chars"]), meta["unk"])
-        if vocab.unk is None:  # written before every vocabulary had the unknown symbol: add it
+        vocab = Vocab(tuple(meta["chars"]), meta["unk"], kind)
+        if vocab.unk is None and kind == "chars":  # written before every vocabulary had the unknown symbol
             old, vocab = vocab.chars, vocab.with_unknown()
             if vocab.chars[: len(old)] != old:
                 return None  # U+FFFD went before characters above it and renumbered them: rebuild
@@ -107,31 +167,40 @@ def _open_cached(folder: Path, stamp: dict) -> tuple[Vocab, np.ndarray, dict[str
         ids_path = folder / "ids.bin"
         if ids_path.stat().st_size != meta["length"] * dtype.itemsize:
             return None
-        return vocab, np.memmap(ids_path, dtype=dtype, mode="r"), meta["counts"]
+        ids = np.memmap(ids_path, dtype=dtype, mode="r") if meta["length"] else np.zeros(0, dtype)
+        return vocab, ids, meta["counts"], tuple(meta["files"]), tuple(meta["ends"])
     except (OSError, ValueError, KeyError, TypeError, ChargenError):
         return None  # missing or damaged: rebuild it
 
 
-def _write_cache(folder: Path, path: Path, vocab: Vocab, counts: dict[str, int], stamp: dict,
-                 min_char_count: int, progress: Progress | None) -> np.ndarray:
-    """Encode the file (the second pass) into folder/ids.bin and record it in folder/meta.json.
+def _write_cache(folder: Path, files: list[SourceFile], vocab: Vocab, counts: dict[str, int] | None, stamp: dict,
+                 min_char_count: int, progress: Progress | None) -> tuple[np.ndarray, dict[str, int], tuple[int, ...]]:
+    """Encode the files (a chars corpus's second pass, a bytes corpus's only one) into folder/ids.bin
+    and record it in folder/meta.json; returns the ids, the counts and the ends of the files.
 
     meta.json is removed first and written last, each file by rename, so a reader
     sees either a complete cache or none.
     """
-    encoder = Encoder(vocab, max(ord(c) for c in counts), path)
     tmp = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "meta.json").unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".ids.", suffix=".tmp", dir=folder)
+        stream = batches(files, vocab.kind, len(files) > 1)
         with os.fdopen(fd, "wb") as f:
-            length = _encode_into(f, path, encoder, progress)
+            if vocab.kind == "bytes":
+                length, ends, counts = _copy_into(f, stream, progress)
+                dtype = np.dtype(np.uint8)
+            else:
+                encoder = Encoder(vocab, max(ord(c) for c in counts))
+                length, ends = _encode_into(f, stream, encoder, progress)
+                dtype = encoder.dtype
         os.replace(tmp, folder / "ids.bin")
         tmp = None
-        meta = {"version": CACHE_VERSION, "source": str(path.resolve()), "fingerprint": stamp,
+        meta = {"version": CACHE_VERSION, "kind": vocab.kind, "fingerprint": stamp,
                 "min_char_count": min_char_count, "chars": list(vocab.chars), "unk": vocab.unk,
-                "dtype": encoder.dtype.name, "length": length, "counts": counts}
+                "dtype": dtype.name, "length": length, "counts": counts,
+                "files": [f.path for f in files], "ends": ends}
         _write_json(folder / "meta.json", meta)
     except OSError as e:
         raise ChargenError(f"cannot write the corpus cache in {folder}: {e.strerror or e}",
@@ -139,28 +208,48 @@ def _write_cache(folder: Path, path: Path, vocab: Vocab, counts: dict[str, int],
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-    return np.memmap(folder / "ids.bin", dtype=encoder.dtype, mode="r")
+    ids = np.memmap(folder / "ids.bin", dtype=dtype, mode="r") if length else np.zeros(0, dtype)
+    return ids, counts, tuple(ends)
 
 
-def _encode_into(f, path: Path, encoder: Encoder, progress: Progress | None) -> int:
-    """Write the ids of every piece of the file to `f`; returns how many were written.
+def _encode_into(f, stream: Iterator[Batch], encoder: Encoder, progress: Progress | None) -> tuple[int, list[int]]:
+    """Write the ids of every batch to `f`; returns how many were written and where each file ends.
 
-    A writer thread puts piece k on disk while piece k + 1 is encoded: for a large
+    A writer thread puts batch k on disk while batch k + 1 is encoded: for a large
     file the disk is as slow as the encoding, so overlapping them nearly halves the time.
     """
-    length, pending = 0, None
+    length, ends, pending = 0, [], None
     with ThreadPoolExecutor(1) as writer:
-        for offset, data in chunks(path):
-            ids = encoder.encode(data, offset)  # (T,)
+        for batch in stream:
+            ids, id_ends = encoder.encode(batch.data, batch.parts, batch.ends)  # (T,)
+            ends += [length + e for e in id_ends]
             if pending is not None:
                 pending.result()
             pending = writer.submit(f.write, ids.data)  # ids stays alive in the closure until written
             length += len(ids)
             if progress:
-                progress(len(data))
+                progress(len(batch.data))
         if pending is not None:
             pending.result()
-    return length
+    return length, ends
+
+
+def _copy_into(f, stream: Iterator[Batch], progress: Progress | None) -> tuple[int, list[int], dict[str, int]]:
+    """Write every batch's bytes to `f` as they are (a bytes corpus's ids); returns how many were
+    written, where each file ends, and no counts (every byte is in the vocabulary: none is rare)."""
+    length, ends, pending = 0, [], None
+    with ThreadPoolExecutor(1) as writer:
+        for batch in stream:
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(f.write, batch.data)
+            ends += [length + e for e in batch.ends]
+            length += len(batch.data)
+            if progress:
+                progress(len(batch.data))
+        if pending is not None:
+            pending.result()
+    return length, ends, {}
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -1,5 +1,6 @@
-"""A corpus ready for training: the prepared ids split into a training head and a
-contiguous validation tail, and any file encoded in a model's own numbering."""
+"""A corpus ready for training: the prepared ids split into a training head and a validation
+tail (the last files of a corpus of several, a contiguous tail of one file), and any file
+encoded in a model's own numbering."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,9 @@ import numpy as np
 import torch
 
 from ..errors import ChargenError
+from .cache import Corpus as CorpusPaths
 from .cache import PreparedCorpus, prepare_corpus
+from .sources import Sources
 from .utf8 import Progress
 from .vocab import Vocab
 
@@ -28,6 +31,31 @@ def split_ids(ids, val_frac: float, val_chars: int = 0):
     return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
 
 
+def split_files(ids, ends: tuple[int, ...], val_frac: float, val_chars: int = 0, val_files: int = 0):
+    """Split the ids of a corpus of several files (file i ends at `ends[i]`) into (train, val):
+    val is the last `val_files` files in the corpus's order, or with `val_files` 0 about `val_frac`
+    of them (at least one while val_frac > 0, at most all but one).
+
+    With `val_chars`, only as many of those last files as hold val_chars ids are kept for
+    validation (the others train), and of them only the last val_chars ids: the head cut off
+    the first of them is used for neither. Whole files, so that no part of a document is both
+    trained and scored; the last ones in the stable order, so that every machine splits alike.
+    """
+    n = len(ends)
+    k = val_files or (max(1, min(n - 1, round(n * val_frac))) if val_frac > 0 else 0)
+    if k >= n:
+        raise ChargenError(f"--val-files {k} leaves no file to train on: the corpus has {n} files",
+                           f"use --val-files {n - 1} or fewer")
+    starts = (0, *ends[:-1])
+    if val_chars:
+        k = next((j for j in range(1, k) if ends[-1] - starts[n - j] >= val_chars), k)
+    cut = starts[n - k] if k else len(ids)
+    val = ids[cut:]
+    if val_chars and len(val) > val_chars:
+        val = val[len(val) - val_chars:]
+    return ids[:cut], val
+
+
 @dataclass(frozen=True)
 class Corpus:
     """A prepared corpus split for training: a training head read window by window from the
@@ -36,18 +64,29 @@ class Corpus:
     vocab: Vocab
     train_ids: np.ndarray  # (N_train,) uint8/16/32, memory-mapped
     val_ids: torch.Tensor  # (N_val,) int64
-    name: str = ""  # the corpus file's name, kept in checkpoints for a model card
+    name: str = ""  # the corpus's file or folder name (its paths, when several), kept for a model card
 
 
-def load_corpus(path: str | os.PathLike, val_frac: float, val_chars: int = 0, min_char_count: int = 1,
-                cache: str | os.PathLike | None = None, progress: Progress | None = None) -> Corpus:
-    """Prepare (or open from the cache) the file at `path` and split it as split_ids does."""
-    prepared = prepare_corpus(path, min_char_count, cache, progress)
-    train_ids, val_ids = split_ids(prepared.ids, val_frac, val_chars)
-    if val_frac > 0 and len(val_ids) < 2:
-        raise ChargenError(f"{path} is too short for a validation split ({len(prepared.ids)} characters)",
+def load_corpus(path: CorpusPaths, val_frac: float, val_chars: int = 0, min_char_count: int = 1,
+                cache: str | os.PathLike | None = None, progress: Progress | None = None, vocab: str = "chars",
+                val_files: int = 0) -> Corpus:
+    """Prepare (or open from the cache) a corpus (one path, a list of them, or Sources: see
+    prepare_corpus) and split it: one file as split_ids does, several as split_files does."""
+    prepared = prepare_corpus(path, min_char_count, cache, progress, vocab)
+    if len(prepared.ends) > 1:
+        train_ids, val_ids = split_files(prepared.ids, prepared.ends, val_frac, val_chars, val_files)
+    elif val_files:
+        raise ChargenError(f"--val-files {val_files} splits a corpus of several files, and "
+                           f"{Sources.of(path)} is one file",
+                           "drop --val-files: one file's validation part is its last --val-frac")
+    else:
+        train_ids, val_ids = split_ids(prepared.ids, val_frac, val_chars)
+    if (val_frac > 0 or val_files) and len(val_ids) < 2:
+        raise ChargenError(f"{Sources.of(path)} is too short for a validation split ({len(prepared.ids)} characters)",
                            "use a longer text or --val-frac 0")
-    return Corpus(prepared.vocab, train_ids, torch.from_numpy(val_ids.astype(np.int64)), Path(path).name)
+    sources = Sources.of(path)
+    name = Path(sources.paths[0]).name if len(sources.paths) == 1 else str(sources)
+    return Corpus(prepared.vocab, train_ids, torch.from_numpy(val_ids.astype(np.int64)), name)
 
 
 def encode_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
@@ -57,27 +96,30 @@ def encode_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = 
 
     Goes through the prepared cache, then renumbers with one small table. Characters
     `vocab` lacks become its unknown symbol (unknown_in_file names them), or raise
-    ChargenError naming them when it has none.
+    ChargenError naming them when it has none. For a bytes vocabulary the ids are the
+    file's bytes, whatever they are.
     """
-    return _renumbered(prepare_corpus(path), vocab, val_frac, val_chars)
+    return _renumbered(prepare_corpus(path, vocab=vocab.kind), vocab, val_frac, val_chars)
 
 
 def unknown_in_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
                     val_chars: int = 0) -> list[str]:
     """The distinct characters of the file (or with `val_frac` of its validation tail) that `vocab`
-    lacks, in code-point order: the ones encode_file reads as the unknown symbol."""
-    return _unknown(prepare_corpus(path), vocab, val_frac, val_chars)
+    lacks, in code-point order: the ones encode_file reads as the unknown symbol (none for bytes)."""
+    return _unknown(prepare_corpus(path, vocab=vocab.kind), vocab, val_frac, val_chars)
 
 
 def encode_file_with_unknown(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
                              val_chars: int = 0) -> tuple[torch.Tensor, list[str]]:
     """encode_file's ids and unknown_in_file's characters, from one opening of the cache."""
-    prepared = prepare_corpus(path)
+    prepared = prepare_corpus(path, vocab=vocab.kind)
     return _renumbered(prepared, vocab, val_frac, val_chars), _unknown(prepared, vocab, val_frac, val_chars)
 
 
 def _renumbered(prepared: PreparedCorpus, vocab: Vocab, val_frac: float | None, val_chars: int) -> torch.Tensor:
     ids = prepared.ids if val_frac is None else split_ids(prepared.ids, val_frac, val_chars)[1]
+    if vocab.kind == "bytes":
+        return torch.from_numpy(np.asarray(ids).astype(np.int64))
     missing = _missing(prepared.vocab.chars, prepared.counts, vocab)
     if missing and vocab.unk is None:
         vocab.encode("".join(missing))  # raises, naming them
@@ -89,7 +131,7 @@ def _renumbered(prepared: PreparedCorpus, vocab: Vocab, val_frac: float | None, 
 
 
 def _unknown(prepared: PreparedCorpus, vocab: Vocab, val_frac: float | None, val_chars: int) -> list[str]:
-    missing = _missing(prepared.vocab.chars, prepared.counts, vocab)
+    missing = [] if vocab.kind == "bytes" else _missing(prepared.vocab.chars, prepared.counts, vocab)
     if not missing or val_frac is None:
         return missing
     tail = np.asarray(split_ids(prepared.ids, val_frac, val_chars)[1])  # (N_val,)

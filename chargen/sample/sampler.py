@@ -11,6 +11,7 @@ from typing import Iterator
 import torch
 
 from ..data import Vocab
+from ..data.vocab import utf8_bytes
 from ..errors import ChargenError
 from ..model import CharRNN
 from .draw import GumbelNoise, SampleConfig, filter_logits
@@ -22,7 +23,7 @@ def start_ids(vocab: Vocab, prime: str) -> torch.Tensor:
     """Ids to warm the state on: the prime, or a newline (else the first character) when it is empty.
 
     A character the model never saw is read as its unknown symbol (a vocabulary without
-    one, built by hand, raises ChargenError naming it).
+    one, built by hand, raises ChargenError naming it); a bytes model reads its UTF-8 bytes.
     """
     if prime:
         return vocab.encode(prime)
@@ -115,33 +116,78 @@ def generate_ids(model: CharRNN, vocab: Vocab, cfg: SampleConfig,
 
 
 def generate(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> Iterator[str]:
-    """Yield the text of a single sample one character at a time (the prime is not repeated).
+    """Yield the text of a single sample as it is drawn (the prime is not repeated): one character
+    at a time, or for a bytes model each character once its last byte is drawn (text_pieces).
 
     With cfg.stop set, the sample ends right after the first occurrence of that string.
     """
     if cfg.num_samples != 1:
         raise ChargenError("generate() streams one sample", "use sample_texts() for several")
     ids = generate_ids(model, vocab, cfg, device)  # reads the prime now, not at the first character
-    return stop_after((vocab.chars[int(nxt)] for nxt in ids), cfg.stop)
+    return stop_after(text_pieces(vocab, ids), cfg.stop)
 
 
-def stop_after(chars: Iterator[str], stop: str) -> Iterator[str]:
-    """Pass characters through, ending right after the first occurrence of `stop` (never, if empty)."""
+def text_pieces(vocab: Vocab, ids: Iterator) -> Iterator[str]:
+    """The text of a stream of ids (each an int or a tensor of one) as it completes: for a bytes
+    model a character split over several ids comes out whole after its last, a byte sequence that
+    is not UTF-8 as U+FFFD; no empty pieces."""
+    decoder = vocab.text_decoder()
+    for nxt in ids:
+        if piece := decoder.decode([int(nxt)]):
+            yield piece
+    if rest := decoder.flush():
+        yield rest
+
+
+def stop_after(pieces: Iterator[str], stop: str) -> Iterator[str]:
+    """Pass text through piece by piece, ending right after the first occurrence of `stop` (never, if
+    empty); a piece may hold several characters (a bytes model's U+FFFD and what followed it)."""
     tail = ""
-    for ch in chars:
-        yield ch
-        if stop:
-            tail = (tail + ch)[-len(stop):]
-            if tail == stop:
-                return
+    for piece in pieces:
+        if not stop:
+            yield piece
+            continue
+        seen = tail + piece
+        at = seen.find(stop)
+        if at >= 0:
+            yield piece[: at + len(stop) - len(tail)]
+            return
+        yield piece
+        tail = seen[len(seen) - len(stop) + 1:] if len(stop) > 1 else ""
 
 
 def sample_texts(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> list[str]:
     """cfg.num_samples texts, each the prime followed by up to cfg.length generated characters
     (cut right after the first cfg.stop, when set)."""
     columns = [nxt.tolist() for nxt in generate_ids(model, vocab, cfg, device)]
-    texts = ["".join(vocab.chars[col[i]] for col in columns) for i in range(cfg.num_samples)]
-    return [cfg.prime + cut_at_stop(t, cfg.stop) for t in texts]
+    texts = [vocab.decode([col[i] for col in columns]) for i in range(cfg.num_samples)]
+    return [shown_prime(vocab, cfg.prime) + cut_at_stop(t, cfg.stop) for t in texts]
+
+
+def sample_bytes(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> list[bytes]:
+    """A bytes model's cfg.num_samples samples exactly as drawn: each the prime's UTF-8 bytes followed
+    by up to cfg.length drawn bytes (cut right after the first occurrence of cfg.stop's UTF-8 bytes)."""
+    require_bytes(vocab)
+    columns = [nxt.tolist() for nxt in generate_ids(model, vocab, cfg, device)]
+    stop, out = utf8_bytes(cfg.stop), []
+    for i in range(cfg.num_samples):
+        drawn = bytes(col[i] for col in columns)
+        at = drawn.find(stop) if stop else -1
+        out.append(utf8_bytes(cfg.prime) + (drawn if at < 0 else drawn[: at + len(stop)]))
+    return out
+
+
+def require_bytes(vocab: Vocab) -> None:
+    """ChargenError unless `vocab` is a bytes vocabulary: raw output is a bytes model's."""
+    if vocab.kind != "bytes":
+        raise ChargenError("raw bytes come from a model with a bytes vocabulary, and this one reads characters",
+                           "drop --raw: a chars model's text is written as UTF-8 already")
+
+
+def shown_prime(vocab: Vocab, prime: str) -> str:
+    """The prime as a sample shows it: itself, or for a bytes model its bytes read as UTF-8 (a byte
+    that came from the command line as a lone surrogate, not UTF-8, as U+FFFD: printable)."""
+    return prime if vocab.kind == "chars" else vocab.decode(vocab.encode(prime))
 
 
 def cut_at_stop(text: str, stop: str) -> str:

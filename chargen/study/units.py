@@ -56,7 +56,9 @@ class Activations:
 def record(model: CharRNN, vocab: Vocab, text: str) -> Activations:
     """Run `text` through the model from a zero state, one character at a time, keeping every
     layer's h (and c), and every gate. Eval semantics: no dropout between layers. Characters
-    the model never learned are read as its unknown symbol; `text` keeps them as they are."""
+    the model never learned are read as its unknown symbol; `text` keeps them as they are.
+    A bytes model steps through the text's bytes, and the Activations' text is then
+    vocab.labels(text), one character per byte (a multi-byte character at its first)."""
     if not text:
         raise ChargenError("no text to read", "pass a --text with characters the model knows")
     cell, names = model.config.cell, GATE_NAMES[model.config.cell]
@@ -86,7 +88,7 @@ def record(model: CharRNN, vocab: Vocab, text: str) -> Activations:
     else:
         hidden = torch.stack(final)  # (L, 1, H)
     as_np = {k: torch.stack(v).double().numpy() for k, v in {**states, **gates}.items() if v}  # (L, T, H)
-    return Activations(cell, text, {k: as_np[k] for k in states if k in as_np},
+    return Activations(cell, vocab.labels(text), {k: as_np[k] for k in states if k in as_np},
                        {k: as_np[k] for k in names}, hidden)
 
 

@@ -23,7 +23,9 @@ from ..errors import ChargenError
 from ..model import CharRNN, ModelConfig
 from .config import TrainConfig
 
-FORMAT_VERSION = 2  # 2: the vocabulary always holds the unknown symbol U+FFFD (format 1 files gain it on reading)
+# 2: a chars vocabulary always holds the unknown symbol U+FFFD (format 1 files gain it on reading);
+# 3: the vocabulary's kind, "chars" or "bytes" (`vocab_kind`; older files are "chars")
+FORMAT_VERSION = 3
 TEMP_SUFFIX = ".tmp"  # a file being written is ".<name>.<random><TEMP_SUFFIX>" beside its target
 REQUIRED = ("format_version", "model_config", "vocab", "model")
 OPTIONAL = ("train_config", "optimizer", "rng", "scaler", "step", "epoch", "window", "elapsed", "best_val_loss",
@@ -125,11 +127,12 @@ def _validate(state: Any, path: Path) -> dict[str, Any]:
 def _migrate(state: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint dict of any readable format version as the current format's.
 
-    Format 1 files written before a field existed lack it: no unknown symbol, no
-    training state (a file holding weights alone), no scaler, no carried state. A
-    vocabulary without the unknown symbol gains it later, in _add_unknown.
+    Files written before a field existed lack it: format 1 the unknown symbol, the
+    training state (a file holding weights alone), the scaler and the carried state;
+    formats 1 and 2 the vocabulary's kind, which was always "chars". A chars vocabulary
+    without the unknown symbol gains it later, in _add_unknown.
     """
-    return {"unk": None, "train_config": None, **state, "format_version": FORMAT_VERSION}
+    return {"unk": None, "train_config": None, "vocab_kind": "chars", **state, "format_version": FORMAT_VERSION}
 
 
 def _add_unknown(state: dict[str, Any], vocab: Vocab, config: ModelConfig) -> tuple[Vocab, ModelConfig, dict]:
@@ -220,7 +223,7 @@ class Checkpoint:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d.update(format_version=FORMAT_VERSION, model_config=self.model_config.to_dict(),
                  train_config=None if self.train_config is None else self.train_config.to_dict(),
-                 vocab=list(self.vocab.chars), unk=self.vocab.unk)
+                 vocab=list(self.vocab.chars), unk=self.vocab.unk, vocab_kind=self.vocab.kind)
         return d
 
     @classmethod
@@ -228,7 +231,7 @@ class Checkpoint:
         """Validate and migrate a dict as read from disk; ChargenError names what is damaged."""
         state = _migrate(_validate(state, Path(path)))
         try:
-            vocab = Vocab(tuple(state["vocab"]), state["unk"])
+            vocab = Vocab(tuple(state["vocab"]), state["unk"], state["vocab_kind"])
             model_config = ModelConfig(**state["model_config"])
             train_config = None if state["train_config"] is None else TrainConfig(**state["train_config"])
         except (TypeError, ValueError, ChargenError) as e:
@@ -237,7 +240,7 @@ class Checkpoint:
         if model_config.vocab_size != len(vocab):
             raise ChargenError(f"{path} is inconsistent: its model expects {model_config.vocab_size} characters "
                                f"but its vocabulary has {len(vocab)}", "use another checkpoint")
-        if vocab.unk is None:
+        if vocab.unk is None and vocab.kind == "chars":  # a bytes vocabulary knows every byte: it needs none
             vocab, model_config, state = _add_unknown(state, vocab, model_config)
         rest = {k: state[k] for k in OPTIONAL if k in state and k != "train_config"}
         return cls(model_config, vocab, state["model"], train_config, **rest)

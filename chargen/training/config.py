@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
+from ..data.vocab import KINDS
 from ..device import PRECISIONS
 from ..errors import ChargenError
 
@@ -35,7 +36,9 @@ class TrainConfig:
     save_every: int = 1000
     val_frac: float = 0.1
     val_chars: int = 500_000  # cap on the validation tail, so evaluating a huge corpus stays quick; 0 = none
+    val_files: int = 0  # with several files: the last this many validate; 0 = about val_frac of them
     min_char_count: int = 1  # rarer characters share one unknown symbol
+    vocab: str = "chars"  # chars: the corpus's characters (UTF-8); bytes: the 256 byte values (any file)
     seed: int = 1337
     device: str = "auto"
     precision: str = "auto"
@@ -50,8 +53,8 @@ class TrainConfig:
             ("batch_size", 1, 1 << 20), ("seq_len", 1, 1 << 20), ("warmup_steps", 0, 1 << 40),
             ("max_steps", 0, 1 << 40), ("patience", 0, 1 << 40), ("eval_every", 1, 1 << 40),
             ("save_every", 1, 1 << 40), ("seed", 0, 2**63 - 1),
-            ("val_chars", 0, 1 << 50), ("min_char_count", 1, 1 << 50), ("extended_at_step", 0, 1 << 40),
-            ("sample_chars", 0, MAX_SAMPLE_CHARS),
+            ("val_chars", 0, 1 << 50), ("val_files", 0, 1 << 40), ("min_char_count", 1, 1 << 50),
+            ("extended_at_step", 0, 1 << 40), ("sample_chars", 0, MAX_SAMPLE_CHARS),
         ]
         for name, low, high in checks:
             value = getattr(self, name)
@@ -72,6 +75,8 @@ class TrainConfig:
         if not isinstance(self.tensorboard, bool):
             raise ChargenError(f"tensorboard must be True or False, got {self.tensorboard!r}",
                                "pass --tensorboard, or leave it out")
+        if self.vocab not in KINDS:
+            raise ChargenError(f"unknown vocabulary {self.vocab!r}", "use --vocab chars or --vocab bytes")
         if self.precision not in PRECISIONS:
             raise ChargenError(f"unknown precision {self.precision!r}", "use --precision auto, fp32, bf16 or fp16")
         if self.max_steps == 0 and self.max_time == 0:

@@ -43,7 +43,8 @@ def folder_config(ckpt: Checkpoint) -> dict[str, Any]:
         "train_config": None if ckpt.train_config is None else ckpt.train_config.to_dict(),
     }
     return {**ckpt.model_config.to_dict(), "library_name": "chargen", "chargen_folder_format": FOLDER_FORMAT,
-            "vocab": list(ckpt.vocab.chars), "unk": ckpt.vocab.unk, "training": training}
+            "vocab_kind": ckpt.vocab.kind, "vocab": list(ckpt.vocab.chars), "unk": ckpt.vocab.unk,
+            "training": training}
 
 
 def write_model_files(ckpt: Checkpoint, folder: Path) -> None:
@@ -65,7 +66,7 @@ def read_model_folder(folder: str | os.PathLike) -> Checkpoint:
     weights = _read_weights(folder / WEIGHTS)
     try:
         model_config = ModelConfig(**{k: config[k] for k in MODEL_FIELDS if k in config})
-        vocab = Vocab(tuple(config["vocab"]), config.get("unk"))
+        vocab = Vocab(tuple(config["vocab"]), config.get("unk"), config.get("vocab_kind", "chars"))
         training = config.get("training") or {}
         stored = training.get("train_config")
         train_config = None if stored is None else TrainConfig(**stored)

@@ -1,4 +1,4 @@
-"""`train()`: a whole run from a corpus file to best.pt and last.pt in a run folder.
+"""`train()`: a whole run from a corpus (a file, or many) to best.pt and last.pt in a run folder.
 
 It owns the run's lifetime: choosing and locking the folder, resuming, the stop
 rules (steps, time, patience, non-finite loss, Ctrl-C), the progress bar, and the
@@ -14,7 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from ..data import Corpus, load_corpus
+from ..data import Corpus, Sources, load_corpus
+from ..data.cache import Corpus as CorpusPaths
+from ..data.cache import work_bytes
 from ..device import resolve_device
 from ..errors import ChargenError
 from ..model import ModelConfig
@@ -54,13 +56,17 @@ class TrainResult:
         return self.best_val_loss / math.log(2)
 
 
-def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfig, out: Path | None = None,
+def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConfig, out: Path | None = None,
           resume: bool = False, progress: bool | None = None, root: str | Path = "checkpoints",
           auto_dropout: bool = False, more_time: float | None = None, max_steps: int | None = None,
           on_eval: Callable[[dict], None] | None = None) -> TrainResult:
     """Train a model on `corpus_path` and write best.pt, last.pt and metrics.jsonl into the run folder.
 
-    The folder is `out`, else `<root>/<corpus>-<cell>` (or `-2`, `-3`, ... when that holds a run).
+    `corpus_path` is a file, a folder, a glob pattern, a list of them, or Sources (with
+    include/exclude patterns); prepare_corpus says how several files are joined, and
+    config.vocab whether the model reads characters or bytes. The folder is `out`, else
+    `<root>/<corpus>-<cell>` (the corpus named by Sources.name: the first path's file name
+    without suffix, or its folder's name; `-2`, `-3`, ... when that holds a run).
     With `auto_dropout`, model_config's dropout is replaced by the CPU recipe's rule
     (recipes.choose_dropout) from the corpus's training characters and the budget: its steps,
     or for a time limit alone its seconds at the speed measured over a few throwaway steps.
@@ -96,7 +102,7 @@ def train(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfi
     try:
         corpus = _load(corpus_path, config, world, progress)
         if ckpt is not None and corpus.vocab != ckpt.vocab:
-            raise ChargenError(f"{corpus_path} does not match the run in {run_dir}: its characters differ",
+            raise ChargenError(f"{Sources.of(corpus_path)} does not match the run in {run_dir}: its characters differ",
                                "resume with the corpus the run was started on")
         model_config = replace(model_config, vocab_size=len(corpus.vocab))
         if world.is_main:
@@ -161,17 +167,19 @@ def _choose_dropout(corpus: Corpus, model_config: ModelConfig, config: TrainConf
     return choose_dropout(config, train_chars, from_main(world, speed, device))  # one verdict on all ranks
 
 
-def _load(corpus_path: str | Path, config: TrainConfig, world: World, progress: bool | None) -> Corpus:
+def _load(corpus_path: CorpusPaths, config: TrainConfig, world: World, progress: bool | None) -> Corpus:
     """Prepare the corpus on each node's first rank (rank 0 with a bar in MB/s); the other ranks
     wait for it and then open the cache, instead of all encoding the same file at once."""
     corpus = None
+    split = dict(min_char_count=config.min_char_count, vocab=config.vocab, val_files=config.val_files)
     if world.local_rank == 0:
-        with PrepareBar(corpus_path, progress if world.is_main else False) as bar:
-            corpus = load_corpus(corpus_path, config.val_frac, config.val_chars, config.min_char_count,
-                                 progress=bar.update)
+        sources = Sources.of(corpus_path)
+        with PrepareBar(sources.name, progress if world.is_main else False,
+                        size=lambda: work_bytes(sources, config.vocab)) as bar:
+            corpus = load_corpus(sources, config.val_frac, config.val_chars, progress=bar.update, **split)
     barrier(world)
     if corpus is None:
-        corpus = load_corpus(corpus_path, config.val_frac, config.val_chars, config.min_char_count)
+        corpus = load_corpus(corpus_path, config.val_frac, config.val_chars, **split)
     return corpus
 
 

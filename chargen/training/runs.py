@@ -12,6 +12,7 @@ import re
 import socket
 from pathlib import Path
 
+from ..data.sources import Sources
 from ..errors import ChargenError
 from ..model.charrnn import CELLS
 
@@ -20,8 +21,9 @@ CHECKPOINT_NAMES = ("best.pt", "last.pt")
 COMPARISON_MARKER = "comparison.json"  # in a folder whose subfolders are `chargen compare`'s runs
 
 
-def default_run_dir(corpus: str | os.PathLike, cell: str, root: str | os.PathLike = "checkpoints") -> Path:
-    return Path(root) / f"{Path(corpus).stem}-{cell}"
+def default_run_dir(corpus, cell: str, root: str | os.PathLike = "checkpoints") -> Path:
+    """`<root>/<name>-<cell>`, the corpus (a path, a list of them, or Sources) named by Sources.name."""
+    return Path(root) / f"{Sources.of(corpus).name}-{cell}"
 
 
 def has_checkpoints(run_dir: Path) -> bool:
@@ -226,11 +228,11 @@ def newest_checkpoint(root: str | os.PathLike = "checkpoints", name: str = "best
     return max(found, key=lambda p: p.stat().st_mtime)
 
 
-def newest_run(corpus: str | os.PathLike, cell: str | None = None, root: str | os.PathLike = "checkpoints") -> Path:
+def newest_run(corpus, cell: str | None = None, root: str | os.PathLike = "checkpoints") -> Path:
     """The run folder a `--resume` without a folder continues: of the default folders of this
-    corpus (`<stem>-<cell>` and `<stem>-<cell>-N` directly under `root`, of `cell` or of any
+    corpus (`<name>-<cell>` and `<name>-<cell>-N` directly under `root`, of `cell` or of any
     cell when None), the one whose last.pt was saved last. Raises ChargenError when none has one."""
-    stem, root = Path(corpus).stem, Path(root)
+    stem, root = Sources.of(corpus).name, Path(root)
     cells = "|".join(CELLS if cell is None else (cell,))
     pattern = re.compile(rf"{re.escape(stem)}-({cells})(-[0-9]+)?")
     runs = [d for d in root.iterdir() if pattern.fullmatch(d.name) and (d / "last.pt").is_file()] \

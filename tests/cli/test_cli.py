@@ -28,6 +28,7 @@ from chargen import (
     save_checkpoint,
 )
 from chargen.cli import app
+from chargen.data import Sources
 from chargen.data.corpus import split_ids
 from chargen.data.vocab import UNKNOWN
 from chargen.training.checkpoint import FORMAT_VERSION
@@ -174,7 +175,8 @@ FLAG_VALUES = {  # distinctive, non-default values for every config field
     "batch_size": 5, "seq_len": 11, "lr": 0.004, "weight_decay": 0.02, "warmup_steps": 7, "min_lr_frac": 0.2,
     "grad_clip": 0.5, "max_steps": 123, "max_time": 45.5, "patience": 4, "eval_every": 13, "save_every": 17,
     "val_frac": 0.15, "seed": 99, "device": "cpu", "precision": "fp32", "impl": "reference",
-    "val_chars": 5000, "min_char_count": 2, "sample_chars": 37, "tensorboard": True,
+    "val_chars": 5000, "min_char_count": 2, "sample_chars": 37, "tensorboard": True, "val_files": 3,
+    "vocab": "bytes",
 }
 
 
@@ -234,7 +236,7 @@ def test_every_train_flag_reaches_its_field(captured):
     assert call["config"] == TrainConfig(**{n: FLAG_VALUES[n] for n in present
                                             if n in TrainConfig.__dataclass_fields__})
     assert (call["corpus"], call["out"], call["resume"], call["progress"]) == \
-        (Path("poem.txt"), Path("runs/x"), True, False)
+        (Sources(("poem.txt",)), Path("runs/x"), True, False)
     # A resume takes the budget as a new one (seconds added, a new step total) and keeps the run's dropout.
     assert (call["more_time"], call["max_steps"], call["auto_dropout"]) == (45.5, 123, False)
 

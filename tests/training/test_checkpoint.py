@@ -228,7 +228,8 @@ def test_format_1_files_load_and_compute_what_they_computed(cell):
     expected = json.loads((FIXTURES / "v1-expected.json").read_text())[cell]
     assert read_checkpoint(FIXTURES / expected["file"])["format_version"] == 1  # the file itself stays format 1
     model, vocab, ckpt = load_model(FIXTURES / expected["file"])
-    assert ckpt.format_version == FORMAT_VERSION == 2 and ckpt.step == expected["step"] == 4
+    assert ckpt.format_version == FORMAT_VERSION == 3 and ckpt.step == expected["step"] == 4
+    assert vocab.kind == "chars"  # format 1 and 2 files read characters
     assert ckpt.model_config.cell == cell and ckpt.train_config.batch_size == 3
     assert vocab.unk == UNKNOWN and vocab.chars[-2:] == ("y", UNKNOWN) and len(vocab) == 62
     assert ckpt.model_config.vocab_size == 62 and model.head.out_features == 62
@@ -246,12 +247,15 @@ def test_format_1_files_load_and_compute_what_they_computed(cell):
 def test_the_schema_writes_the_keys_format_1_has():
     """Guards against a writer that drifts from the format it claims: what Checkpoint writes has
     the keys of a format 1 file written by the earlier release (format 2 changed what the vocabulary
-    holds) plus the optional fields added since, and reads back equal without gaining a second symbol."""
+    holds) plus the fields added since (format 3's vocab_kind, the optional corpus and corpus_chars),
+    and reads back equal without gaining a second symbol."""
     old = read_checkpoint(FIXTURES / "v1-lstm-last.pt")
     ckpt = Checkpoint.from_dict(old)
-    assert set(old) == set(json.loads((FIXTURES / "v1-expected.json").read_text())["lstm"]["keys"])
-    assert set(ckpt.to_dict()) == set(old) | {"corpus", "corpus_chars"}
-    assert ckpt.to_dict()["format_version"] == 2 and ckpt.to_dict()["unk"] == UNKNOWN
+    keys = set(json.loads((FIXTURES / "v1-expected.json").read_text())["lstm"]["keys"])
+    assert set(old) == keys
+    assert set(ckpt.to_dict()) == keys | {"vocab_kind", "corpus", "corpus_chars"}
+    assert ckpt.to_dict()["format_version"] == 3 and ckpt.to_dict()["unk"] == UNKNOWN
+    assert ckpt.to_dict()["vocab_kind"] == "chars"
     again = Checkpoint.from_dict(ckpt.to_dict())
     assert again.vocab == ckpt.vocab and again.train_config == ckpt.train_config and again.step == 4
     assert all(torch.equal(again.model[k], v) for k, v in ckpt.model.items())
