@@ -54,6 +54,12 @@ def train(
     val_frac: float = typer.Option(field_default(TC, "val_frac"), help="Validation tail fraction."),
     val_chars: int = typer.Option(field_default(TC, "val_chars"), help="Cap on the validation tail; 0 = none."),
     min_char_count: MinCharCount = field_default(TC, "min_char_count"),
+    records: str = typer.Option(field_default(TC, "records"), metavar="MODE",
+                                help="Read CORPUS as separate records, each learned from a zero state up to an "
+                                     "end-of-record symbol: lines, paragraphs (separated by blank lines) or "
+                                     "jsonl:FIELD (the string FIELD of each JSON line)."),
+    max_record_chars: int = typer.Option(field_default(TC, "max_record_chars"),
+                                         help="With --records: longer records are left out (and counted)."),
     seed: int = typer.Option(field_default(TC, "seed")),
     device: Device = field_default(TC, "device"),
     precision: str = typer.Option(field_default(TC, "precision"),
@@ -74,7 +80,8 @@ def train(
         dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr, weight_decay=weight_decay,
         warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip, max_steps=max_steps,
         max_time=max_time, patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
-        val_chars=val_chars, min_char_count=min_char_count, seed=seed, device=device, precision=precision)
+        val_chars=val_chars, min_char_count=min_char_count, records=records, max_record_chars=max_record_chars,
+        seed=seed, device=device, precision=precision)
     budget = {}
     if resume:
         _warn_ignored_on_resume(ctx, out)
@@ -86,7 +93,8 @@ def train(
                 sys.stderr.write(f"resuming {out}\n")
     result = run_training(corpus, model_config, config, out=out, resume=resume,
                           progress=False if quiet or as_json else None,
-                          auto_dropout=not resume and dropout_rule_applies(target, dropout), **budget)
+                          auto_dropout=not resume and dropout_rule_applies(target, dropout),
+                          notes=None if quiet else _note, **budget)
     if not result.is_main:  # another rank of a torchrun: rank 0 reports
         return
     best = result.run_dir / "best.pt"  # absent when a run stops before its first evaluation
@@ -96,6 +104,7 @@ def train(
                "elapsed_s": round(result.elapsed, 1),
                **({"model": describe_model(result.model_config)} if result.model_config else {}),
                **({"dropout_rule": result.dropout_choice.reason()} if result.dropout_choice else {}),
+               **{f"records_{k}": n for k, n in (result.records or {}).items()},
                "parameters": result.parameters,
                "chars_per_s": round(result.chars_per_s), "device": result.device,
                "startup_s": round(result.startup_s, 2)}
@@ -105,6 +114,10 @@ def train(
         console().print(table("Training summary", summary))
     if result.stop_reason == "interrupted":
         raise Interrupted
+
+
+def _note(line: str) -> None:
+    sys.stderr.write(f"note: {line}\n")
 
 
 # `chargen train` options that a resume still takes from the command line: where it runs, and

@@ -2,8 +2,11 @@
 from .batches import StreamBatcher
 from .cache import PreparedCorpus, prepare_corpus
 from .corpus import Corpus, encode_file, load_corpus, split_ids
+from .record_batches import RecordBatcher
+from .records import RECORD_END, RecordCorpus, RecordSet, load_records, read_records
 from .text import read_raw, read_text
 from .vocab import UNKNOWN, Vocab
 
-__all__ = ["UNKNOWN", "Corpus", "PreparedCorpus", "StreamBatcher", "Vocab", "encode_file", "load_corpus",
-           "prepare_corpus", "read_raw", "read_text", "split_ids"]
+__all__ = ["RECORD_END", "UNKNOWN", "Corpus", "PreparedCorpus", "RecordBatcher", "RecordCorpus", "RecordSet",
+           "StreamBatcher", "Vocab", "encode_file", "load_corpus", "load_records", "prepare_corpus", "read_raw",
+           "read_records", "read_text", "split_ids"]
