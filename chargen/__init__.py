@@ -3,10 +3,11 @@
 The library is importable without the CLI's dependencies (typer, rich). The names below
 are its public API; the subpackages (data, model, training, sample, study) hold the rest.
 """
-from .data import Corpus, Sources, StreamBatcher, Vocab, load_corpus, prepare_corpus, read_text
+from .data import (RECORD_END, Corpus, RecordBatcher, RecordCorpus, Sources, StreamBatcher, Vocab, load_corpus,
+                   load_records, prepare_corpus, read_records, read_text)
 from .errors import ChargenError
 from .model import CharRNN, ModelConfig
-from .sample import SampleConfig, generate, sample_texts
+from .sample import RecordSample, SampleConfig, generate, sample_records, sample_texts
 from .training import (
                        Checkpoint,
                        EvalResult,
@@ -14,6 +15,7 @@ from .training import (
                        TrainResult,
                        default_configs,
                        evaluate_carried,
+                       evaluate_records,
                        evaluate_windows,
                        load_model,
                        read_checkpoint,
@@ -22,10 +24,10 @@ from .training import (
 )
 
 __all__ = [
-    "CharRNN", "ChargenError", "Checkpoint", "Corpus", "EvalResult", "ModelConfig", "SampleConfig", "Sources",
-    "StreamBatcher",
-    "TrainConfig", "TrainResult", "Vocab", "default_configs", "evaluate_carried", "evaluate_windows", "generate",
-    "load_corpus", "load_model", "prepare_corpus", "read_checkpoint", "read_text", "sample_texts", "save_checkpoint",
-    "train",
+    "RECORD_END", "CharRNN", "ChargenError", "Checkpoint", "Corpus", "EvalResult", "ModelConfig", "RecordBatcher",
+    "RecordCorpus", "RecordSample", "SampleConfig", "Sources", "StreamBatcher", "TrainConfig", "TrainResult", "Vocab",
+    "default_configs", "evaluate_carried", "evaluate_records", "evaluate_windows", "generate", "load_corpus",
+    "load_model", "load_records", "prepare_corpus", "read_checkpoint", "read_records", "read_text", "sample_records",
+    "sample_texts", "save_checkpoint", "train",
 ]
 __version__ = "0.1.0"

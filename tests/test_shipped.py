@@ -104,3 +104,15 @@ def test_korean_corpus_trains_and_samples_with_korean_prime(tmp_path):
     out = sample_texts(model, vocab, SampleConfig(length=50, prime="대한민국", seed=2))[0]
     assert out.startswith("대한민국") and len(out) == 54
     assert set(out) <= set(vocab.chars)
+
+
+def test_names_corpus_reads_as_the_records_corpora_readme_describes():
+    """corpora/names.txt: 88,799 distinct surnames in capitals, one per line, none left out as records,
+    split about 90/10 by the hashed rule."""
+    from chargen import RECORD_END, load_records
+
+    corpus = load_records(ROOT / "corpora" / "names.txt", "lines", val_frac=0.1)
+    assert corpus.train.count + corpus.val.count == 88_799 and sum(corpus.skipped.values()) == 0
+    assert 0.09 < corpus.val.count / 88_799 < 0.11
+    assert "".join(corpus.vocab.chars) == RECORD_END + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "\ufffd"
+    assert corpus.train.chars + corpus.val.chars == 695_422  # the file's characters: a line end became an end symbol

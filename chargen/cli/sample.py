@@ -12,13 +12,15 @@ import torch
 import typer
 
 from ..data.corpus import encode_file_with_unknown
+from ..data.records import encode_record_file, read_records
 from ..data.text import read_raw, read_text
 from ..data.vocab import Vocab, utf8_bytes
 from ..device import resolve_device
 from ..errors import ChargenError
-from ..sample import SampleConfig, Sampler, generate, generate_ids, sample_bytes, sample_texts
+from ..sample import (RecordSample, SampleConfig, Sampler, generate, generate_ids, sample_bytes, sample_records,
+                      sample_texts)
 from ..sample.sampler import require_bytes, shown_prime
-from ..training import TrainConfig, evaluate_carried, evaluate_windows, load_model
+from ..training import Checkpoint, TrainConfig, evaluate_carried, evaluate_records, evaluate_windows, load_model
 from .common import checkpoint_path, console, field_default, finite, table
 from .options import CheckpointArg, Device, Json, Quiet, StepDevice
 from .terminal import interact, stream, stream_raw, unescape, warn_unknown, warn_unknown_chars
@@ -44,6 +46,8 @@ def sample(
     seed: int = typer.Option(None, help="Seed for reproducible text (default: random)."),
     num_samples: int = typer.Option(field_default(SC, "num_samples"), help="Independent samples."),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per sample per line."),
+    unique: bool = typer.Option(False, "--unique", help="Records models: leave out records found in the training "
+                                                        "corpus (and repeats), drawing more to make up the number."),
     interactive: bool = typer.Option(False, "--interactive", "-i", help="Type primes, get continuations."),
     raw: bool = typer.Option(False, "--raw", help="A bytes model: write the drawn bytes to stdout exactly as drawn "
                                                   "(not decoded as UTF-8; no final newline)."),
@@ -56,6 +60,9 @@ def sample(
 ) -> None:
     """Generate text from a trained model; the text alone goes to stdout as it is made.
 
+    A model trained with --records generates whole records instead: --num-samples of them, each
+    ending where the model ends it (or at --length), written as its corpus holds them (one per
+    line, paragraphs apart, or JSON lines with its field). --prime begins every record.
     Characters of the prime the model never learned are read as its unknown symbol
     U+FFFD, named in one warning on stderr (not with --quiet). A bytes model's text is
     decoded as UTF-8 as it comes, a byte sequence that is not UTF-8 shown as U+FFFD
@@ -63,9 +70,9 @@ def sample(
     corpus of several is written as it is: terminals show nothing for it, and a script
     can split the output into files on it.
     """
-    if raw and (jsonl or interactive):
-        raise ChargenError("--raw writes bytes, and --jsonl and --interactive write text", "drop one of them")
-    model, vocab, _ = load_model(checkpoint_path(checkpoint, quiet))
+    if raw and (jsonl or interactive or unique):
+        raise ChargenError("--raw writes bytes, and --jsonl, --interactive and --unique write text", "drop one of them")
+    model, vocab, ckpt = load_model(checkpoint_path(checkpoint, quiet))
     if prime_file is not None:
         if prime:
             raise ChargenError("--prime and --prime-file both give the prime", "pass one of them")
@@ -74,6 +81,7 @@ def sample(
                        num_samples=num_samples, stop=unescape(stop), compile=compile_)
     if raw:
         require_bytes(vocab)
+    mode = _records_mode(ckpt, unique, interactive)
     if not quiet:
         warn_unknown(vocab, prime)
     dev = resolve_device(device, mps=False)
@@ -84,7 +92,13 @@ def sample(
                          "as a CUDA graph\n")
     elif compile_ and not quiet:
         sys.stderr.write("compiling the sampling loop (20-30 s the first time for this model shape, then cached)\n")
-    if interactive:
+    if mode:
+        known = set(read_records(_training_corpus(ckpt), mode).records) if unique else None
+        drawn = sample_records(model, vocab, cfg, dev, exclude=known)
+        write_records(drawn, mode, jsonl)
+        if unique and not quiet:
+            report_unique(drawn, num_samples)
+    elif interactive:
         interact(Sampler(model, vocab, replace(cfg, num_samples=1), dev), sys.stdin)
     elif raw:
         _write_raw(model, vocab, cfg, dev)
@@ -117,6 +131,51 @@ def _write_raw(model, vocab: Vocab, cfg: SampleConfig, dev) -> None:
     for i, sample in enumerate(sample_bytes(model, vocab, cfg, dev)):
         out.write(f"{'' if i == 0 else chr(10)}----- sample {i + 1} -----\n".encode() + sample + b"\n")
     out.flush()
+
+
+def _records_mode(ckpt: Checkpoint, unique: bool, interactive: bool) -> str:
+    """The records mode the model was trained with ("" for a stream), if the options suit it."""
+    mode = ckpt.train_config.records if ckpt.train_config else ""
+    if unique and not mode:
+        raise ChargenError("--unique needs a model trained on records",
+                           "train one with --records lines, paragraphs or jsonl:FIELD")
+    if interactive and mode:
+        raise ChargenError("--interactive continues a stream of text, and this model generates whole records",
+                           "drop --interactive; --prime begins every record")
+    return mode
+
+
+def _training_corpus(ckpt: Checkpoint) -> Path:
+    """The corpus file a records model was trained on, which --unique reads; ChargenError when it is gone."""
+    path = ckpt.train_config.corpus
+    if not path:
+        raise ChargenError("the checkpoint does not name the corpus it was trained on", "sample without --unique")
+    if not Path(path).is_file():
+        raise ChargenError(f"--unique reads the training corpus, which is gone: {path}",
+                           "put the file back at that path, or sample without --unique")
+    return Path(path)
+
+
+def write_records(drawn: RecordSample, mode: str, jsonl: bool) -> None:
+    """The records on stdout as their corpus holds them, or with `jsonl` as {"sample", "text", "ended"} lines."""
+    for i, (text, ended) in enumerate(zip(drawn.records, drawn.ended)):
+        if jsonl:
+            line = json.dumps({"sample": i + 1, "text": text, "ended": ended}, ensure_ascii=False)
+        elif mode.startswith("jsonl:"):
+            line = json.dumps({mode.split(":", 1)[1]: text}, ensure_ascii=False)
+        else:
+            line = text if mode == "lines" or i == 0 else "\n" + text  # paragraphs: a blank line between
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def report_unique(drawn: RecordSample, wanted: int) -> None:
+    """One stderr line on what --unique dropped, and a warning when it could not find enough."""
+    sys.stderr.write(f"--unique dropped {drawn.known + drawn.repeats} of {drawn.drawn} records drawn: {drawn.known} "
+                     f"in the training corpus, {drawn.repeats} repeats\n")
+    if len(drawn.records) < wanted:
+        sys.stderr.write(f"warning: only {len(drawn.records)} of {wanted} records are new after {drawn.drawn} were "
+                         "drawn (a model that has learned its corpus by heart repeats it; try a higher --temp)\n")
 
 
 def info(checkpoint: CheckpointArg = None, as_json: Json = False) -> None:
@@ -158,18 +217,23 @@ def evaluate(
     if window < 0:
         raise ChargenError(f"window must be 0 (off) or positive, got {window}", "try --window 256")
     model, vocab, ckpt = load_model(checkpoint)
-    if split == "val":
-        stored = ckpt.train_config or TrainConfig()  # a weights-only file: the default split
-        part = (stored.val_frac, stored.val_chars)
-    else:
-        part = (None, 0)
-    ids, unknown = encode_file_with_unknown(textfile, vocab, *part)
-    warn_unknown_chars(unknown)
+    stored = ckpt.train_config or TrainConfig()  # a weights-only file: the default split, a stream
+    part = (stored.val_frac, stored.val_chars) if split == "val" else (None, 0)
+    if stored.records and window:
+        raise ChargenError("--window scores windows of a stream, and this model is scored record by record",
+                           "drop --window")
     dev = resolve_device(device)
     model.to(dev)
-    carried = evaluate_carried(model, ids, dev)
-    rows = {"text": str(textfile), "split": split, "chars": carried.chars,
-            "loss": round(carried.loss, 4), "bpc": round(carried.bpc, 4)}
+    if stored.records:
+        records, unknown = encode_record_file(textfile, vocab, stored.records, stored.max_record_chars, *part)
+        warn_unknown_chars(unknown)
+        scored = evaluate_records(model, records, dev)
+    else:
+        ids, unknown = encode_file_with_unknown(textfile, vocab, *part)
+        warn_unknown_chars(unknown)
+        scored = evaluate_carried(model, ids, dev)
+    rows = {"text": str(textfile), "split": split, **({"records": records.count} if stored.records else {}),
+            "chars": scored.chars, "loss": round(scored.loss, 4), "bpc": round(scored.bpc, 4)}
     if window:
         windows = evaluate_windows(model, ids, dev, window=window)
         rows.update({f"loss_window{window}": round(windows.loss, 4), f"bpc_window{window}": round(windows.bpc, 4)})

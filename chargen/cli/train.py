@@ -66,6 +66,12 @@ def train(
                                   help="Of several files, validate on the last this many (whole files); "
                                        "0 = about --val-frac of them."),
     min_char_count: MinCharCount = field_default(TC, "min_char_count"),
+    records: str = typer.Option(field_default(TC, "records"), metavar="MODE",
+                                help="Read CORPUS as separate records, each learned from a zero state up to an "
+                                     "end-of-record symbol: lines, paragraphs (separated by blank lines) or "
+                                     "jsonl:FIELD (the string FIELD of each JSON line)."),
+    max_record_chars: int = typer.Option(field_default(TC, "max_record_chars"),
+                                         help="With --records: longer records are left out (and counted)."),
     seed: int = typer.Option(field_default(TC, "seed")),
     device: Device = field_default(TC, "device"),
     precision: str = typer.Option(field_default(TC, "precision"),
@@ -96,8 +102,9 @@ def train(
         dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr, weight_decay=weight_decay,
         warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip, max_steps=max_steps,
         max_time=max_time, patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
-        val_chars=val_chars, val_files=val_files, min_char_count=min_char_count, vocab=vocab, seed=seed,
-        device=device, precision=precision, sample_chars=sample_chars, tensorboard=tensorboard)
+        val_chars=val_chars, val_files=val_files, min_char_count=min_char_count, vocab=vocab, records=records,
+        max_record_chars=max_record_chars, seed=seed, device=device, precision=precision, sample_chars=sample_chars,
+        tensorboard=tensorboard)
     sources = Sources(tuple(corpus), tuple(include or ()), tuple(exclude or ()))
     budget = {}
     if resume:
@@ -111,7 +118,7 @@ def train(
     result = run_training(sources, model_config, config, out=out, resume=resume,
                           progress=False if quiet or as_json else None,
                           auto_dropout=not resume and dropout_rule_applies(target, dropout),
-                          on_eval=None if quiet or as_json else show_sample, **budget)
+                          on_eval=None if quiet or as_json else show_sample, notes=None if quiet else _note, **budget)
     if not result.is_main:  # another rank of a torchrun: rank 0 reports
         return
     best = result.run_dir / "best.pt"  # absent when a run stops before its first evaluation
@@ -121,6 +128,7 @@ def train(
                "elapsed_s": round(result.elapsed, 1),
                **({"model": describe_model(result.model_config)} if result.model_config else {}),
                **({"dropout_rule": result.dropout_choice.reason()} if result.dropout_choice else {}),
+               **{f"records_{k}": n for k, n in (result.records or {}).items()},
                "parameters": result.parameters,
                "chars_per_s": round(result.chars_per_s), "device": result.device,
                "startup_s": round(result.startup_s, 2)}
@@ -130,6 +138,10 @@ def train(
         console().print(table("Training summary", summary))
     if result.stop_reason == "interrupted":
         raise Interrupted
+
+
+def _note(line: str) -> None:
+    sys.stderr.write(f"note: {line}\n")
 
 
 # `chargen train` options that a resume still takes from the command line: where it runs, what it shows

@@ -66,6 +66,11 @@ class Corpus:
     val_ids: torch.Tensor  # (N_val,) int64
     name: str = ""  # the corpus's file or folder name (its paths, when several), kept for a model card
 
+    @property
+    def size(self) -> int:
+        """Ids on both sides of the split."""
+        return len(self.train_ids) + len(self.val_ids)
+
 
 def load_corpus(path: CorpusPaths, val_frac: float, val_chars: int = 0, min_char_count: int = 1,
                 cache: str | os.PathLike | None = None, progress: Progress | None = None, vocab: str = "chars",

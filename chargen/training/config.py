@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
+from ..data.records import check_records_mode
 from ..data.vocab import KINDS
 from ..device import PRECISIONS
 from ..errors import ChargenError
@@ -17,9 +18,13 @@ class TrainConfig:
 
     `max_steps=0` and `max_time=0` mean no limit (at least one must be set); the
     learning-rate schedule runs over `max_steps` when it is set, else over `max_time`.
+    `records` reads the corpus as separate records ("lines", "paragraphs" or "jsonl:FIELD";
+    "" = one stream, data/records.py), each trained from a zero state in batches of about
+    batch_size x seq_len characters; records longer than `max_record_chars` are left out.
     `sample_chars` and `tensorboard` only watch the run: they change nothing in its training.
-    The `extended_*` fields are not settings: `extend_budget` writes them when a resume
-    gives a run a new budget, and `lr_at` then decays from there (see `lr_at`).
+    The `extended_*` fields and `corpus` are not settings: `extend_budget` writes the former
+    when a resume gives a run a new budget, and `lr_at` then decays from there (see `lr_at`);
+    train() writes the latter, the absolute paths of the corpus the run reads.
     """
 
     batch_size: int = 32
@@ -44,9 +49,12 @@ class TrainConfig:
     precision: str = "auto"
     sample_chars: int = 200  # characters of text drawn at each evaluation (metrics.jsonl, stderr); 0 = none
     tensorboard: bool = False  # also write TensorBoard event files into <run>/tensorboard/
+    records: str = ""
+    max_record_chars: int = 4000
     extended_at_step: int = 0  # where the last budget extension began (0 = never extended),
     extended_at_time: float = 0.0  # its second of training,
     extended_from_lr: float = 0.0  # and the learning rate there
+    corpus: str = ""  # the corpus file's absolute path, as train() read it ("" before it has)
 
     def __post_init__(self) -> None:
         checks = [
@@ -54,7 +62,7 @@ class TrainConfig:
             ("max_steps", 0, 1 << 40), ("patience", 0, 1 << 40), ("eval_every", 1, 1 << 40),
             ("save_every", 1, 1 << 40), ("seed", 0, 2**63 - 1),
             ("val_chars", 0, 1 << 50), ("val_files", 0, 1 << 40), ("min_char_count", 1, 1 << 50),
-            ("extended_at_step", 0, 1 << 40), ("sample_chars", 0, MAX_SAMPLE_CHARS),
+            ("extended_at_step", 0, 1 << 40), ("sample_chars", 0, MAX_SAMPLE_CHARS), ("max_record_chars", 1, 1 << 30),
         ]
         for name, low, high in checks:
             value = getattr(self, name)
@@ -79,6 +87,9 @@ class TrainConfig:
             raise ChargenError(f"unknown vocabulary {self.vocab!r}", "use --vocab chars or --vocab bytes")
         if self.precision not in PRECISIONS:
             raise ChargenError(f"unknown precision {self.precision!r}", "use --precision auto, fp32, bf16 or fp16")
+        check_records_mode(self.records)
+        if not isinstance(self.corpus, str):
+            raise ChargenError(f"corpus must be a path, got {self.corpus!r}", "pass the corpus file's path")
         if self.max_steps == 0 and self.max_time == 0:
             raise ChargenError("training needs a limit", "set --max-steps or --max-time")
 

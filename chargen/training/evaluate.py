@@ -2,7 +2,8 @@
 
 Two ways, both common in the literature: the whole text in a few parallel streams
 with the hidden state carried (an RNN's natural loss), and random fixed-length
-windows each started from a zero state (how nanoGPT reports its figures).
+windows each started from a zero state (how nanoGPT reports its figures). A records
+model is scored a third way: each whole record from a zero state, as it was trained.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..data.record_batches import IGNORE, padded_rows, sorted_batches
+from ..data.records import RecordSet
 from ..errors import ChargenError
 from ..model.charrnn import CharRNN
 
@@ -81,3 +84,26 @@ def evaluate_windows(model: CharRNN, ids: torch.Tensor, device: torch.device, wi
             logits, _ = model(rows[:, :-1])  # (b, W, V)
             total += F.cross_entropy(logits.float().flatten(0, 1), rows[:, 1:].flatten(), reduction="sum").item()
     return EvalResult(total / (count * window), count * window)
+
+
+@torch.no_grad()
+def evaluate_records(model: CharRNN, records: RecordSet, device: torch.device, budget: int = 1 << 14,
+                     chunk: int = 512) -> EvalResult:
+    """Mean loss per character over whole records, each from a zero state, its end symbol scored
+    (its first character is predicted from the end symbol that starts it, as in training).
+
+    Batches of about `budget` padded ids, run `chunk` steps at a time with the state carried,
+    so that a long record never holds more than a chunk's logits.
+    """
+    if records.count == 0:
+        raise ChargenError("no records to evaluate", "score a file that holds records")
+    total = 0.0
+    with eval_mode(model):
+        for rows in sorted_batches(records, budget):
+            x, y = padded_rows(records, rows, device)  # (R, T) each
+            hidden = None
+            for start in range(0, x.size(1), chunk):
+                logits, hidden = model(x[:, start: start + chunk], hidden)  # (R, t, V)
+                total += F.cross_entropy(logits.float().flatten(0, 1), y[:, start: start + chunk].flatten(),
+                                         ignore_index=IGNORE, reduction="sum").item()
+    return EvalResult(total / records.chars, records.chars)

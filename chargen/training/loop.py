@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
-from ..data import Corpus, Sources, load_corpus
+from ..data import Corpus, RecordCorpus, Sources, load_corpus, load_records
 from ..data.cache import Corpus as CorpusPaths
 from ..data.cache import work_bytes
 from ..device import resolve_device
@@ -50,6 +51,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     model_config: ModelConfig | None = None  # the model trained (on a resume, the checkpoint's)
     dropout_choice: DropoutChoice | None = None  # how the dropout rule chose, when it did
+    records: dict | None = None  # a records run's {"train": records, "val": records, "skipped": records}
 
     @property
     def best_val_bpc(self) -> float:
@@ -59,7 +61,7 @@ class TrainResult:
 def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConfig, out: Path | None = None,
           resume: bool = False, progress: bool | None = None, root: str | Path = "checkpoints",
           auto_dropout: bool = False, more_time: float | None = None, max_steps: int | None = None,
-          on_eval: Callable[[dict], None] | None = None) -> TrainResult:
+          on_eval: Callable[[dict], None] | None = None, notes: Callable[[str], None] | None = None) -> TrainResult:
     """Train a model on `corpus_path` and write best.pt, last.pt and metrics.jsonl into the run folder.
 
     `corpus_path` is a file, a folder, a glob pattern, a list of them, or Sources (with
@@ -77,7 +79,8 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
     shows of itself (sample_chars, tensorboard: they change nothing in the training). `more_time`
     (seconds on top of what the run has spent) and `max_steps` (a new total), when given,
     replace its budget (config.extend_budget: the schedule decays anew from where it stands)
-    and restart its patience count. `progress=None` shows a bar only on a terminal. Ctrl-C
+    and restart its patience count. `progress=None` shows a bar only on a terminal; `notes`, when
+    given, is called with each line worth telling a person before training (records left out). Ctrl-C
     saves last.pt and returns with stop_reason "interrupted". `on_eval` is called with each
     evaluation's metrics record (its "sample" included) once it is written; with
     `config.tensorboard`, event files go to `<run>/tensorboard/` (board.py). Started by torchrun,
@@ -98,9 +101,13 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
         raise ChargenError("more_time and max_steps extend a resumed run", "set a new run's budget in its TrainConfig")
     if config.tensorboard:
         require_tensorboard()
+    config = replace(config, corpus=" ".join(os.path.abspath(p) for p in Sources.of(corpus_path).paths))
     device = connect(world, resolve_device(config.device))
     try:
         corpus = _load(corpus_path, config, world, progress)
+        if isinstance(corpus, RecordCorpus) and notes is not None and world.is_main:
+            for line in corpus.notes():
+                notes(line)
         if ckpt is not None and corpus.vocab != ckpt.vocab:
             raise ChargenError(f"{Sources.of(corpus_path)} does not match the run in {run_dir}: its characters differ",
                                "resume with the corpus the run was started on")
@@ -121,6 +128,9 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
                 result = _run(trainer, progress if world.is_main else False, time.perf_counter() - t0, board,
                               on_eval if world.is_main else None)
             result.dropout_choice = choice
+            if isinstance(corpus, RecordCorpus):
+                result.records = {"train": corpus.train.count, "val": corpus.val.count,
+                                  "skipped": sum(corpus.skipped.values())}
             # Under torchrun every rank leaves together: rank 0 may still be saving when the others
             # finish, and a rank that tears the process group down under a busy peer can abort.
             barrier(world)
@@ -143,7 +153,7 @@ def _resume_configs(run_dir: Path, config: TrainConfig, more_time: float | None,
     return ckpt, ckpt.model_config, own
 
 
-def _choose_dropout(corpus: Corpus, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
+def _choose_dropout(corpus: Corpus | RecordCorpus, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
                     device, world: World) -> DropoutChoice:
     """The recipe's dropout for this run. Only a time limit alone needs this machine's speed:
     a throwaway trainer times SPEED_STEPS of the model, and the run itself starts afresh from its seed."""
@@ -155,21 +165,27 @@ def _choose_dropout(corpus: Corpus, model_config: ModelConfig, config: TrainConf
     for _ in range(untimed):  # allocation and kernel set-up: not this model's speed
         trainer.train_step()
     trainer.settle()
-    times = []
+    times, chars = [], []
     for _ in range(timed):
         t = time.perf_counter()
         trainer.train_step()
         trainer.settle()  # on a GPU, wait for the step: each step's own time
         times.append(time.perf_counter() - t)
+        chars.append(trainer.step_chars)
     # The median step, not the mean: a few slow steps early in a process (another program, memory
     # touched for the first time) would otherwise plan too few passes.
-    speed = config.batch_size * config.seq_len / max(statistics.median(times), 1e-9)
+    speed = statistics.median(chars) / max(statistics.median(times), 1e-9)
     return choose_dropout(config, train_chars, from_main(world, speed, device))  # one verdict on all ranks
 
 
-def _load(corpus_path: CorpusPaths, config: TrainConfig, world: World, progress: bool | None) -> Corpus:
+def _load(corpus_path: CorpusPaths, config: TrainConfig, world: World, progress: bool | None) -> Corpus | RecordCorpus:
     """Prepare the corpus on each node's first rank (rank 0 with a bar in MB/s); the other ranks
-    wait for it and then open the cache, instead of all encoding the same file at once."""
+    wait for it and then open the cache, instead of all encoding the same file at once. A records
+    corpus is read into memory, in one process (Trainer refuses several)."""
+    if config.records:
+        return load_records(_one_file(corpus_path, config), config.records, config.val_frac, config.val_chars,
+                            config.min_char_count,
+                            config.max_record_chars)
     corpus = None
     split = dict(min_char_count=config.min_char_count, vocab=config.vocab, val_files=config.val_files)
     if world.local_rank == 0:
@@ -181,6 +197,17 @@ def _load(corpus_path: CorpusPaths, config: TrainConfig, world: World, progress:
     if corpus is None:
         corpus = load_corpus(corpus_path, config.val_frac, config.val_chars, **split)
     return corpus
+
+
+def _one_file(corpus_path: CorpusPaths, config: TrainConfig) -> str:
+    """The one text file a records corpus is read from; ChargenError for several files or bytes."""
+    if config.vocab != "chars":
+        raise ChargenError("--records reads text, and --vocab bytes reads bytes", "train records with --vocab chars")
+    files = Sources.of(corpus_path).files()
+    if len(files) != 1:
+        raise ChargenError(f"--records reads one file, and {Sources.of(corpus_path)} is {len(files)} files",
+                           "join the records into one file (one per line, or JSON lines)")
+    return files[0].path
 
 
 def _make_trainer(corpus: Corpus, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
@@ -219,13 +246,12 @@ def _stop_reason(trainer: Trainer) -> str | None:
 def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
          on_eval: Callable[[dict], None] | None) -> TrainResult:
     s, cfg = trainer.state, trainer.config
-    chars_per_step = cfg.batch_size * cfg.seq_len
     bar = TrainBar(cfg.max_steps, cfg.max_time, s.step, s.elapsed, progress)
-    start, step_time, steps_here = time.perf_counter() - s.elapsed, 0.0, 0
+    start, step_time, steps_here, chars_here = time.perf_counter() - s.elapsed, 0.0, 0, 0
     evaluated_at, reason = -1, None
 
-    def speed() -> float:  # training characters per second in this process, evaluation excluded
-        return steps_here * chars_per_step / max(step_time, 1e-9)
+    def speed() -> float:  # training characters (not padding) per second in this process, evaluation excluded
+        return chars_here / max(step_time, 1e-9)
 
     def evaluate() -> None:
         record = trainer.evaluate(speed())
@@ -241,6 +267,7 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
             if trainer.bad_steps:  # retrying: wait for this step's verdict (on a GPU it comes a step late)
                 trainer.settle()
             step_time, steps_here = step_time + time.perf_counter() - t0, steps_here + 1
+            chars_here += trainer.step_chars
             if trainer.bad_steps >= MAX_BAD_STEPS:
                 trainer.save("last.pt")
                 raise ChargenError(f"the loss was not finite for {MAX_BAD_STEPS} steps in a row at step {s.step}, "

@@ -13,8 +13,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..data import Corpus, StreamBatcher
+from ..data import Corpus, RecordBatcher, RecordCorpus, StreamBatcher
+from ..data.record_batches import IGNORE
 from ..device import autocast_dtype
+from ..errors import ChargenError
 from ..model import (
     CharRNN,
     Hidden,
@@ -26,7 +28,7 @@ from ..model import (
 from .checkpoint import Checkpoint
 from .config import TrainConfig, lr_at
 from .distributed import World, from_main, mean
-from .evaluate import EvalResult, evaluate_carried
+from .evaluate import EvalResult, evaluate_carried, evaluate_records
 from .preview import draw_sample
 from .runs import append_metrics
 
@@ -73,12 +75,15 @@ class Trainer:
 
     Under torchrun each rank holds a Trainer over its own slice of the streams; `net`
     is then the model wrapped in DistributedDataParallel, which averages the gradients
-    in backward, and only the main rank writes files.
+    in backward, and only the main rank writes files. A RecordCorpus trains record by
+    record instead (data/record_batches.py), in one process.
     """
 
-    def __init__(self, corpus: Corpus, model_config: ModelConfig, config: TrainConfig,
+    def __init__(self, corpus: Corpus | RecordCorpus, model_config: ModelConfig, config: TrainConfig,
                  run_dir: Path, device: torch.device, world: World = World()) -> None:
         self.corpus, self.config, self.run_dir, self.device, self.world = corpus, config, run_dir, device, world
+        if isinstance(corpus, RecordCorpus) and world.distributed:
+            raise ChargenError("training on records runs in one process", "start it without torchrun")
         torch.manual_seed(config.seed)  # the same seed everywhere: every rank starts from the same weights
         # The layers' implementation is chosen here, once: the fastest for training on this device.
         layers = "reference" if model_config.impl == "reference" else choose_layers(
@@ -88,8 +93,16 @@ class Trainer:
         if world.distributed:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[device] if device.type == "cuda" else None)
-        self.batcher = StreamBatcher(corpus.train_ids, config.batch_size, config.seq_len,
-                                     world.rank, world.size, device)
+        # The kind of data is chosen here, once: a stream carries its state from window to window,
+        # a record starts from zeros; train_step calls what was chosen and never asks which.
+        if isinstance(corpus, RecordCorpus):
+            self.batcher = RecordBatcher(corpus.train, config.batch_size * config.seq_len, config.seed, device)
+            self.next_batch, self.keep_state, self.score_val = self._record_batch, self._drop_state, self._val_records
+        else:
+            self.batcher = StreamBatcher(corpus.train_ids, config.batch_size, config.seq_len,
+                                         world.rank, world.size, device)
+            self.next_batch, self.keep_state, self.score_val = self._stream_window, self._carry_state, self._val_stream
+        self.step_chars = 0  # the characters the last step scored (padding not counted)
         # The fused AdamW updates every parameter in one kernel: about 3% of a CPU step saved.
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, betas=(0.9, 0.99),
                                            weight_decay=config.weight_decay,
@@ -126,7 +139,7 @@ class Trainer:
                           self.scaler.state_dict() if self.scaler.is_enabled() else None,
                           s.step, s.epoch, s.window, s.elapsed, s.best_val_loss, s.evals_since_best,
                           [h.cpu() for h in hidden] if hidden else None, corpus=self.corpus.name,
-                          corpus_chars=len(self.corpus.train_ids) + len(self.corpus.val_ids))
+                          corpus_chars=self.corpus.size)
 
     def restore(self, ckpt: Checkpoint) -> None:
         """Continue exactly where `ckpt` (a last.pt of this run) stopped."""
@@ -157,14 +170,15 @@ class Trainer:
         s, cfg = self.state, self.config
         if s.window >= len(self.batcher):  # end of epoch: start again from a fresh state
             s.epoch, s.window, s.hidden = s.epoch + 1, 0, None
-        x, y = self.batcher.window(s.window)  # (B, T) each
+        x, y, hidden, self.step_chars = self.next_batch()  # (B, T) each
         # Halved while retrying a bad step (as far as read: see `lag`).
         self.lr = lr_at(cfg, s.step, s.elapsed) * 0.5 ** self.bad_steps
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            logits, hidden = self.net(x, s.hidden)  # (B, T, V)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            logits, hidden = self.net(x, hidden)  # (B, T, V)
+        # A records batch's padded targets are IGNORE: the mean runs over its real characters only.
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE)
         self.optimizer.zero_grad(set_to_none=True)
         # Under DDP the gradients arrive averaged over all ranks: the global batch's. With fp16 the
         # loss is scaled up first and the gradients back down (both no-ops without fp16).
@@ -177,10 +191,26 @@ class Trainer:
         loss = mean(self.world, loss.detach())
         bad = ~torch.isfinite(loss) if self.fp16 else ~(torch.isfinite(loss) & torch.isfinite(norm))
         self._update(bad)
-        s.hidden = zero_where(bad, detach_hidden(hidden))  # a bad step restarts the state
+        self.keep_state(hidden, bad)
         s.step, s.window = s.step + 1, s.window + 1
         self.unread.append(StepFigures(loss, norm, bad))
         return self.settle(self.lag)
+
+    def _stream_window(self) -> tuple[torch.Tensor, torch.Tensor, Hidden | None, int]:
+        """Window `state.window` of every stream, the state the last window left, and the characters scored."""
+        x, y = self.batcher.window(self.state.window)
+        return x, y, self.state.hidden, self.config.batch_size * self.config.seq_len
+
+    def _record_batch(self) -> tuple[torch.Tensor, torch.Tensor, Hidden | None, int]:
+        """Batch `state.window` of this epoch's records, a zero state for each row, and the characters scored."""
+        x, y, chars = self.batcher.batch(self.state.epoch, self.state.window)
+        return x, y, None, chars
+
+    def _carry_state(self, hidden: Hidden, bad: torch.Tensor) -> None:
+        self.state.hidden = zero_where(bad, detach_hidden(hidden))  # a bad step restarts the state
+
+    def _drop_state(self, hidden: Hidden, bad: torch.Tensor) -> None:
+        """Records carry nothing: every batch starts from zeros."""
 
     def _update(self, bad: torch.Tensor) -> None:
         """The optimizer's step, skipped where `bad` (0-d bool) holds, so the weights stay finite."""
@@ -206,13 +236,21 @@ class Trainer:
         """The step whose figures `last_figures` holds (0: none read yet)."""
         return self.state.step - len(self.unread)
 
+    def _val_stream(self) -> EvalResult | None:
+        ids = self.corpus.val_ids
+        return evaluate_carried(self.model, ids, self.device) if len(ids) > 1 else None
+
+    def _val_records(self) -> EvalResult | None:
+        val = self.corpus.val
+        return evaluate_records(self.model, val, self.device) if val.count else None
+
     def evaluate(self, chars_per_s: float) -> dict:
         """Score the validation text, log a metrics record with this step's own training figures
         (read now, not a step late) and, on the main rank, a sample of `sample_chars` characters,
         count patience, and write best.pt when the loss improved or there is no validation text."""
         s = self.state
         train_loss, grad_norm = self.settle()
-        val = evaluate_carried(self.model, self.corpus.val_ids, self.device) if len(self.corpus.val_ids) > 1 else None
+        val = self.score_val()
         if val is not None and self.world.distributed:  # rank 0's figure decides patience everywhere
             val = EvalResult(from_main(self.world, val.loss, self.device), val.chars)
         record = {"step": s.step, "epoch": s.epoch, "elapsed": round(s.elapsed, 2),

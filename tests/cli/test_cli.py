@@ -176,12 +176,12 @@ FLAG_VALUES = {  # distinctive, non-default values for every config field
     "grad_clip": 0.5, "max_steps": 123, "max_time": 45.5, "patience": 4, "eval_every": 13, "save_every": 17,
     "val_frac": 0.15, "seed": 99, "device": "cpu", "precision": "fp32", "impl": "reference",
     "val_chars": 5000, "min_char_count": 2, "sample_chars": 37, "tensorboard": True, "val_files": 3,
-    "vocab": "bytes",
+    "vocab": "bytes", "records": "jsonl:name", "max_record_chars": 321,
 }
 
 
-# Fields that record a run's history, written by a resume that extends the budget, not settings.
-RUN_RECORD = {"extended_at_step", "extended_at_time", "extended_from_lr"}
+# Fields that record a run's history, not settings: written by a resume that extends the budget, and the corpus path.
+RUN_RECORD = {"extended_at_step", "extended_at_time", "extended_from_lr", "corpus"}
 
 
 def test_flag_values_cover_every_field():
