@@ -26,13 +26,15 @@ def export_command(
                                                   "(default: named after the run, in the current folder)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists (only once the new one is ready)."),
     title: Optional[str] = typer.Option(None, help="Title of the model card or web page."),
+    corpus: Optional[str] = typer.Option(None, help="Name of the training corpus, for a checkpoint that does not "
+                                                    "record it (written by an older chargen)."),
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
     """Export a model for use outside chargen: safetensors (a model folder with config.json and a
     model card), onnx (one recurrent step; needs the export extra) or web (a page that generates
     text in the browser, offline)."""
-    result = export(checkpoint_path(checkpoint, quiet or as_json), fmt, out, force, title)
+    result = export(checkpoint_path(checkpoint, quiet or as_json), fmt, out, force, title, corpus)
     if as_json:
         print(json.dumps({"format": result.format, "path": str(result.path), "files": list(result.files),
                           "bytes": result.bytes}))

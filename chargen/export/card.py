@@ -48,8 +48,8 @@ def train_command(ckpt: Checkpoint) -> str | None:
     return " ".join(parts)
 
 
-def model_card(ckpt: Checkpoint, model: CharRNN, title: str) -> str:
-    """README.md for a model folder."""
+def model_card(ckpt: Checkpoint, model: CharRNN, title: str, folder_name: str) -> str:
+    """README.md for the model folder named `folder_name`."""
     facts = describe(ckpt, model)
     sample = sample_texts(model, ckpt.vocab, CARD_SAMPLE, "cpu")[0]
     command = train_command(ckpt)
@@ -58,7 +58,8 @@ def model_card(ckpt: Checkpoint, model: CharRNN, title: str) -> str:
              f"A character-level recurrent network trained with chargen on {ckpt.corpus or 'a text corpus'}.", "",
              "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in facts.items()]
-    lines += ["", "## Use it", "", "```", "pip install chargen", "chargen sample THIS_FOLDER --temp 0.8", "```", "",
+    lines += ["", "## Use it", "", "With chargen installed, in the folder that holds this one:", "", "```",
+              f"chargen sample {folder_name} --temp 0.8", "```", "",
               "The weights are in `model.safetensors`; `config.json` holds the model's shape and its vocabulary "
               "(`vocab`: the characters in id order; `unk`: the symbol that stands for unseen characters).", ""]
     if command:

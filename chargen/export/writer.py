@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ChargenError
@@ -35,13 +35,14 @@ def default_out(checkpoint: Path, fmt: str) -> Path:
 
 
 def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike | None = None,
-           force: bool = False, title: str | None = None) -> ExportResult:
+           force: bool = False, title: str | None = None, corpus: str | None = None) -> ExportResult:
     """Export the model in `checkpoint` (a .pt file or a model folder) as `fmt` to `out`.
 
     The output is built in a temporary folder beside `out` and renamed into place only when
     complete, so a failure (a full disk, a missing extra, Ctrl-C) leaves nothing half-written.
     An existing `out` is refused unless `force`; then it is replaced only once the new one is
-    ready. ChargenError for an unknown format, a checkpoint that is not chargen's, an output
+    ready. `corpus` names the training corpus on the card and the page for a checkpoint that does
+    not record it (one written before chargen kept it). ChargenError for an unknown format, a checkpoint that is not chargen's, an output
     that would replace the checkpoint itself, or an unwritable folder.
     """
     if fmt not in FORMATS:
@@ -54,31 +55,34 @@ def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike | Non
     if out.resolve() == source or out.resolve() in source.parents:
         raise ChargenError(f"--out {out} would replace the checkpoint being exported", "choose another --out")
     ckpt = read_model(checkpoint)
+    if corpus:
+        ckpt = replace(ckpt, corpus=corpus)
     model = ckpt.build_model(checkpoint)
     title = title or (ckpt.corpus and f"chargen {ckpt.model_config.cell.upper()} on {ckpt.corpus}") or \
         f"chargen {ckpt.model_config.cell.upper()} model"
     build = {"safetensors": _safetensors, "onnx": _onnx, "web": _web}[fmt]
-    _publish(lambda target: build(ckpt, model, target, title), out, is_dir=fmt == "safetensors")
+    _publish(lambda target: build(ckpt, model, target, title, out.name), out, is_dir=fmt == "safetensors")
     files = tuple(sorted(p.name for p in out.iterdir())) if out.is_dir() else (out.name,)
     size = sum(p.stat().st_size for p in out.iterdir()) if out.is_dir() else out.stat().st_size
     return ExportResult(fmt, out, files, size)
 
 
-def _safetensors(ckpt: Checkpoint, model, folder: Path, title: str) -> None:
+def _safetensors(ckpt: Checkpoint, model, folder: Path, title: str, name: str) -> None:
     write_model_files(ckpt, folder)
-    (folder / "README.md").write_text(model_card(ckpt, model, title), encoding="utf-8")
+    (folder / "README.md").write_text(model_card(ckpt, model, title, name), encoding="utf-8")
 
 
-def _onnx(ckpt: Checkpoint, model, path: Path, title: str) -> None:
+def _onnx(ckpt: Checkpoint, model, path: Path, title: str, name: str) -> None:
     from .onnx import export_onnx  # here, not above: a safetensors export needs none of the ONNX code
 
     export_onnx(model, ckpt.vocab, path)
 
 
-def _web(ckpt: Checkpoint, model, path: Path, title: str) -> None:
+def _web(ckpt: Checkpoint, model, path: Path, title: str, name: str) -> None:
     from .web import write_page
 
-    write_page(model, ckpt.vocab, path, title, describe(ckpt, model))
+    records = bool(ckpt.train_config and ckpt.train_config.records)
+    write_page(model, ckpt.vocab, path, title, describe(ckpt, model), records)
 
 
 def _publish(build, out: Path, is_dir: bool) -> None:

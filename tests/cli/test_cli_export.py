@@ -140,3 +140,19 @@ def test_export_onnx_writes_one_graph_that_runs(trained_run, tmp_path):
     with torch.no_grad():
         expected = model(ids[None])[0][0, -1]  # (V,)
     np.testing.assert_allclose(logits[0], expected.numpy(), atol=1e-4)
+
+
+def test_export_web_writes_one_page_with_the_model_inside(trained_run, tmp_path):
+    """The CLI route to the page (tests/export/test_web.py runs it in Chromium): one HTML file that
+    loads nothing from outside and holds this model's facts and vocabulary."""
+    out = tmp_path / "poem.html"
+    result = invoke("export", trained_run.best, "--format", "web", "--out", out, "--title", "My <poem> model")
+    assert result.exit_code == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["poem.html"] and "open " in result.stderr
+    page = out.read_text(encoding="utf-8")
+    assert "My &lt;poem&gt; model" in page and "poem.txt" in page
+    assert "http://" not in page and "https://" not in page and "<script src" not in page
+    spec = json.loads(page.split('<script type="application/json" id="model">')[1].split("</script>")[0])
+    from chargen import load_model
+    _, vocab, _ = load_model(trained_run.best)
+    assert spec["chars"] == list(vocab.chars) and spec["cell"] == "lstm" and spec["end"] is None

@@ -118,3 +118,10 @@ def test_a_checkpoint_without_training_records_still_gets_a_card(tmp_path, make_
     card = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
     assert "| corpus | not recorded |" in card and "| validation loss | not measured |" in card
     assert "## Trained with" not in card and not math.isfinite(load_model(tmp_path / "out")[2].best_val_loss)
+
+
+def test_corpus_names_the_corpus_an_older_checkpoint_did_not_record(trained_run, tmp_path):
+    export(trained_run.best, "safetensors", tmp_path / "named", corpus="poems-2026.txt")
+    card = (tmp_path / "named" / "README.md").read_text(encoding="utf-8")
+    assert "| corpus | poems-2026.txt" in card and "chargen sample named --temp 0.8" in card
+    assert load_model(tmp_path / "named")[2].corpus == "poems-2026.txt"
