@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from ..data import Vocab
-from ..model.charrnn import CharRNN
+from ..data import RECORD_END, Vocab
+from ..model.charrnn import CharRNN, zero_where
 from .evaluate import eval_mode
 
 # Below 1 the draw leans to the likelier characters: an early model's sample shows the words and
@@ -19,16 +19,19 @@ SAMPLE_TEMPERATURE = 0.8
 
 @torch.no_grad()
 def draw_sample(model: CharRNN, vocab: Vocab, device: torch.device, length: int, seed: int,
-                temperature: float = SAMPLE_TEMPERATURE) -> str:
+                temperature: float = SAMPLE_TEMPERATURE, records: bool = False) -> str:
     """`length` characters drawn from `model` after a newline (the first character without one),
-    from a zero state, in eval mode, at `temperature` (> 0).
+    from a zero state, in eval mode, at `temperature` (> 0). With `records` (a model trained on
+    records) each record starts from a zero state on the end-of-record symbol, as in training,
+    and the records are shown one per line.
 
     The draws come from a generator of their own, seeded with `seed`, so the same weights
     give the same text and the run's random numbers are untouched; the unknown symbol is
     never drawn. The model's weights stay where and as they are (no copy, no cast).
     """
     gen = torch.Generator(device).manual_seed(seed)
-    start = vocab.chars.index("\n") if "\n" in vocab.chars else 0
+    end = vocab.chars.index(RECORD_END) if records and RECORD_END in vocab.chars else None
+    start = end if end is not None else vocab.chars.index("\n") if "\n" in vocab.chars else 0
     x = torch.full((1, 1), start, dtype=torch.long, device=device)  # (B=1, T=1)
     ids = torch.empty(length, dtype=torch.long, device=device)  # (N,): read to the host once, at the end
     hidden = None
@@ -43,4 +46,7 @@ def draw_sample(model: CharRNN, vocab: Vocab, device: torch.device, length: int,
             noise = -torch.log(-torch.log(torch.rand(scores.shape, generator=gen, device=device)))  # (V,)
             x = (scores + noise).argmax().view(1, 1)  # (1, 1)
             ids[i] = x[0, 0]
-    return vocab.decode(ids.tolist())
+            if end is not None:  # a drawn end symbol starts the next record afresh, decided on the device
+                hidden = zero_where(x[0, 0] == end, hidden)
+    text = vocab.decode(ids.tolist())
+    return text.replace(RECORD_END, "\n") if end is not None else text

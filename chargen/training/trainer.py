@@ -265,7 +265,7 @@ class Trainer:
         record["best"] = improved
         if self.config.sample_chars and self.world.is_main:  # what the model writes now, from a fixed seed
             record["sample"] = draw_sample(self.model, self.corpus.vocab, self.device, self.config.sample_chars,
-                                           self.config.seed)
+                                           self.config.seed, records=bool(self.config.records))
         self.history.append(record)
         if self.world.is_main:
             append_metrics(self.run_dir, record)

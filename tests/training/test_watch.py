@@ -287,3 +287,32 @@ def test_sampling_on_cuda_leaves_the_run_alone(tmp_path, corpus_file, make_model
         assert value.is_cuda and value.dtype == torch.float32 and torch.equal(value, weights[name])
     assert len(record["sample"]) == 64
     assert draw_sample(trainer.model, corpus.vocab, torch.device("cuda"), 64, cfg.seed) == record["sample"]
+
+
+def test_a_records_models_preview_starts_each_record_afresh(tmp_path):
+    """Guards against a preview that runs a records model as a stream: records start on the end
+    symbol from a zero state, one per line, and the symbol itself never shows."""
+    import torch
+
+    from chargen import RECORD_END, CharRNN, ModelConfig, Vocab
+    from chargen.training.preview import draw_sample
+
+    vocab = Vocab.from_text("abc\n" + RECORD_END)
+    torch.manual_seed(3)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), cell="gru", num_layers=1, hidden_size=7, embedding_dim=5))
+    with torch.no_grad():
+        model.head.bias[vocab.chars.index(RECORD_END)] += 2.0  # end often: many records in a short preview
+    text = draw_sample(model, vocab, torch.device("cpu"), 60, seed=5, records=True)
+    assert RECORD_END not in text and text.count("\n") >= 3
+    first = text.split("\n")[0]
+    # the first record is what the model draws after reading the end symbol alone from a zero state
+    gen = torch.Generator().manual_seed(5)
+    x, hidden, manual = torch.tensor([[vocab.chars.index(RECORD_END)]]), None, ""
+    with torch.no_grad():
+        for _ in range(len(first) + 1):
+            logits, hidden = model(x, hidden)  # (1, 1, V)
+            scores = logits[0, -1] / 0.8
+            scores[vocab.unk_id] = -torch.inf
+            x = (scores - torch.log(-torch.log(torch.rand(scores.shape, generator=gen)))).argmax().view(1, 1)
+            manual += vocab.chars[int(x)]
+    assert manual == first + RECORD_END
