@@ -199,7 +199,7 @@ def info(checkpoint: CheckpointArg = None, as_json: Json = False) -> None:
 
 
 def evaluate(
-    checkpoint: Path = typer.Argument(..., help="A .pt file.", show_default=False),
+    checkpoint: Path = typer.Argument(..., help="A .pt file or an exported model folder.", show_default=False),
     textfile: Path = typer.Argument(..., help="Text to score: UTF-8, or any file for a bytes model.",
                                     show_default=False),
     split: str = typer.Option("all", help="all, or val: only the validation tail (the checkpoint's val-frac)."),

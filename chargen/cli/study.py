@@ -63,7 +63,7 @@ def compare(
     model = ModelConfig(num_layers=num_layers, hidden_size=hidden_size, embedding_dim=embedding_dim, dropout=dropout)
     config = TrainConfig(batch_size=batch_size, seq_len=seq_len, max_time=max_time, max_steps=max_steps,
                          eval_every=eval_every, save_every=eval_every, patience=0, seed=seed, device=device,
-                         vocab=vocab)
+                         vocab=vocab, sample_chars=0)  # compare shows its own samples after training
     sources = Sources(tuple(corpus), tuple(include or ()), tuple(exclude or ()))
     out = out or Path("checkpoints") / f"{sources.name}-compare"
     if plot is not None:

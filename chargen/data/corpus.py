@@ -90,7 +90,8 @@ def load_corpus(path: CorpusPaths, val_frac: float, val_chars: int = 0, min_char
         raise ChargenError(f"{Sources.of(path)} is too short for a validation split ({len(prepared.ids)} characters)",
                            "use a longer text or --val-frac 0")
     sources = Sources.of(path)
-    name = Path(sources.paths[0]).name if len(sources.paths) == 1 else str(sources)
+    one = sources.paths[0]
+    name = (Path(one).name if os.path.isfile(one) else sources.name) if len(sources.paths) == 1 else str(sources)
     return Corpus(prepared.vocab, train_ids, torch.from_numpy(val_ids.astype(np.int64)), name)
 
 

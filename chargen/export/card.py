@@ -4,15 +4,18 @@ Face Hub reads. Words only: the numbers come from the checkpoint."""
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+import unicodedata
+from dataclasses import fields, replace
 
 from ..model import CharRNN
-from ..sample import SampleConfig, sample_texts
+from ..sample import SampleConfig, sample_records, sample_texts
 from ..training import Checkpoint, TrainConfig
 
 CARD_SAMPLE = SampleConfig(length=400, temperature=0.8, seed=1)  # the card's sample: seeded, so it is reproducible
+CARD_RECORDS = 10  # a records model's card shows this many records
 # The training settings a person would set on the command line; the rest keep their defaults.
-COMMAND_FIELDS = ("batch_size", "seq_len", "lr", "max_steps", "max_time", "seed", "min_char_count")
+COMMAND_FIELDS = ("vocab", "records", "max_record_chars", "val_files", "batch_size", "seq_len", "lr", "max_steps",
+                  "max_time", "seed", "min_char_count")
 
 
 def describe(ckpt: Checkpoint, model: CharRNN) -> dict[str, str]:
@@ -23,7 +26,7 @@ def describe(ckpt: Checkpoint, model: CharRNN) -> dict[str, str]:
                       f"{len(ckpt.vocab)}-symbol vocabulary"}
     corpus = ckpt.corpus or "not recorded"
     if ckpt.corpus_chars:
-        corpus += f" ({ckpt.corpus_chars:,} characters)"
+        corpus += f" ({ckpt.corpus_chars:,} {'bytes' if ckpt.vocab.kind == 'bytes' else 'characters'})"
     facts["corpus"] = corpus
     best = ckpt.best_val_loss
     facts["validation loss"] = (f"{best:.4f} nats/char ({best / math.log(2):.3f} bits/char)"
@@ -44,14 +47,16 @@ def train_command(ckpt: Checkpoint) -> str | None:
     known = {f.name for f in fields(TrainConfig)}
     for name in COMMAND_FIELDS:
         if name in known and getattr(t, name) != getattr(default, name):
-            parts.append(f"--{name.replace('_', '-')} {getattr(t, name):g}")
+            value = getattr(t, name)
+            parts.append(f"--{name.replace('_', '-')} {value:g}" if isinstance(value, float) else
+                         f"--{name.replace('_', '-')} {value}")
     return " ".join(parts)
 
 
 def model_card(ckpt: Checkpoint, model: CharRNN, title: str, folder_name: str) -> str:
     """README.md for the model folder named `folder_name`."""
     facts = describe(ckpt, model)
-    sample = sample_texts(model, ckpt.vocab, CARD_SAMPLE, "cpu")[0]
+    sample = card_sample(ckpt, model)
     command = train_command(ckpt)
     lines = ["---", "library_name: chargen", f"tags: [chargen, char-rnn, {ckpt.model_config.cell}, text-generation]",
              "---", "", f"# {title}", "",
@@ -68,6 +73,17 @@ def model_card(ckpt: Checkpoint, model: CharRNN, title: str, folder_name: str) -
     lines += [f"## A sample (seed {CARD_SAMPLE.seed}, temperature {CARD_SAMPLE.temperature})", "",
               fence + "text", sample, fence, ""]
     return "\n".join(lines)
+
+
+def card_sample(ckpt: Checkpoint, model: CharRNN) -> str:
+    """The card's sample: CARD_SAMPLE's text, or for a records model as many records, one per line;
+    control characters (a bytes model may draw any byte) written as \\xHH so the card stays text."""
+    if ckpt.train_config is not None and ckpt.train_config.records:
+        cfg = replace(CARD_SAMPLE, num_samples=CARD_RECORDS, length=CARD_SAMPLE.length // CARD_RECORDS)
+        text = "\n".join(sample_records(model, ckpt.vocab, cfg, "cpu").records)
+    else:
+        text = sample_texts(model, ckpt.vocab, CARD_SAMPLE, "cpu")[0]
+    return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" and c not in "\n\t" else c for c in text)
 
 
 def _longest_run(text: str, ch: str) -> int:

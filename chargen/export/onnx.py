@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data import Vocab
+from ..data import RECORD_END, Vocab
 from ..errors import ChargenError
 from ..model import CharRNN
 from ..model.reference import CELL_FNS, layer_weights
@@ -75,25 +75,31 @@ class LstmStep(OneStep):
         return logits, torch.stack([s[0] for s in new]), torch.stack([s[1] for s in new])  # (L, B, H) each
 
 
-def metadata(model: CharRNN, vocab: Vocab) -> dict[str, str]:
-    """The metadata_props written into the file; every value is JSON."""
+def metadata(model: CharRNN, vocab: Vocab, records: bool = False) -> dict[str, str]:
+    """The metadata_props written into the file; every value is JSON. `chargen.vocab_kind` says how
+    to read ids ("chars": id i is vocab[i]; "bytes": id b is the byte b, the text UTF-8), and
+    `chargen.record_end` is a records model's end-of-record id (each record starts from zero state
+    by reading it, and ends where it is drawn), null for a model of one stream of text."""
     inputs, outputs = state_names(model.config.cell)
     state = {"inputs": inputs, "outputs": outputs, "shape": ["num_layers", BATCH, "hidden_size"],
              "start": "zeros", "ids": "ids", "logits": "logits"}
     return {"chargen.format": json.dumps(FORMAT),
             "chargen.vocab": json.dumps(list(vocab.chars), ensure_ascii=False),
             "chargen.unk": json.dumps(vocab.unk, ensure_ascii=False),
+            "chargen.vocab_kind": json.dumps(vocab.kind),
+            "chargen.record_end": json.dumps(vocab.chars.index(RECORD_END) if records and RECORD_END in vocab.chars
+                                             else None),
             "chargen.model_config": json.dumps(model.config.to_dict()),
             "chargen.state": json.dumps(state)}
 
 
-def export_onnx(model: CharRNN, vocab: Vocab, path: Path) -> None:
+def export_onnx(model: CharRNN, vocab: Vocab, path: Path, records: bool = False) -> None:
     """Write one step of `model` to `path` as a single ONNX file (weights inside, nothing beside it).
 
     Inputs: `ids` int64 (B,), `h` float32 (L, B, H) and for an LSTM `c`; outputs: `logits` float32
     (B, V) (before temperature) and `h_out` (and `c_out`). B is dynamic; a stream starts from a zero
     state. metadata_props hold the vocabulary, its unknown symbol, the model config and the state
-    names (see `metadata`). The model is left as it was. ChargenError if the export extra is missing
+    names (see `metadata`; `records` for a model trained with --records). The model is left as it was. ChargenError if the export extra is missing
     or the vocabulary does not fit the model. The exporter's own messages are swallowed.
     """
     onnx = _require_extra()
@@ -114,7 +120,7 @@ def export_onnx(model: CharRNN, vocab: Vocab, path: Path) -> None:
     proto = program.model_proto
     proto.doc_string = (f"One step of a chargen {cfg.cell} model ({cfg.num_layers}x{cfg.hidden_size}, "
                         f"{cfg.vocab_size} characters); see the chargen.* metadata.")
-    for key, value in metadata(model, vocab).items():
+    for key, value in metadata(model, vocab, records).items():
         proto.metadata_props.add(key=key, value=value)
     # Saved from the proto, not by the exporter: one file, weights inside (no .onnx.data beside it).
     onnx.save_model(proto, str(path))

@@ -49,11 +49,11 @@ def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike | Non
         raise ChargenError(f"unknown export format {fmt!r}", f"use --format {', '.join(FORMATS)}")
     checkpoint = Path(checkpoint)
     out = Path(out) if out is not None else default_out(checkpoint, fmt)
-    if out.exists() and not force:
-        raise ChargenError(f"{out} already exists", "choose another --out, or pass --force to replace it")
     source = checkpoint.resolve()
     if out.resolve() == source or out.resolve() in source.parents:
         raise ChargenError(f"--out {out} would replace the checkpoint being exported", "choose another --out")
+    if out.exists() and not force:
+        raise ChargenError(f"{out} already exists", "choose another --out, or pass --force to replace it")
     ckpt = read_model(checkpoint)
     if corpus:
         ckpt = replace(ckpt, corpus=corpus)
@@ -75,14 +75,18 @@ def _safetensors(ckpt: Checkpoint, model, folder: Path, title: str, name: str) -
 def _onnx(ckpt: Checkpoint, model, path: Path, title: str, name: str) -> None:
     from .onnx import export_onnx  # here, not above: a safetensors export needs none of the ONNX code
 
-    export_onnx(model, ckpt.vocab, path)
+    export_onnx(model, ckpt.vocab, path, _records(ckpt))
 
 
 def _web(ckpt: Checkpoint, model, path: Path, title: str, name: str) -> None:
     from .web import write_page
 
-    records = bool(ckpt.train_config and ckpt.train_config.records)
-    write_page(model, ckpt.vocab, path, title, describe(ckpt, model), records)
+    write_page(model, ckpt.vocab, path, title, describe(ckpt, model), _records(ckpt))
+
+
+def _records(ckpt: Checkpoint) -> bool:
+    """Whether the model was trained on records (--records)."""
+    return bool(ckpt.train_config and ckpt.train_config.records)
 
 
 def _publish(build, out: Path, is_dir: bool) -> None:

@@ -74,7 +74,7 @@ def sample_records(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torc
             if len(kept) == want:
                 break
             drawn += 1
-            text = cut_at_stop(text, cfg.stop)
+            text = cfg.prime + cut_at_stop(text[len(cfg.prime):], cfg.stop)  # the stop is looked for after the prime
             if exclude is not None and text in exclude:
                 known += 1
             elif exclude is not None and text in seen:

@@ -40,7 +40,8 @@ def folder_config(ckpt: Checkpoint) -> dict[str, Any]:
         "seconds": round(ckpt.elapsed, 1),
         "best_val_loss": round(best, 4) if math.isfinite(best) else None,
         "best_val_bpc": round(best / math.log(2), 4) if math.isfinite(best) else None,
-        "train_config": None if ckpt.train_config is None else ckpt.train_config.to_dict(),
+        # The corpus's path on the trainer's machine is not shared: the name above says what it was.
+        "train_config": None if ckpt.train_config is None else {**ckpt.train_config.to_dict(), "corpus": ""},
     }
     return {**ckpt.model_config.to_dict(), "library_name": "chargen", "chargen_folder_format": FOLDER_FORMAT,
             "vocab_kind": ckpt.vocab.kind, "vocab": list(ckpt.vocab.chars), "unk": ckpt.vocab.unk,

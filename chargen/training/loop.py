@@ -146,8 +146,9 @@ def _resume_configs(run_dir: Path, config: TrainConfig, more_time: float | None,
     if ckpt.train_config is None or ckpt.optimizer is None or ckpt.rng is None:
         raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: it holds a model but no training state",
                            "start a new run without --resume")
+    # A run that wrote TensorBoard events goes on writing them: its curves would otherwise stop unasked.
     own = replace(ckpt.train_config, device=config.device, precision=config.precision,
-                  sample_chars=config.sample_chars, tensorboard=config.tensorboard)
+                  sample_chars=config.sample_chars, tensorboard=config.tensorboard or ckpt.train_config.tensorboard)
     if more_time is not None or max_steps is not None:
         own = extend_budget(own, ckpt.step, ckpt.elapsed, more_time, max_steps)
     return ckpt, ckpt.model_config, own
@@ -203,6 +204,9 @@ def _one_file(corpus_path: CorpusPaths, config: TrainConfig) -> str:
     """The one text file a records corpus is read from; ChargenError for several files or bytes."""
     if config.vocab != "chars":
         raise ChargenError("--records reads text, and --vocab bytes reads bytes", "train records with --vocab chars")
+    if config.val_files:
+        raise ChargenError("--val-files splits a corpus of several files, and --records validates on whole records",
+                           "drop --val-files: about --val-frac of the records validate")
     files = Sources.of(corpus_path).files()
     if len(files) != 1:
         raise ChargenError(f"--records reads one file, and {Sources.of(corpus_path)} is {len(files)} files",

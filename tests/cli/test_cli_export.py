@@ -156,3 +156,13 @@ def test_export_web_writes_one_page_with_the_model_inside(trained_run, tmp_path)
     from chargen import load_model
     _, vocab, _ = load_model(trained_run.best)
     assert spec["chars"] == list(vocab.chars) and spec["cell"] == "lstm" and spec["end"] is None
+
+
+def test_exporting_a_folder_onto_itself_names_the_real_problem(trained_run, tmp_path, monkeypatch):
+    """Guards against a hint that leads nowhere: exporting a folder with the default --out (its own
+    name) must say it would replace the model, not suggest --force (which is refused anyway)."""
+    monkeypatch.chdir(tmp_path)
+    assert invoke("export", trained_run.best, "--out", "m").exit_code == 0
+    assert_one_line_error(invoke("export", "m"), "would replace the checkpoint")
+    assert_one_line_error(invoke("export", "m", "--force"), "would replace the checkpoint")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", WEIGHTS]

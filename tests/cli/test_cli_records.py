@@ -128,3 +128,23 @@ def test_eval_scores_records_as_training_did(records_run):
     assert whole["records"] == len(NAMES) > rows["records"] >= 1
     assert whole["chars"] == sum(len(n) + 1 for n in NAMES)
     assert_domain_error(invoke("eval", run / "best.pt", corpus, "--window", "8"), "record by record")
+
+
+@pytest.mark.parametrize("extra, needles", [
+    (["--vocab", "bytes"], ("--records reads text", "--vocab chars")),
+    (["--val-files", "2"], ("--val-files splits a corpus of several files", "drop --val-files")),
+])
+def test_records_refuse_what_they_cannot_do(tmp_path, extra, needles):
+    corpus = tmp_path / "names.txt"
+    corpus.write_text("anna\nbob\ncarla\n" * 30, encoding="utf-8")
+    result = invoke("train", corpus, *TINY, "--records", "lines", *extra, "--out", tmp_path / "run")
+    assert_domain_error(result, *needles)
+    assert not (tmp_path / "run").exists()
+
+
+def test_records_refuse_several_files(tmp_path):
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text("anna\nbob\n" * 30, encoding="utf-8")
+    result = invoke("train", tmp_path / "a.txt", tmp_path / "b.txt", *TINY, "--records", "lines",
+                    "--out", tmp_path / "run")
+    assert_domain_error(result, "--records reads one file", "join the records into one file")

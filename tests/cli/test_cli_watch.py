@@ -99,3 +99,12 @@ def test_sample_lines_keep_the_terminal_safe():
     terminal raw: they are written as escapes; newlines start indented lines; tabs and any other Unicode
     (accents, CJK, a no-break space) pass unchanged."""
     assert sample_lines("a\x1b[31mb\rc\n\tdé\u00a0漢\x7f") == "  a\\x1b[31mb\\rc\n  \tdé\u00a0漢\\x7f"
+
+
+def test_a_run_that_wrote_events_goes_on_writing_them_on_a_plain_resume(tmp_path, corpus_file):
+    """Guards against curves that stop unasked: `--resume` without --tensorboard keeps the run's events."""
+    assert invoke("train", corpus_file, *TINY, "--tensorboard", "-q", "--out", tmp_path / "run").exit_code == 0
+    before = sorted((tmp_path / "run" / "tensorboard").iterdir())
+    resumed = invoke("train", corpus_file, "--out", tmp_path / "run", "--resume", "--max-steps", "15", "-q")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert len(sorted((tmp_path / "run" / "tensorboard").iterdir())) == len(before) + 1

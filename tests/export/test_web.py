@@ -37,10 +37,11 @@ SHAPES = {"rnn": (1, 7, 19), "lstm": (2, 6, 22), "gru": (2, 9, 17)}  # (num_laye
 ABOUT = {"corpus": "a tiny test text", "cell": "varies"}
 
 
-def train_tiny(cell: str, vocab: Vocab) -> CharRNN:
-    """60 Adam steps on TEXT from a fixed seed: enough that the greedy text is no longer one repeated character."""
+def train_tiny(cell: str, vocab: Vocab, shape: tuple[int, int, int] | None = None) -> CharRNN:
+    """60 Adam steps on TEXT from a fixed seed: enough that the greedy text is no longer one repeated character.
+    `shape` is (num_layers, embedding_dim, hidden_size), SHAPES[cell] when None."""
     torch.manual_seed(0)
-    layers, emb, hidden = SHAPES[cell]
+    layers, emb, hidden = shape or SHAPES[cell]
     model = CharRNN(ModelConfig(vocab_size=len(vocab), cell=cell, num_layers=layers, hidden_size=hidden,
                                 embedding_dim=emb, dropout=0.0))
     ids = vocab.encode(TEXT)  # (N,)
@@ -68,11 +69,12 @@ def pages(tmp_path_factory) -> dict[str, tuple[CharRNN, Vocab, Path]]:
     return out
 
 
-def run_page(page: Path, **settings) -> tuple[str, dict[str, str]]:
-    """The text in the page's #output after an autorun with `settings`, and #output's attributes."""
+def run_page(page: Path, flags: tuple[str, ...] = (), **settings) -> tuple[str, dict[str, str]]:
+    """The text in the page's #output after an autorun with `settings` in a Chromium started with the
+    extra command-line `flags`, and #output's attributes."""
     fragment = "&".join(f"{k}={urllib.parse.quote(str(v), safe='')}" for k, v in settings.items())
     cmd = [CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--disable-extensions",
-           "--disable-dev-shm-usage", "--mute-audio", f"--user-data-dir={page.parent / 'profile'}",
+           "--disable-dev-shm-usage", "--mute-audio", f"--user-data-dir={page.parent / 'profile'}", *flags,
            "--virtual-time-budget=600000", "--dump-dom", f"{page.as_uri()}#{fragment}&autorun=1"]
     # No check: a crash shows as a missing #output below. Bytes, decoded here: every \r kept.
     dom = subprocess.run(cmd, check=False, capture_output=True, timeout=120).stdout.decode("utf-8")
@@ -135,7 +137,54 @@ def test_greedy_text_equals_chargen_sample(pages, cell):
     text, attrs = run_page(page, prime="The ", temp=0, length=200, seed=1)
     assert attrs.get("data-done") == "1" and "data-error" not in attrs
     assert float(attrs["data-chars-per-second"]) >= 0
+    assert attrs.get("data-kernel") == "wasm-simd"  # the float32 SIMD sums, not the float64 fallback
     assert text == expected
+
+
+@needs_chromium
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_the_javascript_fallback_gives_the_same_greedy_text(pages, cell):
+    """Guards against a fallback that is never taken or has rotted: in a browser without WebAssembly
+    (Chromium with --jitless) the page selects its plain JavaScript kernel and still writes chargen's text."""
+    model, vocab, page = pages[cell]
+    expected = chargen_text(model, vocab, length=200, temperature=0, prime="The ")
+    text, attrs = run_page(page, flags=("--js-flags=--jitless",), prime="The ", temp=0, length=200, seed=1)
+    assert attrs.get("data-kernel") == "js" and attrs.get("data-done") == "1" and "data-error" not in attrs
+    assert text == expected
+
+
+@needs_chromium
+def test_a_page_of_the_shipped_size_runs_the_simd_kernel_and_writes_chargens_text(tmp_path):
+    """Guards against the SIMD kernel being skipped for the shipped model's size (GRU 2x256, E=64: the
+    weights far past the kernel's first memory page) or its float32 sums over 256 columns drifting from
+    PyTorch's: the page loads with data-kernel="wasm-simd" and 200 greedy characters equal chargen's."""
+    vocab = Vocab.from_text(TEXT)
+    model = train_tiny("gru", vocab, shape=(2, 64, 256))
+    write_page(model, vocab, tmp_path / "big.html", "shipped size", ABOUT)
+    expected = chargen_text(model, vocab, length=200, temperature=0, prime="The ")
+    assert len(set(expected[4:])) >= 5
+    text, attrs = run_page(tmp_path / "big.html", prime="The ", temp=0, length=200)
+    assert attrs.get("data-kernel") == "wasm-simd" and attrs.get("data-done") == "1"
+    assert text == expected
+
+
+def test_the_kernel_is_a_checked_in_wasm_module_inside_the_page_with_its_rebuild_documented(pages, tmp_path):
+    """Guards against a page shipped without its kernel (a missing or text-mode matvec.wasm, a package
+    that leaves it out) and a kernel nobody can rebuild: the bytes are a version-1 WebAssembly module,
+    the page holds them as base64, and the text source names the script that compiles it."""
+    from importlib import resources
+
+    folder = resources.files("chargen.export")
+    wasm = folder.joinpath("matvec.wasm").read_bytes()
+    assert wasm[:8] == b"\0asm\x01\0\0\0" and b"matvec" in wasm  # magic, version 1, the exported function
+    model, vocab, _ = pages["rnn"]
+    write_page(model, vocab, tmp_path / "k.html", "k", {})
+    assert f'const KERNEL = "{base64.b64encode(wasm).decode()}";' in (tmp_path / "k.html").read_text(encoding="utf-8")
+    root = Path(__file__).parents[2]
+    wat = (root / "chargen" / "export" / "matvec.wat").read_text(encoding="utf-8")
+    script = root / "scripts" / "build_matvec.js"
+    assert "(export \"matvec\")" in wat and "node scripts/build_matvec.js" in wat
+    assert "matvec.wat" in script.read_text(encoding="utf-8") and "matvec.wasm" in script.read_text(encoding="utf-8")
 
 
 @needs_chromium

@@ -1,0 +1,81 @@
+"""Exporting the other kinds of model: one trained on records (--records) and one on bytes
+(--vocab bytes). Their folder, card and ONNX metadata must say what they are, or the model is
+read as a plain character stream elsewhere."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chargen import RECORD_END, SampleConfig, load_model, sample_records, train
+from chargen.export import export
+
+NAMES = ["anna", "bob", "carla", "dave", "emma", "frank", "gina", "hal", "ivy", "jo"] * 20
+
+
+@pytest.fixture(scope="module")
+def records_run(tmp_path_factory) -> Path:
+    from conftest import model_config, train_config
+    root = tmp_path_factory.mktemp("records")
+    (root / "names.txt").write_text("\n".join(NAMES) + "\n", encoding="utf-8")
+    train(root / "names.txt", model_config(cell="gru", hidden_size=12, embedding_dim=6),
+          train_config(records="lines", max_steps=20, eval_every=10, save_every=10), out=root / "run", progress=False)
+    return root / "run" / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def bytes_run(tmp_path_factory) -> Path:
+    from conftest import POEM_TEXT, model_config, train_config
+    root = tmp_path_factory.mktemp("bytes")
+    (root / "poem.txt").write_bytes(POEM_TEXT.replace("star", "\u00e9toile").encode("latin-1"))
+    train(root / "poem.txt", model_config(cell="rnn", num_layers=1, hidden_size=10, embedding_dim=4),
+          train_config(vocab="bytes", max_steps=10), out=root / "run", progress=False)
+    return root / "run" / "best.pt"
+
+
+def test_a_records_folder_keeps_its_records_and_its_card_shows_records(records_run, tmp_path):
+    """Guards against a card whose command trains a stream model and whose sample runs the
+    records together, and against a folder whose model no longer samples whole records."""
+    export(records_run, "safetensors", tmp_path / "names")
+    card = (tmp_path / "names" / "README.md").read_text(encoding="utf-8")
+    assert "chargen train names.txt --cell gru" in card and "--records lines" in card
+    sample = card.split("```text\n")[1].split("\n```")[0]
+    assert RECORD_END not in sample and len(sample.split("\n")) == 10
+    model, vocab, ckpt = load_model(tmp_path / "names")
+    assert ckpt.train_config.records == "lines" and ckpt.train_config.corpus == ""  # no local path shared
+    again = load_model(records_run)
+    cfg = SampleConfig(num_samples=4, length=20, temperature=0.9, seed=3)
+    assert sample_records(model, vocab, cfg).records == sample_records(*again[:2], cfg).records
+
+
+def test_a_records_models_stop_string_is_looked_for_after_the_prime(records_run):
+    """Guards against --stop cutting into the prime: 'a' stops each record after the prime 'a'."""
+    model, vocab, _ = load_model(records_run)
+    drawn = sample_records(model, vocab, SampleConfig(num_samples=6, length=20, prime="a", stop="a", seed=4,
+                                                      temperature=1.0))
+    assert all(r.startswith("a") for r in drawn.records) and any(len(r) > 1 for r in drawn.records)
+    assert all(r.count("a") <= 2 and (r.count("a") == 1 or r.endswith("a")) for r in drawn.records)
+
+
+def test_a_bytes_folder_and_card_say_bytes_and_hold_only_text(bytes_run, tmp_path):
+    export(bytes_run, "safetensors", tmp_path / "poem")
+    config = json.loads((tmp_path / "poem" / "config.json").read_text(encoding="utf-8"))
+    card = (tmp_path / "poem" / "README.md").read_text(encoding="utf-8")
+    assert config["vocab_kind"] == "bytes" and len(config["vocab"]) == 256 and config["unk"] is None
+    assert "--vocab bytes" in card and " bytes)" in card
+    assert not any(ord(c) < 32 and c not in "\n\t" for c in card)  # control bytes escaped as \xHH
+    model, vocab, _ = load_model(tmp_path / "poem")
+    assert vocab.kind == "bytes" and vocab == load_model(bytes_run)[1]
+
+
+def test_onnx_metadata_says_the_vocabulary_kind_and_the_record_end(records_run, bytes_run, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    for run, kind, records in ((records_run, "chars", True), (bytes_run, "bytes", False)):
+        out = tmp_path / f"{kind}.onnx"
+        export(run, "onnx", out)
+        meta = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+        vocab = load_model(run)[1]
+        assert json.loads(meta["chargen.vocab_kind"]) == kind
+        end = json.loads(meta["chargen.record_end"])
+        assert end == (vocab.chars.index(RECORD_END) if records else None)
