@@ -23,7 +23,8 @@ from ..sample.sampler import start_ids
 from ..study.page import write_page as write_file
 
 TEMPLATE = "page.html"
-MARKER = re.compile(r"__(TITLE|CELL|ABOUT|MODEL)__")
+KERNEL = "matvec.wasm"  # compiled from matvec.wat by scripts/build_matvec.js
+MARKER = re.compile(r"__(TITLE|CELL|ABOUT|MODEL|KERNEL)__")
 CELL_NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}  # as the page names them
 GATE_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -41,11 +42,13 @@ def write_page(model: CharRNN, vocab: Vocab, path: Path, title: str, about: dict
     ChargenError for a model whose cell or vocabulary the page cannot run, or an unwritable path.
     """
     spec = model_spec(model, vocab, records)
-    template = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
+    package = resources.files(__package__)
+    template = package.joinpath(TEMPLATE).read_text(encoding="utf-8")
     about_rows = "\n".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in about.items())
     # "<" escaped inside the JSON: no "</script>" or "<!--" in the data can end the script element early.
     values = {"TITLE": html.escape(title), "CELL": CELL_NAMES[spec["cell"]], "ABOUT": about_rows,
-              "MODEL": json.dumps(spec, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")}
+              "MODEL": json.dumps(spec, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c"),
+              "KERNEL": base64.b64encode(package.joinpath(KERNEL).read_bytes()).decode("ascii")}
     page = MARKER.sub(lambda m: values[m.group(1)], template)  # one pass: a title cannot inject a marker
     write_file(os.fspath(path), page)
 

@@ -314,6 +314,7 @@ def test_a_records_model_page_writes_whole_records_as_sample_records_does(tmp_pa
     drawn = sample_records(model, vocab, SampleConfig(length=20, temperature=0, prime="e", num_samples=1), "cpu")
     assert drawn.ended == [True]  # the model ends its record: the page then starts the next one
     got, attrs = run_page(tmp_path / "records.html", prime="e", temp=0, length=60)
+    assert attrs.get("data-done") == "1" and "data-error" not in attrs
     lines = got.split("\n")
     assert len(lines) >= 3 and RECORD_END not in got
     assert all(line == drawn.records[0] for line in lines[:-1])  # greedy: every record is the same
