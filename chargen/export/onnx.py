@@ -96,11 +96,11 @@ def metadata(model: CharRNN, vocab: Vocab, records: bool = False) -> dict[str, s
 def export_onnx(model: CharRNN, vocab: Vocab, path: Path, records: bool = False) -> None:
     """Write one step of `model` to `path` as a single ONNX file (weights inside, nothing beside it).
 
-    Inputs: `ids` int64 (B,), `h` float32 (L, B, H) and for an LSTM `c`; outputs: `logits` float32
-    (B, V) (before temperature) and `h_out` (and `c_out`). B is dynamic; a stream starts from a zero
-    state. metadata_props hold the vocabulary, its unknown symbol, the model config and the state
-    names (see `metadata`; `records` for a model trained with --records). The model is left as it was. ChargenError if the export extra is missing
-    or the vocabulary does not fit the model. The exporter's own messages are swallowed.
+    Inputs: `ids` int64 (B,), `h` float32 (L, B, H) and for an LSTM `c`; outputs: `logits` float32 (B, V) (before
+    temperature) and `h_out` (and `c_out`). B is dynamic; a stream starts from a zero state. metadata_props hold the
+    vocabulary, its unknown symbol, the model config and the state names (see `metadata`; `records` for a model
+    trained with --records). The model is left as it was. ChargenError if the export extra is missing or the
+    vocabulary does not fit the model. The exporter's own messages are swallowed.
     """
     onnx = _require_extra()
     cfg = model.config

@@ -55,9 +55,9 @@ def write_page(model: CharRNN, vocab: Vocab, path: Path, title: str, about: dict
 
 def model_spec(model: CharRNN, vocab: Vocab, records: bool = False) -> dict:
     """What the page reads: the shapes, the vocabulary, the unknown symbol's id (None without one),
-    the id an empty prime starts from, a records model's end-of-record id (None for a stream model),
-    the vocabulary's kind (a bytes model's page reads and writes UTF-8 bytes), and every weight in one base64 blob of little-endian float32
-    (`tensors` maps a state_dict name to its (offset, size) in floats, row-major)."""
+    the id an empty prime starts from, a records model's end-of-record id (None for a stream model), the
+    vocabulary's kind (a bytes model's page reads and writes UTF-8 bytes), and every weight in one base64 blob of
+    little-endian float32 (`tensors` maps a state_dict name to its (offset, size) in floats, row-major)."""
     cfg = model.config
     if cfg.cell not in CELL_NAMES:
         raise ChargenError(f"the web page cannot run a {cfg.cell!r} cell", "export an rnn, lstm or gru model")

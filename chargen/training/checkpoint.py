@@ -115,13 +115,17 @@ def _validate(state: Any, path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED):
         raise ChargenError(f"{path} is a PyTorch file but not a chargen checkpoint",
                            "pass a best.pt or last.pt written by chargen train")
-    version = state["format_version"]
-    if not isinstance(version, int) or version < 1:
-        raise ChargenError(f"{path} has an invalid format version {version!r}", "use another checkpoint")
-    if version > FORMAT_VERSION:
-        raise ChargenError(f"{path} has format version {version}, newer than this chargen "
-                           f"understands ({FORMAT_VERSION})", "update chargen to a newer version")
+    check_version(state["format_version"], FORMAT_VERSION, path, "format version", "use another checkpoint")
     return state
+
+
+def check_version(version: Any, newest: int, path: Path, name: str, hint: str) -> None:
+    """ChargenError unless `version` is an integer from 1 to `newest` (a newer one: update chargen)."""
+    if not isinstance(version, int) or version < 1:
+        raise ChargenError(f"{path} has an invalid {name} {version!r}", hint)
+    if version > newest:
+        raise ChargenError(f"{path} has {name} {version}, newer than this chargen understands ({newest})",
+                           "update chargen to a newer version")
 
 
 def _migrate(state: dict[str, Any]) -> dict[str, Any]:

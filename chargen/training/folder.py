@@ -17,7 +17,7 @@ import torch
 from ..data import Vocab
 from ..errors import ChargenError
 from ..model import ModelConfig
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, check_version
 from .config import TrainConfig
 
 WEIGHTS = "model.safetensors"
@@ -97,12 +97,7 @@ def _read_config(folder: Path) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("library_name") != "chargen":
         raise ChargenError(f"{path} does not describe a chargen model",
                            "pass a folder written by chargen export --format safetensors")
-    version = config.get("chargen_folder_format")
-    if not isinstance(version, int) or version < 1:
-        raise ChargenError(f"{path} has an invalid chargen_folder_format {version!r}", "export the model again")
-    if version > FOLDER_FORMAT:
-        raise ChargenError(f"{path} has folder format {version}, newer than this chargen understands "
-                           f"({FOLDER_FORMAT})", "update chargen to a newer version")
+    check_version(config.get("chargen_folder_format"), FOLDER_FORMAT, path, "folder format", "export the model again")
     return config
 
 

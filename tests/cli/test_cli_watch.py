@@ -5,20 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
-from typer.testing import CliRunner
+from test_cli import TINY, invoke
 
-from chargen.cli import app
 from chargen.cli.watch import sample_lines
-
-runner = CliRunner()
-
-TINY = ["--cell", "gru", "--layers", "1", "--hidden-size", "8", "--embedding-dim", "5", "--batch-size", "3",
-        "--seq-len", "12", "--max-steps", "10", "--max-time", "0", "--eval-every", "5", "--save-every", "5",
-        "--warmup-steps", "2", "--device", "cpu"]
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def metrics(run_dir) -> list[dict]:
