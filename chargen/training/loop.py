@@ -15,17 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..data import Corpus, RecordCorpus, Sources, load_corpus, load_records
+from ..data import Corpus, RecordCorpus, Sources
 from ..data.cache import Corpus as CorpusPaths
-from ..data.cache import work_bytes
 from ..device import resolve_device
 from ..errors import ChargenError
 from ..model import ModelConfig
-from ..progress import PrepareBar, TrainBar
+from ..progress import TrainBar
 from .board import EVERY as BOARD_EVERY
 from .board import Board, require_tensorboard
 from .checkpoint import Checkpoint, remove_stale_temp_files
 from .config import TrainConfig, extend_budget
+from .corpus_source import load_for_run
 from .distributed import World, barrier, connect, disconnect, from_main, world_from_env
 from .recipes import DropoutChoice, choose_dropout
 from .runs import RunLock, choose_run_dir, default_run_dir, make_run_dir, newest_run
@@ -104,7 +104,7 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
     config = replace(config, corpus=" ".join(os.path.abspath(p) for p in Sources.of(corpus_path).paths))
     device = connect(world, resolve_device(config.device))
     try:
-        corpus = _load(corpus_path, config, world, progress)
+        corpus = load_for_run(corpus_path, config, world, progress)
         if isinstance(corpus, RecordCorpus) and notes is not None and world.is_main:
             for line in corpus.notes():
                 notes(line)
@@ -177,41 +177,6 @@ def _choose_dropout(corpus: Corpus | RecordCorpus, model_config: ModelConfig, co
     # touched for the first time) would otherwise plan too few passes.
     speed = statistics.median(chars) / max(statistics.median(times), 1e-9)
     return choose_dropout(config, train_chars, from_main(world, speed, device))  # one verdict on all ranks
-
-
-def _load(corpus_path: CorpusPaths, config: TrainConfig, world: World, progress: bool | None) -> Corpus | RecordCorpus:
-    """Prepare the corpus on each node's first rank (rank 0 with a bar in MB/s); the other ranks
-    wait for it and then open the cache, instead of all encoding the same file at once. A records
-    corpus is read into memory, in one process (Trainer refuses several)."""
-    if config.records:
-        return load_records(_one_file(corpus_path, config), config.records, config.val_frac, config.val_chars,
-                            config.min_char_count,
-                            config.max_record_chars)
-    corpus = None
-    split = dict(min_char_count=config.min_char_count, vocab=config.vocab, val_files=config.val_files)
-    if world.local_rank == 0:
-        sources = Sources.of(corpus_path)
-        with PrepareBar(sources.name, progress if world.is_main else False,
-                        size=lambda: work_bytes(sources, config.vocab)) as bar:
-            corpus = load_corpus(sources, config.val_frac, config.val_chars, progress=bar.update, **split)
-    barrier(world)
-    if corpus is None:
-        corpus = load_corpus(corpus_path, config.val_frac, config.val_chars, **split)
-    return corpus
-
-
-def _one_file(corpus_path: CorpusPaths, config: TrainConfig) -> str:
-    """The one text file a records corpus is read from; ChargenError for several files or bytes."""
-    if config.vocab != "chars":
-        raise ChargenError("--records reads text, and --vocab bytes reads bytes", "train records with --vocab chars")
-    if config.val_files:
-        raise ChargenError("--val-files splits a corpus of several files, and --records validates on whole records",
-                           "drop --val-files: about --val-frac of the records validate")
-    files = Sources.of(corpus_path).files()
-    if len(files) != 1:
-        raise ChargenError(f"--records reads one file, and {Sources.of(corpus_path)} is {len(files)} files",
-                           "join the records into one file (one per line, or JSON lines)")
-    return files[0].path
 
 
 def _make_trainer(corpus: Corpus, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
