@@ -149,7 +149,9 @@ def _training_corpus(ckpt: Checkpoint) -> Path:
     """The corpus file a records model was trained on, which --unique reads; ChargenError when it is gone."""
     path = ckpt.train_config.corpus
     if not path:
-        raise ChargenError("the checkpoint does not name the corpus it was trained on", "sample without --unique")
+        raise ChargenError("this model does not name the corpus it was trained on (an exported folder leaves "
+                           "out the trainer's paths)", "use --unique with the run's best.pt where it was trained, "
+                                                       "or sample without --unique")
     if not Path(path).is_file():
         raise ChargenError(f"--unique reads the training corpus, which is gone: {path}",
                            "put the file back at that path, or sample without --unique")

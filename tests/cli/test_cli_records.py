@@ -148,3 +148,13 @@ def test_records_refuse_several_files(tmp_path):
     result = invoke("train", tmp_path / "a.txt", tmp_path / "b.txt", *TINY, "--records", "lines",
                     "--out", tmp_path / "run")
     assert_domain_error(result, "--records reads one file", "join the records into one file")
+
+
+def test_unique_on_an_exported_folder_says_why_it_cannot(records_run, tmp_path):
+    """The folder leaves out the trainer's corpus path, so --unique cannot read the corpus: one line
+    that says so and where --unique works, not a traceback or a misleading 'file gone'."""
+    _, run, _ = records_run
+    assert invoke("export", run / "best.pt", "--out", tmp_path / "names", "-q").exit_code == 0
+    assert invoke("sample", tmp_path / "names", "--num-samples", 2, "--seed", 1).exit_code == 0
+    result = invoke("sample", tmp_path / "names", "--num-samples", 2, "--unique")
+    assert_domain_error(result, "does not name the corpus", "run's best.pt")

@@ -79,3 +79,4 @@ def test_onnx_metadata_says_the_vocabulary_kind_and_the_record_end(records_run, 
         assert json.loads(meta["chargen.vocab_kind"]) == kind
         end = json.loads(meta["chargen.record_end"])
         assert end == (vocab.chars.index(RECORD_END) if records else None)
+
