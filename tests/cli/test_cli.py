@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import typer.main
+from conftest import interrupt_at
 from typer.testing import CliRunner
 
 from chargen import (
@@ -32,7 +33,7 @@ from chargen.data import Sources
 from chargen.data.corpus import split_ids
 from chargen.data.vocab import UNKNOWN
 from chargen.training.checkpoint import FORMAT_VERSION
-from chargen.training.trainer import Trainer
+
 
 # This typer's CliRunner keeps stdout and stderr apart: result.stdout, result.stderr (result.output mixes them).
 runner = CliRunner()
@@ -263,21 +264,9 @@ def test_layers_alias(captured, flag):
     assert captured[0]["model_config"].num_layers == 4
 
 
-def ctrl_c_at(monkeypatch, step: int) -> None:
-    """Make training raise KeyboardInterrupt, as Ctrl-C does, when it is about to take `step` + 1."""
-    original = Trainer.train_step
-
-    def train_step(self):
-        if self.state.step == step:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_step", train_step)
-
-
 def test_train_ctrl_c_exits_130_after_saving(tmp_path, corpus_file, monkeypatch):
     """Ctrl-C during training must save last.pt and exit 130 (not 0, not a traceback)."""
-    ctrl_c_at(monkeypatch, 3)
+    interrupt_at(monkeypatch, 3)
     result = invoke("train", corpus_file, *TINY, "--quiet", "--out", tmp_path / "run")
     assert result.exit_code == 130
     assert "interrupted" in result.stderr
@@ -287,7 +276,7 @@ def test_train_ctrl_c_exits_130_after_saving(tmp_path, corpus_file, monkeypatch)
 def test_a_run_stopped_before_its_first_evaluation_names_no_best_checkpoint(tmp_path, corpus_file, monkeypatch):
     """Guards against the summary pointing at a best.pt that was never written (Ctrl-C before the
     first evaluation): it names none, and the run folder indeed holds last.pt alone."""
-    ctrl_c_at(monkeypatch, 2)
+    interrupt_at(monkeypatch, 2)
     result = invoke("train", corpus_file, *TINY, "--json", "--out", tmp_path / "run", "--eval-every", "1000")
     assert result.exit_code == 130
     summary = json.loads(result.stdout)
