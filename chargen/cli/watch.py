@@ -5,8 +5,7 @@ module only renders it. Plain text, no markup: a sample may hold any character o
 """
 from __future__ import annotations
 
-import unicodedata
-
+from ..data.text import escape_controls
 from ..progress import write_above
 
 
@@ -23,6 +22,4 @@ def show_sample(record: dict) -> None:
 def sample_lines(text: str) -> str:
     """`text` indented two spaces a line, with control characters other than newline and tab
     written as escapes (a corpus's escape sequence or carriage return would garble the terminal)."""
-    shown = "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) == "Cc" and c not in "\n\t"
-                    else c for c in text)
-    return "\n".join("  " + line for line in shown.split("\n"))
+    return "\n".join("  " + line for line in escape_controls(text).split("\n"))

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..errors import ChargenError
 from .text import read_text
-from .vocab import UNKNOWN, Vocab
+from .utf8 import id_dtype
+from .vocab import Vocab
 
 RECORD_END = "\x1e"  # U+001E RECORD SEPARATOR: the end-of-record symbol of every records model
 MODES_HINT = "use --records lines, paragraphs or jsonl:FIELD"
@@ -149,15 +150,13 @@ def encode_records(records: list[str], vocab: Vocab) -> RecordSet:
     ids = vocab.encode(RECORD_END + "".join(r + RECORD_END for r in records)).numpy()  # (N,)
     sizes = np.array([len(r) + 1 for r in records], dtype=np.int64)  # (R,)
     starts = np.cumsum(sizes) - sizes  # (R,)
-    dtype = np.uint8 if len(vocab) <= 1 << 8 else np.uint16 if len(vocab) <= 1 << 16 else np.uint32
-    return RecordSet(ids.astype(dtype), starts, sizes)
+    return RecordSet(ids.astype(id_dtype(len(vocab))), starts, sizes)
 
 
 def records_vocab(records: list[str], min_char_count: int = 1) -> Vocab:
     """The characters of `records` seen at least `min_char_count` times, the unknown symbol and the end symbol."""
     cps, counts = np.unique(np.frombuffer("".join(records).encode("utf-32-le"), dtype=np.uint32), return_counts=True)
-    base = Vocab.from_counts({chr(c): int(n) for c, n in zip(cps, counts)}, min_char_count)
-    return Vocab(tuple(sorted(set(base.chars) | {RECORD_END})), UNKNOWN)
+    return Vocab.from_counts({chr(c): int(n) for c, n in zip(cps, counts)}, min_char_count, keep=RECORD_END)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Reading a text file from disk: its raw bytes, or its UTF-8 text, with one-line errors
-for a folder, a missing, unreadable, empty or non-UTF-8 file. Nothing here knows ids."""
+for a folder, a missing, unreadable, empty or non-UTF-8 file; and showing drawn text safely.
+Nothing here knows ids."""
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 from ..errors import ChargenError
@@ -39,3 +41,11 @@ def read_text(path: str | os.PathLike, what: str = "corpus") -> str:
         raise ChargenError(f"{path} is empty", "train on a file that contains text" if what == "corpus"
                            else "pass a file that contains text")
     return text
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control characters other than newline and tab written as Python escapes (\\x1b,
+    \\r): a model may draw any character of its corpus, and an escape sequence would garble a
+    terminal or make a text file binary."""
+    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) == "Cc" and c not in "\n\t"
+                   else c for c in text)

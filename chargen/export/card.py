@@ -4,9 +4,10 @@ Face Hub reads. Words only: the numbers come from the checkpoint."""
 from __future__ import annotations
 
 import math
-import unicodedata
+import re
 from dataclasses import fields, replace
 
+from ..data.text import escape_controls
 from ..model import CharRNN
 from ..sample import SampleConfig, sample_records, sample_texts
 from ..training import Checkpoint, TrainConfig
@@ -69,7 +70,7 @@ def model_card(ckpt: Checkpoint, model: CharRNN, title: str, folder_name: str) -
               "(`vocab`: the characters in id order; `unk`: the symbol that stands for unseen characters).", ""]
     if command:
         lines += ["## Trained with", "", "```", command, "```", ""]
-    fence = "`" * max(3, _longest_run(sample, "`") + 1)
+    fence = "`" * max(3, 1 + max(map(len, re.findall("`+", sample)), default=0))  # longer than any run inside
     lines += [f"## A sample (seed {CARD_SAMPLE.seed}, temperature {CARD_SAMPLE.temperature})", "",
               fence + "text", sample, fence, ""]
     return "\n".join(lines)
@@ -77,18 +78,11 @@ def model_card(ckpt: Checkpoint, model: CharRNN, title: str, folder_name: str) -
 
 def card_sample(ckpt: Checkpoint, model: CharRNN) -> str:
     """The card's sample: CARD_SAMPLE's text, or for a records model as many records, one per line;
-    control characters (a bytes model may draw any byte) written as \\xHH so the card stays text."""
+    control characters (a bytes model may draw any byte) escaped so the card stays text."""
     if ckpt.train_config is not None and ckpt.train_config.records:
         cfg = replace(CARD_SAMPLE, num_samples=CARD_RECORDS, length=CARD_SAMPLE.length // CARD_RECORDS)
         text = "\n".join(sample_records(model, ckpt.vocab, cfg, "cpu").records)
     else:
         text = sample_texts(model, ckpt.vocab, CARD_SAMPLE, "cpu")[0]
-    return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" and c not in "\n\t" else c for c in text)
+    return escape_controls(text)
 
-
-def _longest_run(text: str, ch: str) -> int:
-    best = run = 0
-    for c in text:
-        run = run + 1 if c == ch else 0
-        best = max(best, run)
-    return best
