@@ -130,8 +130,14 @@ def generate(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.devi
 def text_pieces(vocab: Vocab, ids: Iterator) -> Iterator[str]:
     """The text of a stream of ids (each an int or a tensor of one) as it completes: for a bytes
     model a character split over several ids comes out whole after its last, a byte sequence that
-    is not UTF-8 as U+FFFD; no empty pieces."""
-    decoder = vocab.text_decoder()
+    is not UTF-8 as U+FFFD; no empty pieces. The kind is looked at once, not per character."""
+    if vocab.kind == "chars":  # one character per id: a lookup, nothing to wait for
+        chars = vocab.chars
+        return (chars[int(nxt)] for nxt in ids)
+    return _utf8_pieces(vocab.text_decoder(), ids)
+
+
+def _utf8_pieces(decoder, ids: Iterator) -> Iterator[str]:
     for nxt in ids:
         if piece := decoder.decode([int(nxt)]):
             yield piece
@@ -142,11 +148,12 @@ def text_pieces(vocab: Vocab, ids: Iterator) -> Iterator[str]:
 def stop_after(pieces: Iterator[str], stop: str) -> Iterator[str]:
     """Pass text through piece by piece, ending right after the first occurrence of `stop` (never, if
     empty); a piece may hold several characters (a bytes model's U+FFFD and what followed it)."""
+    return _through_stop(pieces, stop) if stop else pieces
+
+
+def _through_stop(pieces: Iterator[str], stop: str) -> Iterator[str]:
     tail = ""
     for piece in pieces:
-        if not stop:
-            yield piece
-            continue
         seen = tail + piece
         at = seen.find(stop)
         if at >= 0:
