@@ -28,9 +28,9 @@ Include = Annotated[Optional[List[str]], typer.Option(
 Exclude = Annotated[Optional[List[str]], typer.Option(
     "--exclude", help="Leave out files matching this pattern (repeatable), as --include matches.",
     show_default=False)]
-VocabKind = Annotated[str, typer.Option(
-    "--vocab", help="chars: the corpus's characters (UTF-8 text); bytes: the 256 byte values, so that any file "
-                    "trains (Latin-1, Shift-JIS, mixed, binary), at the cost of more steps per character.")]
+VOCAB_HELP = ("chars: the corpus's characters (UTF-8 text); bytes: the 256 byte values, so that any file "
+              "trains (Latin-1, Shift-JIS, mixed, binary), at the cost of more steps per character.")
+VocabKind = Annotated[str, typer.Option("--vocab", help=VOCAB_HELP)]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed gives the same run.")]
 NumLayers = Annotated[int, typer.Option("--num-layers", "--layers", help="Stacked recurrent layers.")]
 HiddenSize = Annotated[int, typer.Option(help="Units per recurrent layer.")]

@@ -189,6 +189,8 @@ def info(checkpoint: CheckpointArg = None, as_json: Json = False) -> None:
             "step": ckpt.step, "parameters": model.num_parameters(), "vocab": vocab.kind, "vocab_size": len(vocab),
             "unknown_symbol": vocab.unk,
             "best_val_loss": finite(best), "best_val_bpc": finite(best / math.log(2)),
+            "fine_tuned_from": " <- ".join(f"{e['name']} (sha256 {e['sha256'][:12]})" for e in ckpt.lineage) or None,
+            "credits": ckpt.credits or None,
             "model_config": ckpt.model_config.to_dict(),
             "train_config": None if ckpt.train_config is None else ckpt.train_config.to_dict()}
     if as_json:

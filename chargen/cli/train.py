@@ -22,7 +22,7 @@ from ..training.preview import SAMPLE_TEMPERATURE
 from ..training.recipes import default_help, dropout_rule_applies
 from ..training.runs import newest_run
 from .common import Interrupted, console, field_default, finite, table
-from .options import Corpus, Device, Exclude, Include, Json, MinCharCount, Quiet, VocabKind
+from .options import VOCAB_HELP, Corpus, Device, Exclude, Include, Json, MinCharCount, Quiet, VocabKind
 from .watch import show_sample
 
 TC = TrainConfig  # the flags' defaults come from the config dataclasses
@@ -33,7 +33,12 @@ def train(
     corpus: Corpus,
     include: Include = None,
     exclude: Exclude = None,
-    vocab: VocabKind = field_default(TC, "vocab"),
+    init: Optional[str] = typer.Option(
+        None, metavar="MODEL", help="Start from a trained model instead of random weights (fine-tune it): a .pt "
+                                    "file, an exported model folder, or a shipped model: base, shakespeare. Its "
+                                    "shape comes with it; settings left out follow the fine-tuning recipe."),
+    vocab: Optional[str] = typer.Option(None, "--vocab", help=VOCAB_HELP + " (default: chars; with --init, the "
+                                                                         "model's own)"),
     cell: Optional[str] = typer.Option(None, help=f"Recurrent cell: rnn, lstm or gru. {default_help('cell')}"),
     num_layers: Optional[int] = typer.Option(None, "--num-layers", "--layers", help=default_help('num_layers')),
     hidden_size: Optional[int] = typer.Option(None, help=default_help('hidden_size')),
@@ -41,22 +46,23 @@ def train(
     dropout: Optional[float] = typer.Option(
         None, help="(default: on a CPU 0 when the budget allows at most 6 passes over the corpus, else 0.1: "
                    "passes from --max-steps if set, else from --max-time at the speed measured at the start; "
-                   "0.5 on a GPU)"),
+                   "0.5 on a GPU; 0.1 with --init)"),
     impl: str = typer.Option(field_default(ModelConfig, "impl"),
                              help="torch (fast), or reference: the cell equations step by step (slow, for study)."),
     batch_size: Optional[int] = typer.Option(None, help=f"Parallel streams. {default_help('batch_size')}"),
     seq_len: Optional[int] = typer.Option(None, help=f"Characters per BPTT window. {default_help('seq_len')}"),
     lr: Optional[float] = typer.Option(None, help=f"Peak learning rate. {default_help('lr')}"),
     weight_decay: Optional[float] = typer.Option(None, help=default_help('weight_decay')),
-    warmup_steps: int = typer.Option(field_default(TC, "warmup_steps")),
+    warmup_steps: Optional[int] = typer.Option(None, help=default_help("warmup_steps")),
     min_lr_frac: float = typer.Option(field_default(TC, "min_lr_frac"), help="Final lr as a fraction of --lr."),
     grad_clip: float = typer.Option(field_default(TC, "grad_clip"), help="Max global gradient L2 norm."),
     max_steps: int = typer.Option(field_default(TC, "max_steps"),
                                   help="0 = no step limit. With --resume: the run's new step limit."),
     max_time: float = typer.Option(field_default(TC, "max_time"),
                                    help="Seconds; 0 = no time limit. With --resume: seconds added to the run."),
-    patience: int = typer.Option(field_default(TC, "patience"), help="Evaluations without improvement; 0 = off."),
-    eval_every: int = typer.Option(field_default(TC, "eval_every"), help="Steps between evaluations."),
+    patience: Optional[int] = typer.Option(None, help="Evaluations without improvement; 0 = off. "
+                                                      + default_help("patience")),
+    eval_every: Optional[int] = typer.Option(None, help="Steps between evaluations. " + default_help("eval_every")),
     save_every: int = typer.Option(field_default(TC, "save_every"), help="Steps between last.pt saves."),
     val_frac: float = typer.Option(field_default(TC, "val_frac"),
                                    help="Validation fraction: of one file, its tail; of several, about this "
@@ -98,8 +104,9 @@ def train(
     """
     target = resolve_device(device)
     model_config, config = default_configs(
-        target, cell=cell, num_layers=num_layers, hidden_size=hidden_size, embedding_dim=embedding_dim,
-        dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr, weight_decay=weight_decay,
+        target, init=None if resume else init, cell=cell, num_layers=num_layers, hidden_size=hidden_size,
+        embedding_dim=embedding_dim, dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr,
+        weight_decay=weight_decay,
         warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip, max_steps=max_steps,
         max_time=max_time, patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
         val_chars=val_chars, val_files=val_files, min_char_count=min_char_count, vocab=vocab, records=records,
@@ -117,7 +124,7 @@ def train(
                 sys.stderr.write(f"resuming {out}\n")
     result = run_training(sources, model_config, config, out=out, resume=resume,
                           progress=False if quiet or as_json else None,
-                          auto_dropout=not resume and dropout_rule_applies(target, dropout),
+                          auto_dropout=not resume and not init and dropout_rule_applies(target, dropout),
                           on_eval=None if quiet or as_json else show_sample, notes=None if quiet else _note, **budget)
     if not result.is_main:  # another rank of a torchrun: rank 0 reports
         return

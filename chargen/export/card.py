@@ -45,6 +45,8 @@ def train_command(ckpt: Checkpoint) -> str | None:
     c, t, default = ckpt.model_config, ckpt.train_config, TrainConfig()
     parts = ["chargen train", ckpt.corpus or "CORPUS", f"--cell {c.cell}", f"--num-layers {c.num_layers}",
              f"--hidden-size {c.hidden_size}", f"--embedding-dim {c.embedding_dim}", f"--dropout {c.dropout:g}"]
+    if ckpt.lineage:  # the base by the name it was asked for, never a path on the trainer's machine
+        parts.insert(2, f"--init {ckpt.lineage[0]['name']}")
     known = {f.name for f in fields(TrainConfig)}
     for name in COMMAND_FIELDS:
         if name in known and getattr(t, name) != getattr(default, name):
@@ -68,12 +70,29 @@ def model_card(ckpt: Checkpoint, model: CharRNN, title: str, folder_name: str) -
               f"chargen sample {folder_name} --temp 0.8", "```", "",
               "The weights are in `model.safetensors`; `config.json` holds the model's shape and its vocabulary "
               "(`vocab`: the characters in id order; `unk`: the symbol that stands for unseen characters).", ""]
+    lines += lineage_lines(ckpt)
     if command:
         lines += ["## Trained with", "", "```", command, "```", ""]
     fence = "`" * max(3, 1 + max(map(len, re.findall("`+", sample)), default=0))  # longer than any run inside
     lines += [f"## A sample (seed {CARD_SAMPLE.seed}, temperature {CARD_SAMPLE.temperature})", "",
               fence + "text", sample, fence, ""]
     return "\n".join(lines)
+
+
+def lineage_lines(ckpt: Checkpoint) -> list[str]:
+    """The card's section on what the model was fine-tuned from (each ancestor's name, weights'
+    hash and corpus) and whose text it learned (the credits), or nothing for a model from scratch."""
+    if not ckpt.lineage and not ckpt.credits:
+        return []
+    lines = ["## Fine-tuned from", ""] if ckpt.lineage else ["## Sources", ""]
+    for entry in ckpt.lineage:
+        corpus = f", trained on {entry['corpus']}" if entry["corpus"] else ""
+        lines.append(f"- `{entry['name']}` (weights sha256 `{entry['sha256']}`){corpus}")
+    credits = [ckpt.credits] if ckpt.credits else [e["credits"] for e in ckpt.lineage if e["credits"]]
+    if credits:
+        lines += ["", "What it learned before this corpus comes from: " + " ".join(credits)] if ckpt.lineage \
+            else [credits[0]]
+    return [*lines, ""]
 
 
 def card_sample(ckpt: Checkpoint, model: CharRNN) -> str:

@@ -12,7 +12,7 @@ import os
 import pickle
 import re
 import tempfile
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ FORMAT_VERSION = 3
 TEMP_SUFFIX = ".tmp"  # a file being written is ".<name>.<random><TEMP_SUFFIX>" beside its target
 REQUIRED = ("format_version", "model_config", "vocab", "model")
 OPTIONAL = ("train_config", "optimizer", "rng", "scaler", "step", "epoch", "window", "elapsed", "best_val_loss",
-            "evals_since_best", "hidden", "corpus", "corpus_chars")
+            "evals_since_best", "hidden", "corpus", "corpus_chars", "lineage", "credits")
 PER_CHARACTER = ("embedding.weight", "head.weight", "head.bias")  # the weights with one row per character
 # A format 1 model's new unknown symbol gets the smallest bias minus this: e^-10 of the rarest character's
 # weight, so the known characters' probabilities (and a validation loss) move by less than 1e-4 of themselves.
@@ -194,6 +194,26 @@ def _insert_row(t: torch.Tensor, i: int, row: torch.Tensor) -> torch.Tensor:
     return torch.cat([t[:i], row.to(t.dtype).expand_as(t[:1]), t[i:]])
 
 
+LINEAGE_KEYS = ("name", "sha256", "corpus", "credits")
+MAX_LINEAGE = 64  # ancestors kept; a longer chain is a damaged or hostile file
+MAX_TEXT = 4096  # characters in one lineage value or the credits
+
+
+def check_lineage(lineage: Any, credits: Any, path: str | os.PathLike) -> tuple[list[dict], str]:
+    """A model's lineage (a list of {name, sha256, corpus, credits} strings, base first) and credits
+    as read from a file ([] and "" when absent); ChargenError for anything else."""
+    lineage = [] if lineage is None else lineage
+    credits = "" if credits is None else credits
+    ok = isinstance(lineage, list) and len(lineage) <= MAX_LINEAGE and isinstance(credits, str)
+    ok = ok and len(credits) <= MAX_TEXT * 4 and all(
+        isinstance(e, dict) and set(e) <= set(LINEAGE_KEYS)
+        and all(isinstance(v, str) and len(v) <= MAX_TEXT for v in e.values()) for e in lineage)
+    if not ok:
+        raise ChargenError(f"{path} has a damaged lineage (what the model was fine-tuned from)",
+                           "use another checkpoint")
+    return [{k: e.get(k, "") for k in LINEAGE_KEYS} for e in lineage], credits
+
+
 @dataclass
 class Checkpoint:
     """Everything a run writes: the one place that knows a checkpoint's keys.
@@ -220,6 +240,10 @@ class Checkpoint:
     hidden: list[torch.Tensor] | None = None
     corpus: str = ""  # the corpus's file name, for a model card ("" in files written before it was kept)
     corpus_chars: int = 0  # the corpus's length in characters (0: not recorded)
+    # The models this one was fine-tuned from, its base first (training/init.py's lineage_entry):
+    # [] for a model trained from scratch.
+    lineage: list[dict] = field(default_factory=list)
+    credits: str = ""  # the sources (and licences) of what it learned, for a model card; "" = its corpus
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -247,6 +271,7 @@ class Checkpoint:
         if vocab.unk is None and vocab.kind == "chars":  # a bytes vocabulary knows every byte: it needs none
             vocab, model_config, state = _add_unknown(state, vocab, model_config)
         rest = {k: state[k] for k in OPTIONAL if k in state and k != "train_config"}
+        rest["lineage"], rest["credits"] = check_lineage(state.get("lineage"), state.get("credits"), path)
         return cls(model_config, vocab, state["model"], train_config, **rest)
 
     def save(self, path: str | os.PathLike) -> None:

@@ -55,6 +55,7 @@ class TrainConfig:
     extended_at_time: float = 0.0  # its second of training,
     extended_from_lr: float = 0.0  # and the learning rate there
     corpus: str = ""  # the corpus file's absolute path, as train() read it ("" before it has)
+    init: str = ""  # start from this model (a path, or a shipped model's name: training/init.py); "" = random weights
 
     def __post_init__(self) -> None:
         checks = [
@@ -88,6 +89,9 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ChargenError(f"unknown precision {self.precision!r}", "use --precision auto, fp32, bf16 or fp16")
         check_records_mode(self.records)
+        if not isinstance(self.init, str) or len(self.init) > 4096:
+            raise ChargenError(f"init must be a path or a shipped model's name, got {self.init!r}",
+                               "pass --init PATH or --init base")
         if not isinstance(self.corpus, str):
             raise ChargenError(f"corpus must be a path, got {self.corpus!r}", "pass the corpus file's path")
         if self.max_steps == 0 and self.max_time == 0:

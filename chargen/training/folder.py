@@ -17,7 +17,7 @@ import torch
 from ..data import Vocab
 from ..errors import ChargenError
 from ..model import ModelConfig
-from .checkpoint import Checkpoint, check_version
+from .checkpoint import Checkpoint, check_lineage, check_version
 from .config import TrainConfig
 
 WEIGHTS = "model.safetensors"
@@ -45,7 +45,7 @@ def folder_config(ckpt: Checkpoint) -> dict[str, Any]:
     }
     return {**ckpt.model_config.to_dict(), "library_name": "chargen", "chargen_folder_format": FOLDER_FORMAT,
             "vocab_kind": ckpt.vocab.kind, "vocab": list(ckpt.vocab.chars), "unk": ckpt.vocab.unk,
-            "training": training}
+            "fine_tuned_from": ckpt.lineage, "credits": ckpt.credits, "training": training}
 
 
 def write_model_files(ckpt: Checkpoint, folder: Path) -> None:
@@ -76,6 +76,7 @@ def read_model_folder(folder: str | os.PathLike) -> Checkpoint:
                           elapsed=float(training.get("seconds") or 0.0),
                           best_val_loss=math.inf if best is None else float(best),
                           corpus=training.get("corpus") or "", corpus_chars=int(training.get("corpus_chars") or 0))
+        ckpt.lineage, ckpt.credits = check_lineage(config.get("fine_tuned_from"), config.get("credits"), folder)
     except (TypeError, ValueError, KeyError, AttributeError, ChargenError) as e:
         raise ChargenError(f"{folder / CONFIG} has a damaged configuration or vocabulary ({e})",
                            "export the model again with: chargen export CHECKPOINT --format safetensors") from None

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..data import Corpus, RecordCorpus, Sources
+import numpy as np
+
+from ..data import Corpus, RecordCorpus, Sources, Vocab
+from ..data.renumber import in_vocab
 from ..data.cache import Corpus as CorpusPaths
 from ..device import resolve_device
 from ..errors import ChargenError
@@ -27,6 +30,7 @@ from .checkpoint import Checkpoint, remove_stale_temp_files
 from .config import TrainConfig, extend_budget
 from .corpus_source import load_for_run
 from .distributed import World, barrier, connect, disconnect, from_main, world_from_env
+from .init import Start, read_base, start_from
 from .recipes import DropoutChoice, choose_dropout
 from .runs import RunLock, choose_run_dir, default_run_dir, make_run_dir, newest_run
 from .trainer import Trainer
@@ -61,7 +65,8 @@ class TrainResult:
 def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConfig, out: Path | None = None,
           resume: bool = False, progress: bool | None = None, root: str | Path = "checkpoints",
           auto_dropout: bool = False, more_time: float | None = None, max_steps: int | None = None,
-          on_eval: Callable[[dict], None] | None = None, notes: Callable[[str], None] | None = None) -> TrainResult:
+          on_eval: Callable[[dict], None] | None = None, notes: Callable[[str], None] | None = None,
+          init: str | os.PathLike | None = None) -> TrainResult:
     """Train a model on `corpus_path` and write best.pt, last.pt and metrics.jsonl into the run folder.
 
     `corpus_path` is a file, a folder, a glob pattern, a list of them, or Sources (with
@@ -87,11 +92,26 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
     every rank calls this and trains its share (see Trainer); only rank 0 touches the run folder,
     calls `on_eval` and writes events. Raises ChargenError for bad input, an unwritable folder, a
     loss that stays non-finite, or --tensorboard without the tensorboard package (before training).
+
+    `init` (else `config.init`) starts a new run from a trained model instead of random weights: a
+    checkpoint, a model folder, or a shipped model's name (init.py). The model's shape and kind of
+    vocabulary come from it (model_config's dropout and impl are kept), characters of the corpus it
+    lacks are added to its vocabulary, and the run records it in its lineage. A resumed fine-tune
+    continues from its own last.pt, and stays one.
     """
     t0 = time.perf_counter()
     world = world_from_env()
     if resume and out is None:
         out = newest_run(corpus_path, None, root)
+    base = None
+    if not resume and (init or config.init):  # the base's shape and kind of vocabulary, before its run folder
+        config = replace(config, init=str(init or config.init))
+        base = read_base(config.init)
+        if base[1].vocab.kind == "bytes" and config.records:
+            raise ChargenError("--records reads text, and the --init model reads bytes",
+                               "start records from a chars model, or from scratch")
+        model_config = replace(base[1].model_config, dropout=model_config.dropout, impl=model_config.impl)
+        config = replace(config, vocab=base[1].vocab.kind)
     default = default_run_dir(corpus_path, model_config.cell, root)
     run_dir = choose_run_dir(out, default, resume) if world.is_main or resume else (out or default)
     ckpt = None
@@ -108,6 +128,14 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
         if isinstance(corpus, RecordCorpus) and notes is not None and world.is_main:
             for line in corpus.notes():
                 notes(line)
+        start = None
+        if base is not None:
+            start = start_from(base[0], base[1], corpus.vocab, _char_counts(corpus), config.init)
+            corpus, model_config = in_vocab(corpus, start.vocab), replace(model_config, vocab_size=len(start.vocab))
+            if notes is not None and world.is_main:
+                notes(_start_note(start))
+        elif ckpt is not None and ckpt.lineage and _fits(corpus.vocab, ckpt.vocab):
+            corpus = in_vocab(corpus, ckpt.vocab)  # a fine-tune's vocabulary is its base's and its corpus's
         if ckpt is not None and corpus.vocab != ckpt.vocab:
             raise ChargenError(f"{Sources.of(corpus_path)} does not match the run in {run_dir}: its characters differ",
                                "resume with the corpus the run was started on")
@@ -122,6 +150,8 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
                 choice = _choose_dropout(corpus, model_config, config, run_dir, device, world)
                 model_config = replace(model_config, dropout=choice.dropout)
             trainer = _make_trainer(corpus, model_config, config, run_dir, device, world)
+            if start is not None:
+                trainer.start_from(start.weights, [start.base, *base[1].lineage])
             if ckpt is not None:
                 _restore(trainer, ckpt, run_dir, new_budget=more_time is not None or max_steps is not None)
             with Board(run_dir, config.tensorboard and world.is_main, trainer.state.step) as board:
@@ -137,6 +167,24 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
             return result
     finally:
         disconnect(world)
+
+
+def _char_counts(corpus: Corpus | RecordCorpus) -> dict[str, int]:
+    """How often each character occurs in the training part (for a new character's first bias)."""
+    counts = np.bincount(np.asarray(corpus.train_ids), minlength=len(corpus.vocab))  # (V,)
+    return {c: int(n) for c, n in zip(corpus.vocab.chars, counts) if n}
+
+
+def _fits(corpus: Vocab, model: Vocab) -> bool:
+    """Whether every character of the corpus's vocabulary has a row in the model's."""
+    return corpus.kind == model.kind and set(corpus.chars) <= set(model.chars)
+
+
+def _start_note(start: Start) -> str:
+    """'starting from base (sha256 1a2b3c4d...); 3 new characters: 'é', 'ñ', '€'' for a person to read."""
+    new = ", ".join(repr(c) for c in start.new_chars[:8]) + (", ..." if len(start.new_chars) > 8 else "")
+    added = f"; {len(start.new_chars)} new characters: {new}" if start.new_chars else "; no new characters"
+    return f"starting from {start.base['name']} (sha256 {start.base['sha256'][:12]}){added}"
 
 
 def _resume_configs(run_dir: Path, config: TrainConfig, more_time: float | None,

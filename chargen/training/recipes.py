@@ -16,12 +16,19 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from ..errors import ChargenError
 from ..model.charrnn import ModelConfig
 from .config import TrainConfig
+from .init import ARCHITECTURE, check_architecture, read_base
 
 GPU = {"cell": "lstm", "num_layers": 3, "hidden_size": 1024, "embedding_dim": 256, "dropout": 0.5,
        "batch_size": 128, "seq_len": 128, "lr": 2e-3, "weight_decay": 0.1}
 _MODEL_FIELDS = {f.name for f in fields(ModelConfig)}
+# A run started from a trained model (--init) on any device: a lower peak rate and a short warmup,
+# so the first steps refine what the model knows instead of unlearning it; dropout, since a small
+# corpus is seen many times over; frequent evaluations and a short patience, so best.pt holds the
+# model from before it starts to memorise the corpus. Measured on small corpora: docs/recipes.md.
+FINETUNE = {"lr": 1e-3, "warmup_steps": 20, "dropout": 0.1, "eval_every": 100, "patience": 5}
 
 # The CPU recipe's dropout, measured on a 2-core CPU (tinyshakespeare, 2026-11-25;
 # benchmarks/README.md): with a 140 s budget (about 4 passes) no dropout reached
@@ -84,17 +91,30 @@ def dropout_rule_applies(target: torch.device, dropout: float | None) -> bool:
     return dropout is None and "dropout" not in recipe(target)
 
 
-def default_configs(target: torch.device, **given) -> tuple[ModelConfig, TrainConfig]:
+def default_configs(target: torch.device, init: str | None = None, **given) -> tuple[ModelConfig, TrainConfig]:
     """A ModelConfig and a TrainConfig from `given` (None = not given) and the recipe of the
     `target` device for the rest. A dropout neither given nor set by the recipe is ModelConfig's
-    0.1 here; pass `auto_dropout=dropout_rule_applies(...)` to train() to apply the rule."""
-    values = {**recipe(target), **{k: v for k, v in given.items() if v is not None}}
+    0.1 here; pass `auto_dropout=dropout_rule_applies(...)` to train() to apply the rule.
+
+    With `init` (a model to start from: init.py), the FINETUNE recipe comes on top, and the
+    model's shape is the base's: a shape in `given` that differs raises ChargenError."""
+    base = {}
+    if init:
+        _, ckpt = read_base(init)
+        check_architecture(ckpt.model_config, given)
+        base = {**FINETUNE, **{k: getattr(ckpt.model_config, k) for k in ARCHITECTURE},
+                "vocab": ckpt.vocab.kind, "init": str(init)}
+        if given.get("vocab") not in (None, ckpt.vocab.kind):
+            raise ChargenError(f"--vocab {given['vocab']} contradicts the --init model, which reads "
+                               f"{ckpt.vocab.kind}", "leave out --vocab: a fine-tune reads what its base reads")
+    values = {**recipe(target), **base, **{k: v for k, v in given.items() if v is not None}}
     train = TrainConfig(**{k: v for k, v in values.items() if k not in _MODEL_FIELDS})
     model = ModelConfig(**{k: v for k, v in values.items() if k in _MODEL_FIELDS})
     return model, train
 
 
 def default_help(name: str) -> str:
-    """'(default: x on a CPU, y on a GPU)' for a setting the recipes choose, for the CLI's help."""
+    """'(default: x on a CPU, y on a GPU; z with --init)' for a setting the recipes choose, for the CLI's help."""
     cpu = {f.name: f.default for f in fields(ModelConfig) + fields(TrainConfig)}[name]
-    return f"(default: {cpu} on a CPU, {GPU[name]} on a GPU)" if name in GPU else f"(default: {cpu})"
+    text = f"{cpu} on a CPU, {GPU[name]} on a GPU" if name in GPU else f"{cpu}"
+    return f"(default: {text}; {FINETUNE[name]} with --init)" if name in FINETUNE else f"(default: {text})"

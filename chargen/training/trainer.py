@@ -124,6 +124,13 @@ class Trainer:
         self.lag = 1 if device.type == "cuda" else 0
         self.unread: deque[StepFigures] = deque()
         self.last_figures = (math.nan, math.nan)  # (loss, norm) of the last step read
+        self.lineage: list[dict] = []  # the models this run was fine-tuned from (init.py), base first
+
+    def start_from(self, weights: dict[str, torch.Tensor], lineage: list[dict]) -> None:
+        """Begin from a trained model's weights (in this run's vocabulary) instead of random ones.
+        The optimizer's moments and the schedule start afresh: only the weights carry over."""
+        self.model.load_state_dict(weights)
+        self.lineage = lineage
 
     # -- checkpoints ---------------------------------------------------------------------
     def checkpoint(self) -> Checkpoint:
@@ -139,11 +146,12 @@ class Trainer:
                           self.scaler.state_dict() if self.scaler.is_enabled() else None,
                           s.step, s.epoch, s.window, s.elapsed, s.best_val_loss, s.evals_since_best,
                           [h.cpu() for h in hidden] if hidden else None, corpus=self.corpus.name,
-                          corpus_chars=self.corpus.size)
+                          corpus_chars=self.corpus.size, lineage=self.lineage)
 
     def restore(self, ckpt: Checkpoint) -> None:
         """Continue exactly where `ckpt` (a last.pt of this run) stopped."""
         self.model.load_state_dict(ckpt.model)
+        self.lineage = ckpt.lineage
         self.optimizer.load_state_dict(ckpt.optimizer)
         if self.scaler.is_enabled() and ckpt.scaler:
             self.scaler.load_state_dict(ckpt.scaler)
