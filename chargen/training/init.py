@@ -140,7 +140,8 @@ def start_from(path: Path, ckpt: Checkpoint, corpus_vocab: Vocab, corpus_counts:
             grown[is_new] = value.to(old.dtype)
             weights[key] = grown
     config = replace(ckpt.model_config, vocab_size=len(vocab))
-    return Start(config, vocab, weights, lineage_entry(Path(path), ckpt, name), new)
+    # A shipped model goes by its name; any other by its folder and file name, never a local path.
+    return Start(config, vocab, weights, lineage_entry(Path(path), ckpt, name if name in SHIPPED else None), new)
 
 
 def new_char_bias(base: Vocab, bias: torch.Tensor, counts: dict[str, int], new: tuple[str, ...]) -> torch.Tensor:

@@ -205,9 +205,13 @@ def captured(monkeypatch):
     return calls
 
 
+# --init names a model that must exist: tests/training/test_init.py checks that it reaches TrainConfig.init.
+NEEDS_A_MODEL = {"init"}
+
+
 def config_fields() -> list[str]:
     return [f.name for f in fields(ModelConfig) if f.name != "vocab_size"] + \
-        [f.name for f in fields(TrainConfig) if f.name not in RUN_RECORD]
+        [f.name for f in fields(TrainConfig) if f.name not in RUN_RECORD | NEEDS_A_MODEL]
 
 
 def train_options() -> set[str]:
