@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="extra chargen train flags for the --init arm")
     args = parser.parse_args()
     words = {w.strip().lower() for w in WORDS.read_text(encoding="utf-8").splitlines() if w.strip()}
-    paths = sorted(p for p in CORPORA.glob("*.txt") if p != WORDS)
+    paths = sorted(p for p in CORPORA.iterdir() if p.is_file() and p != WORDS)
     if args.corpora:
         paths = [p for p in paths if p.stem in args.corpora]
     rows = []

@@ -280,3 +280,25 @@ def test_init_reaches_the_config_and_the_recipe(base):
     assert model.dropout == FINETUNE["dropout"]
     assert (model.cell, model.num_layers, model.hidden_size, model.embedding_dim) == ("gru", 1, 12, 6)
     assert isinstance(model, ModelConfig)
+
+
+@pytest.mark.slow
+def test_torchrun_fine_tune_trains_like_one_process(base, new_corpus, tmp_path):
+    """Every rank starts from the same fitted weights: 2 ranks x 2 streams end like 1 process x 4."""
+    import os
+    import subprocess
+    import sys
+
+    args = ["--init", base, "--dropout", "0", "--batch-size", "4", "--seq-len", "10", "--max-steps", "6",
+            "--max-time", "0", "--eval-every", "3", "--device", "cpu", "--precision", "fp32", "--json"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "chargen",
+           "train", str(new_corpus), *map(str, args), "--out", str(tmp_path / "ddp")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = invoke("train", new_corpus, *args, "--out", tmp_path / "one")
+    assert one.exit_code == 0, one.stderr
+    ddp, single = read_model(tmp_path / "ddp" / "last.pt"), read_model(tmp_path / "one" / "last.pt")
+    assert ddp.lineage == single.lineage and ddp.vocab == single.vocab
+    for name, tensor in single.model.items():
+        torch.testing.assert_close(ddp.model[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
