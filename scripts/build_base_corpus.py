@@ -14,6 +14,7 @@ source with its licence. The script prints sizes, sha256 sums and a character-se
 import argparse
 import re
 import time
+from collections import Counter
 from pathlib import Path
 
 import corpus_tools as ct
@@ -160,7 +161,7 @@ def main() -> None:
     a = p.parse_args()
     start = time.monotonic()
     stats = build(a.out, a.cache)
-    total = sum((s["counts"] for _, s in stats), start=ct.Counter())
+    total = sum((s["counts"] for _, s in stats), start=Counter())
     whole = ct.charset("".join(c * n for c, n in total.items()))
     print("\ncharacter set (train + heldout)\n" + ct.charset_table(stats + [("whole mix", whole)]))
     print(f"\n{whole['bytes']:,} bytes in {len(stats)} sources, {time.monotonic() - start:.0f} s")

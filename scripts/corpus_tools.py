@@ -118,7 +118,9 @@ def split_heldout(text: str, share: float) -> tuple[str, str]:
     The tail, not a random sample: a character model's validation text must be unseen
     contiguous text, not lines whose neighbours it trained on.
     """
-    cut = text.find("\n", int(len(text) * (1 - share))) + 1
+    start = max(int(len(text) * (1 - share)), 1)
+    cut = text.find("\n", start - 1) + 1  # from start - 1, so that a cut already at a line start stays
+    cut = cut or len(text)  # no line break after start: nothing held out rather than everything
     return text[:cut], text[cut:]
 
 
