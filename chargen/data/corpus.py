@@ -34,22 +34,27 @@ def split_ids(ids, val_frac: float, val_chars: int = 0):
 def split_files(ids, ends: tuple[int, ...], val_frac: float, val_chars: int = 0, val_files: int = 0):
     """Split the ids of a corpus of several files (file i ends at `ends[i]`) into (train, val):
     val is the last `val_files` files in the corpus's order, or with `val_files` 0 about `val_frac`
-    of them (at least one while val_frac > 0, at most all but one).
+    of them (at least one while val_frac > 0, at most all but one). Empty files (a separator
+    alone) are not counted: val starts at a file with text, and empty files after it go with it.
 
     With `val_chars`, only as many of those last files as hold val_chars ids are kept for
     validation (the others train), and of them only the last val_chars ids: the head cut off
     the first of them is used for neither. Whole files, so that no part of a document is both
     trained and scored; the last ones in the stable order, so that every machine splits alike.
     """
-    n = len(ends)
-    k = val_files or (max(1, min(n - 1, round(n * val_frac))) if val_frac > 0 else 0)
-    if k >= n:
-        raise ChargenError(f"--val-files {k} leaves no file to train on: the corpus has {n} files",
-                           f"use --val-files {n - 1} or fewer")
     starts = (0, *ends[:-1])
+    texts = [i for i in range(len(ends)) if ends[i] - starts[i] > 1]  # files holding more than their separator
+    n = len(texts)
+    k = val_files or (max(1, min(n - 1, round(n * val_frac))) if val_frac > 0 else 0)
+    if k and k >= n and val_files:
+        raise ChargenError(f"--val-files {k} leaves no file to train on: the corpus has {n} files with text",
+                           f"use --val-files {n - 1} or fewer" if n > 1 else "use --val-frac 0, or add files")
+    if k and k >= n:
+        raise ChargenError(f"only 1 of the corpus's {len(ends)} files holds text, and validation takes whole files",
+                           "add a file to validate on, or use --val-frac 0")
     if val_chars:
-        k = next((j for j in range(1, k) if ends[-1] - starts[n - j] >= val_chars), k)
-    cut = starts[n - k] if k else len(ids)
+        k = next((j for j in range(1, k) if ends[-1] - starts[texts[n - j]] >= val_chars), k)
+    cut = starts[texts[n - k]] if k else len(ids)
     val = ids[cut:]
     if val_chars and len(val) > val_chars:
         val = val[len(val) - val_chars:]
