@@ -115,10 +115,24 @@ def _not_utf8(data: bytes, parts: list[Part]) -> None:
         try:  # decoding each piece finds the exact place; only done on failure
             data[start:stop].decode("utf-8")
         except UnicodeDecodeError as e:
+            pattern = f"'*{Path(path).suffix}'" if Path(path).suffix else f"'{Path(path).name}'"
+            if _binary(path):
+                raise ChargenError(f"{path} is a binary file, not text (it holds a NUL byte in its first 8 KB)",
+                                   f"leave it out with --exclude {pattern}, or train on bytes with --vocab bytes") \
+                    from None
             raise ChargenError(f"{path} is not UTF-8 text (bad byte at offset {offset + e.start})",
-                               "convert it first, e.g. iconv -f latin1 -t utf-8 IN > OUT, "
-                               "or train on its bytes with --vocab bytes") from None
+                               "convert it first, e.g. iconv -f latin1 -t utf-8 IN > OUT, leave it out with "
+                               f"--exclude {pattern}, or train on its bytes with --vocab bytes") from None
     raise AssertionError("a batch that is not UTF-8 has a piece that is not")
+
+
+def _binary(path: str) -> bool:
+    """Whether a file is clearly not text: a NUL byte in its first 8 KB (git's test)."""
+    try:
+        with open(path, "rb") as f:
+            return b"\0" in f.read(8192)
+    except OSError:
+        return False
 
 
 def byte_counts(data: bytes) -> np.ndarray:
