@@ -279,5 +279,17 @@ def test_a_binary_file_in_a_folder_is_named_with_an_exclude_hint(tmp_path):
     (docs / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
     line = one_error_line(invoke("train", docs, *TINY, "--out", tmp_path / "run"))
     assert line == (f"error: {docs / 'pic.png'} is a binary file, not text (it holds a NUL byte in its first "
-                    "8 KB) (hint: leave it out with --exclude '*.png', or train on bytes with --vocab bytes)")
+                    "8 KB) (hint: leave it out with --exclude pic.png (every *.png file: --exclude '*.png'), or train on bytes "
+                    "with --vocab bytes)")
     assert invoke("train", docs, "--exclude", "*.png", *TINY, "--out", tmp_path / "run", "--json").exit_code == 0
+
+
+def test_a_latin1_file_among_utf8_ones_is_named_with_an_exclude_of_itself(tmp_path):
+    """A Latin-1 file in a folder of .txt files: the hint's --exclude names that file, not '*.txt' (which
+    would leave out every file)."""
+    docs = several(tmp_path)
+    (docs / "old.txt").write_bytes(LATIN1)
+    line = one_error_line(invoke("train", docs, *TINY, "--out", tmp_path / "run"))
+    assert line == (f"error: {docs / 'old.txt'} is not UTF-8 text (bad byte at offset 0) (hint: convert it first, "
+                    "e.g. iconv -f latin1 -t utf-8 IN > OUT, leave it out with --exclude old.txt, or train on its "
+                    "bytes with --vocab bytes)")
