@@ -102,7 +102,8 @@ class TrainConfig:
             raise ChargenError("training needs a limit", "set --max-steps or --max-time")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain values: the patterns as lists, as JSON (info --json, an exported folder) reads them back."""
+        return {**asdict(self), "include": list(self.include), "exclude": list(self.exclude)}
 
 
 def lr_at(config: TrainConfig, step: int, elapsed: float) -> float:

@@ -249,7 +249,7 @@ def test_resume_without_include_reads_the_runs_files_and_the_card_names_them(tmp
     assert again.exit_code == 0, again.stderr
     assert json.loads(again.stdout)["steps"] == 9 and again.stderr == ""
     config = read_checkpoint(tmp_path / "run" / "last.pt")["train_config"]
-    assert (config["include"], config["exclude"]) == (("*.txt",), ("d0.txt",))
+    assert (config["include"], config["exclude"]) == (["*.txt"], ["d0.txt"])
     exported = invoke("export", "run/last.pt", "--out", "folder", "--json")
     assert exported.exit_code == 0, exported.stderr
     card = (tmp_path / "folder" / "README.md").read_text()
