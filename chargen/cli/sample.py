@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import typer
 
+from ..data import Sources
 from ..data.corpus import encode_file_with_unknown
 from ..data.records import encode_record_file, read_records
 from ..data.text import read_raw, read_text
@@ -22,7 +24,7 @@ from ..sample import (RecordSample, SampleConfig, Sampler, generate, generate_id
 from ..sample.sampler import require_bytes, shown_prime
 from ..training import Checkpoint, TrainConfig, evaluate_carried, evaluate_records, evaluate_windows, load_model
 from .common import checkpoint_path, console, field_default, finite, table
-from .options import CheckpointArg, Device, Json, Quiet, StepDevice
+from .options import CheckpointArg, Device, Exclude, Include, Json, Quiet, StepDevice
 from .terminal import interact, stream, stream_raw, unescape, warn_unknown, warn_unknown_chars
 
 SC = SampleConfig  # the flags' defaults come from the config dataclass
@@ -204,9 +206,13 @@ def info(checkpoint: CheckpointArg = None, as_json: Json = False) -> None:
 
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A .pt file or an exported model folder.", show_default=False),
-    textfile: Path = typer.Argument(..., help="Text to score: UTF-8, or any file for a bytes model.",
-                                    show_default=False),
-    split: str = typer.Option("all", help="all, or val: only the validation tail (the checkpoint's val-frac)."),
+    textfile: List[Path] = typer.Argument(..., help="Text to score: a UTF-8 file (any file for a bytes model), or "
+                                                    "the files, folders and patterns a run read, as train takes them.",
+                                          show_default=False),
+    include: Include = None,
+    exclude: Exclude = None,
+    split: str = typer.Option("all", help="all, or val: only what the run validated on (the checkpoint's "
+                                          "val-frac, val-chars and val-files, as training split it)."),
     window: int = typer.Option(0, help="Also score random windows of this many characters from a zero state."),
     device: Device = "auto",
     as_json: Json = False,
@@ -214,6 +220,7 @@ def evaluate(
     """Loss (nats per character) and bits per character of a model on a text (for a bytes model:
     per byte).
 
+    Given the run's own corpus without --include/--exclude, the run's patterns choose its files.
     Characters the model never learned are read as its unknown symbol U+FFFD, named in
     one warning on stderr."""
     if split not in ("all", "val"):
@@ -222,21 +229,23 @@ def evaluate(
         raise ChargenError(f"window must be 0 (off) or positive, got {window}", "try --window 256")
     model, vocab, ckpt = load_model(checkpoint)
     stored = ckpt.train_config or TrainConfig()  # a weights-only file: the default split, a stream
-    part = (stored.val_frac, stored.val_chars) if split == "val" else (None, 0)
+    part = (stored.val_frac, stored.val_chars, stored.val_files) if split == "val" else (None, 0, 0)
     if stored.records and window:
         raise ChargenError("--window scores windows of a stream, and this model is scored record by record",
                            "drop --window")
+    sources = _scored_sources(textfile, include, exclude, stored)
     dev = resolve_device(device)
     model.to(dev)
     if stored.records:
-        records, unknown = encode_record_file(textfile, vocab, stored.records, stored.max_record_chars, *part)
+        records, unknown = encode_record_file(_one_record_file(sources), vocab, stored.records,
+                                              stored.max_record_chars, *part[:2])
         warn_unknown_chars(unknown)
         scored = evaluate_records(model, records, dev)
     else:
-        ids, unknown = encode_file_with_unknown(textfile, vocab, *part)
+        ids, unknown = encode_file_with_unknown(sources, vocab, *part)
         warn_unknown_chars(unknown)
         scored = evaluate_carried(model, ids, dev)
-    rows = {"text": str(textfile), "split": split, **({"records": records.count} if stored.records else {}),
+    rows = {"text": str(sources), "split": split, **({"records": records.count} if stored.records else {}),
             "chars": scored.chars, "loss": round(scored.loss, 4), "bpc": round(scored.bpc, 4)}
     if window:
         windows = evaluate_windows(model, ids, dev, window=window)
@@ -245,3 +254,22 @@ def evaluate(
         print(json.dumps(rows))
     else:
         console().print(table("Evaluation", rows))
+
+
+def _scored_sources(paths: list[Path], include: Optional[list[str]], exclude: Optional[list[str]],
+                    stored: TrainConfig) -> Sources:
+    """The text `chargen eval` scores: the paths given with the patterns given, or, for the run's own
+    corpus given without patterns, the run's patterns (the files it read, so --split val is its split)."""
+    given = tuple(os.fspath(p) for p in paths)
+    if include or exclude or stored.corpus != " ".join(os.path.abspath(p) for p in given):
+        return Sources(given, tuple(include or ()), tuple(exclude or ()))
+    return Sources(given, stored.include, stored.exclude)
+
+
+def _one_record_file(sources: Sources) -> str:
+    """The one file a records model is scored on; ChargenError for several."""
+    files = sources.files()
+    if len(files) != 1:
+        raise ChargenError(f"a records model scores one file, and {sources} is {len(files)} files",
+                           "pass the one records file")
+    return files[0].path

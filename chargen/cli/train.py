@@ -148,7 +148,7 @@ def train(
 
 
 def _note(line: str) -> None:
-    sys.stderr.write(f"note: {line}\n")
+    sys.stderr.write(f"{line}\n" if line.startswith("warning: ") else f"note: {line}\n")
 
 
 # `chargen train` options that a resume still takes from the command line: where it runs, what it shows

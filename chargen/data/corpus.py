@@ -34,26 +34,39 @@ def split_ids(ids, val_frac: float, val_chars: int = 0):
 def split_files(ids, ends: tuple[int, ...], val_frac: float, val_chars: int = 0, val_files: int = 0):
     """Split the ids of a corpus of several files (file i ends at `ends[i]`) into (train, val):
     val is the last `val_files` files in the corpus's order, or with `val_files` 0 about `val_frac`
-    of them (at least one while val_frac > 0, at most all but one).
+    of them (at least one while val_frac > 0, at most all but one). Empty files (a separator
+    alone) are not counted: val starts at a file with text, and empty files after it go with it.
 
     With `val_chars`, only as many of those last files as hold val_chars ids are kept for
     validation (the others train), and of them only the last val_chars ids: the head cut off
     the first of them is used for neither. Whole files, so that no part of a document is both
     trained and scored; the last ones in the stable order, so that every machine splits alike.
     """
-    n = len(ends)
-    k = val_files or (max(1, min(n - 1, round(n * val_frac))) if val_frac > 0 else 0)
-    if k >= n:
-        raise ChargenError(f"--val-files {k} leaves no file to train on: the corpus has {n} files",
-                           f"use --val-files {n - 1} or fewer")
     starts = (0, *ends[:-1])
+    texts = [i for i in range(len(ends)) if ends[i] - starts[i] > 1]  # files holding more than their separator
+    n = len(texts)
+    k = val_files or (max(1, min(n - 1, round(n * val_frac))) if val_frac > 0 else 0)
+    if k and k >= n and val_files:
+        raise ChargenError(f"--val-files {k} leaves no file to train on: the corpus has {n} files with text",
+                           f"use --val-files {n - 1} or fewer" if n > 1 else "use --val-frac 0, or add files")
+    if k and k >= n:
+        raise ChargenError(f"only 1 of the corpus's {len(ends)} files holds text, and validation takes whole files",
+                           "add a file to validate on, or use --val-frac 0")
     if val_chars:
-        k = next((j for j in range(1, k) if ends[-1] - starts[n - j] >= val_chars), k)
-    cut = starts[n - k] if k else len(ids)
+        k = next((j for j in range(1, k) if ends[-1] - starts[texts[n - j]] >= val_chars), k)
+    cut = starts[texts[n - k]] if k else len(ids)
     val = ids[cut:]
     if val_chars and len(val) > val_chars:
         val = val[len(val) - val_chars:]
     return ids[:cut], val
+
+
+def split_prepared(prepared: PreparedCorpus, val_frac: float, val_chars: int = 0, val_files: int = 0):
+    """(train, val) of a prepared corpus: split_files for several files, split_ids for one. The one
+    rule that training and `chargen eval --split val` both use."""
+    if len(prepared.ends) > 1:
+        return split_files(prepared.ids, prepared.ends, val_frac, val_chars, val_files)
+    return split_ids(prepared.ids, val_frac, val_chars)
 
 
 @dataclass(frozen=True)
@@ -78,14 +91,11 @@ def load_corpus(path: CorpusPaths, val_frac: float, val_chars: int = 0, min_char
     """Prepare (or open from the cache) a corpus (one path, a list of them, or Sources: see
     prepare_corpus) and split it: one file as split_ids does, several as split_files does."""
     prepared = prepare_corpus(path, min_char_count, cache, progress, vocab)
-    if len(prepared.ends) > 1:
-        train_ids, val_ids = split_files(prepared.ids, prepared.ends, val_frac, val_chars, val_files)
-    elif val_files:
+    if len(prepared.ends) <= 1 and val_files:
         raise ChargenError(f"--val-files {val_files} splits a corpus of several files, and "
                            f"{Sources.of(path)} is one file",
                            "drop --val-files: one file's validation part is its last --val-frac")
-    else:
-        train_ids, val_ids = split_ids(prepared.ids, val_frac, val_chars)
+    train_ids, val_ids = split_prepared(prepared, val_frac, val_chars, val_files)
     if (val_frac > 0 or val_files) and len(val_ids) < 2:
         raise ChargenError(f"{Sources.of(path)} is too short for a validation split ({len(prepared.ids)} characters)",
                            "use a longer text or --val-frac 0")
@@ -95,35 +105,38 @@ def load_corpus(path: CorpusPaths, val_frac: float, val_chars: int = 0, min_char
     return Corpus(prepared.vocab, train_ids, torch.from_numpy(val_ids.astype(np.int64)), name)
 
 
-def encode_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
-                val_chars: int = 0) -> torch.Tensor:
-    """Ids (N,) int64 of a UTF-8 file in `vocab`'s numbering (a model's), or with `val_frac` only
-    its validation tail as split_ids cuts it; only that part is ever held in memory.
+def encode_file(path: CorpusPaths, vocab: Vocab, val_frac: float | None = None,
+                val_chars: int = 0, val_files: int = 0) -> torch.Tensor:
+    """Ids (N,) int64 of a UTF-8 file (or a corpus of several: see prepare_corpus) in `vocab`'s
+    numbering (a model's), or with `val_frac` only its validation part as split_prepared cuts it
+    in training; only that part is ever held in memory.
 
     Goes through the prepared cache, then renumbers with one small table. Characters
     `vocab` lacks become its unknown symbol (unknown_in_file names them), or raise
     ChargenError naming them when it has none. For a bytes vocabulary the ids are the
     file's bytes, whatever they are.
     """
-    return _renumbered(prepare_corpus(path, vocab=vocab.kind), vocab, val_frac, val_chars)
+    return _renumbered(prepare_corpus(path, vocab=vocab.kind), vocab, val_frac, val_chars, val_files)
 
 
-def unknown_in_file(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
-                    val_chars: int = 0) -> list[str]:
+def unknown_in_file(path: CorpusPaths, vocab: Vocab, val_frac: float | None = None,
+                    val_chars: int = 0, val_files: int = 0) -> list[str]:
     """The distinct characters of the file (or with `val_frac` of its validation tail) that `vocab`
     lacks, in code-point order: the ones encode_file reads as the unknown symbol (none for bytes)."""
-    return _unknown(prepare_corpus(path, vocab=vocab.kind), vocab, val_frac, val_chars)
+    return _unknown(prepare_corpus(path, vocab=vocab.kind), vocab, val_frac, val_chars, val_files)
 
 
-def encode_file_with_unknown(path: str | os.PathLike, vocab: Vocab, val_frac: float | None = None,
-                             val_chars: int = 0) -> tuple[torch.Tensor, list[str]]:
+def encode_file_with_unknown(path: CorpusPaths, vocab: Vocab, val_frac: float | None = None,
+                             val_chars: int = 0, val_files: int = 0) -> tuple[torch.Tensor, list[str]]:
     """encode_file's ids and unknown_in_file's characters, from one opening of the cache."""
     prepared = prepare_corpus(path, vocab=vocab.kind)
-    return _renumbered(prepared, vocab, val_frac, val_chars), _unknown(prepared, vocab, val_frac, val_chars)
+    part = (val_frac, val_chars, val_files)
+    return _renumbered(prepared, vocab, *part), _unknown(prepared, vocab, *part)
 
 
-def _renumbered(prepared: PreparedCorpus, vocab: Vocab, val_frac: float | None, val_chars: int) -> torch.Tensor:
-    ids = prepared.ids if val_frac is None else split_ids(prepared.ids, val_frac, val_chars)[1]
+def _renumbered(prepared: PreparedCorpus, vocab: Vocab, val_frac: float | None, val_chars: int,
+                val_files: int = 0) -> torch.Tensor:
+    ids = prepared.ids if val_frac is None else split_prepared(prepared, val_frac, val_chars, val_files)[1]
     if vocab.kind == "bytes":
         return torch.from_numpy(np.asarray(ids).astype(np.int64))
     missing = _missing(prepared.vocab.chars, prepared.counts, vocab)
@@ -136,11 +149,12 @@ def _renumbered(prepared: PreparedCorpus, vocab: Vocab, val_frac: float | None, 
     return torch.from_numpy(table[np.asarray(ids)])  # file id -> model id
 
 
-def _unknown(prepared: PreparedCorpus, vocab: Vocab, val_frac: float | None, val_chars: int) -> list[str]:
+def _unknown(prepared: PreparedCorpus, vocab: Vocab, val_frac: float | None, val_chars: int,
+             val_files: int = 0) -> list[str]:
     missing = [] if vocab.kind == "bytes" else _missing(prepared.vocab.chars, prepared.counts, vocab)
     if not missing or val_frac is None:
         return missing
-    tail = np.asarray(split_ids(prepared.ids, val_frac, val_chars)[1])  # (N_val,)
+    tail = np.asarray(split_prepared(prepared, val_frac, val_chars, val_files)[1])  # (N_val,)
     seen = np.bincount(tail, minlength=len(prepared.vocab)) > 0  # (V_file,)
     return [c for c in missing if seen[prepared.vocab.chars.index(c)]]
 

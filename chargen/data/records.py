@@ -33,12 +33,14 @@ def check_records_mode(mode: str) -> str:
 @dataclass(frozen=True)
 class RecordText:
     """The records of a file in file order, and what was left out: `not_json` counts the lines of a
-    jsonl file that are not a JSON object with a non-empty string field, `with_end` the records
-    that hold the end symbol U+001E themselves."""
+    jsonl file that are not a JSON object with a non-empty string field (or nest too deeply to
+    read), `surrogates` those whose field holds a lone surrogate ("\\ud83d": half of a character
+    cut in two, which is not text), `with_end` the records that hold the end symbol U+001E."""
 
     records: list[str]
     not_json: int = 0
     with_end: int = 0
+    surrogates: int = 0
 
 
 def parse_records(text: str, mode: str) -> RecordText:
@@ -48,7 +50,7 @@ def parse_records(text: str, mode: str) -> RecordText:
     if not check_records_mode(mode):
         raise ChargenError("no records mode given", MODES_HINT)
     lines = [line.removesuffix("\r") for line in text.split("\n")]
-    not_json = 0
+    not_json = surrogates = 0
     if mode == "lines":
         records = [line for line in lines if line.strip()]
     elif mode == "paragraphs":
@@ -68,18 +70,29 @@ def parse_records(text: str, mode: str) -> RecordText:
             if not line.strip():
                 continue
             value = _field(line, name)
-            if value:
+            if value and not _encodable(value):
+                surrogates += 1
+            elif value:
                 records.append(value)
             else:
                 not_json += 1
     kept = [r for r in records if RECORD_END not in r]
-    return RecordText(kept, not_json, len(records) - len(kept))
+    return RecordText(kept, not_json, len(records) - len(kept), surrogates)
+
+
+def _encodable(value: str) -> bool:
+    """Whether `value` is text that UTF-8 can hold (JSON's escapes can write a lone surrogate; str cannot encode it)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _field(line: str, name: str) -> str | None:
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         return None
     value = obj.get(name) if isinstance(obj, dict) else None
     return value if isinstance(value, str) else None
@@ -90,6 +103,7 @@ def read_records(path: str | os.PathLike, mode: str) -> RecordText:
     parsed = parse_records(read_text(path), mode)
     if not parsed.records:
         why = f": {parsed.not_json:,} lines are not JSON objects with a string {mode[6:]!r}" if parsed.not_json else ""
+        why += f"; {parsed.surrogates:,} hold a lone surrogate (a cut character)" if parsed.surrogates else ""
         hint = "check the field's name in --records jsonl:FIELD" if mode.startswith("jsonl:") else \
             "train without --records to read it as one stream"
         raise ChargenError(f"{path} holds no records for --records {mode}{why}", hint)
@@ -112,8 +126,8 @@ def validation_mask(records: list[str], val_frac: float, val_chars: int = 0) -> 
     share = min(val_frac, val_chars / total) if val_chars else val_frac
     keys = np.array([_unit_hash(r) for r in records])  # (R,) in [0, 1)
     mask = keys < share
-    if not mask.any():
-        mask[np.argmin(keys)] = True
+    if not mask.any():  # every copy of the record chosen: one left in training would be validated on
+        mask = keys == keys.min()
     return mask
 
 
@@ -163,8 +177,8 @@ def records_vocab(records: list[str], min_char_count: int = 1) -> Vocab:
 class RecordCorpus:
     """A record corpus split for training: whole records on each side (validation_mask's rule).
 
-    `skipped` counts the records (or jsonl lines) left out, by reason: not_json, with_end,
-    too_long (more than max_record_chars characters).
+    `skipped` counts the records (or jsonl lines) left out, by reason: not_json, surrogates,
+    with_end, too_long (more than max_record_chars characters).
     """
 
     vocab: Vocab
@@ -187,6 +201,7 @@ class RecordCorpus:
     def notes(self) -> list[str]:
         """One line per reason records were left out, for a person to read."""
         reasons = {"not_json": f"lines are not JSON objects with a non-empty string {self.mode[6:]!r}",
+                   "surrogates": "records hold a lone surrogate such as \\ud83d (half of a cut character): not text",
                    "with_end": "records contain the end-of-record symbol U+001E",
                    "too_long": "records are longer than --max-record-chars"}
         return [f"skipped {n:,}: {reasons[k]}" for k, n in self.skipped.items() if n]
@@ -211,7 +226,8 @@ def load_records(path: str | os.PathLike, mode: str, val_frac: float, val_chars:
     vocab = records_vocab(kept, min_char_count)
     train = encode_records([r for r, v in zip(kept, mask) if not v], vocab)
     val = encode_records([r for r, v in zip(kept, mask) if v], vocab)
-    skipped = {"not_json": parsed.not_json, "with_end": parsed.with_end, "too_long": len(parsed.records) - len(kept)}
+    skipped = {"not_json": parsed.not_json, "surrogates": parsed.surrogates, "with_end": parsed.with_end,
+               "too_long": len(parsed.records) - len(kept)}
     return RecordCorpus(vocab, train, val, mode, skipped, Path(path).name)
 
 

@@ -5,7 +5,6 @@ name that a run and a cache take from them. Reading the files is stream.py's job
 from __future__ import annotations
 
 import fnmatch
-import glob
 import json
 import os
 import re
@@ -37,10 +36,11 @@ class Sources:
     and the fnmatch patterns that choose among their files.
 
     `files()` expands them: a folder to every file below it (hidden files and folders, whose
-    names start with '.', are skipped: .git and the like), a pattern to what it matches. Each
-    path's files come sorted by their relative path (compared folder by folder, code point by
-    code point, so the order is the same on every machine), the paths in the order given, a
-    file reached twice only the first time. A file is kept when it matches an `include`
+    names start with '.', are skipped: .git and the like), a pattern to what it matches; links
+    to folders are not followed (a link loop would repeat the files forever). Each path's files
+    come sorted by their relative path (compared folder by folder, code point by code point, so
+    the order is the same on every machine), the paths in the order given, a file reached twice
+    (again by name, or through a link: the same device and inode) only the first time. A file is kept when it matches an `include`
     pattern (if any are given) and no `exclude` pattern; a pattern is tried on the file's
     relative path and on its name ('*' crosses folders: '*.py' and 'tests/*' both work).
     """
@@ -88,10 +88,10 @@ class Sources:
     def files(self) -> list[SourceFile]:
         """The corpus's files in their stable order; ChargenError for a path that does not exist,
         a folder without files, a pattern that matches none, or patterns that leave none."""
-        found: dict[str, SourceFile] = {}
+        found: dict[object, SourceFile] = {}
         for path in self.paths:
             for f in _expand(path):
-                found.setdefault(os.path.abspath(f.path), f)
+                found.setdefault(_identity(f.path), f)
         kept = [f for f in found.values() if self._chosen(f)] if self.include or self.exclude else list(found.values())
         if not kept:
             raise ChargenError(f"the include/exclude patterns leave none of the {len(found)} files of {self}",
@@ -105,6 +105,16 @@ class Sources:
         def matches(pattern: str) -> bool:
             return fnmatch.fnmatchcase(f.rel, pattern) or fnmatch.fnmatchcase(name, pattern)
         return (not self.include or any(map(matches, self.include))) and not any(map(matches, self.exclude))
+
+
+def _identity(path: str) -> object:
+    """What makes two paths one file: its device and inode (a symlink or a hard link reaches the same
+    file, which must not be read twice: it could land on both sides of the split), else its real path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return (st.st_dev, st.st_ino) if st.st_ino else os.path.realpath(path)
 
 
 def _expand(path: str) -> list[SourceFile]:
@@ -121,18 +131,51 @@ def _expand(path: str) -> list[SourceFile]:
         if os.path.lexists(path):
             raise ChargenError(f"{path} is not a file or a folder", "pass a text file, a folder or a glob pattern")
         raise ChargenError(f"corpus not found: {path}", "check the path, e.g. corpora/shakespeare.txt")
-    base = _fixed_part(path) or "."
+    parts = _split(path)
+    fixed = next(i for i, part in enumerate(parts) if _MAGIC.search(part) or i == len(parts) - 1)
     files: list[SourceFile] = []
-    for match in glob.glob(path, recursive=True):
-        rel = Path(os.path.relpath(match, base)).as_posix()
-        if os.path.isdir(match):
-            files += _walk(match, rel + "/")
-        elif os.path.isfile(match):
-            files.append(SourceFile(match, rel))
+    _match(_fixed_part(path) or ".", [p for p in parts[fixed:] if p], "", files)
     if not files:
         raise ChargenError(f"no file matches {path}", "check the pattern, e.g. 'texts/**/*.txt' (in quotes, "
                                                       "so that chargen expands it: '**' crosses folders)")
     return sorted(files, key=_order)
+
+
+def _match(folder: str, segments: list[str], prefix: str, out: list[SourceFile]) -> None:
+    """Append to `out` the files below `folder` that the pattern `segments` matches, as glob would
+    ('**' alone: any folders; '*' never matches a leading '.'; a matched folder: all its files),
+    but without following links to folders: glob follows them, and a link to a parent folder
+    repeats its files dozens of times (two such links: millions of paths)."""
+    segment, rest = segments[0], segments[1:]
+    if segment == "**":
+        if not rest:
+            out += _walk(folder, prefix)
+            return
+        _match(folder, rest, prefix, out)
+        for entry in _entries(folder):
+            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                _match(entry.path, segments, f"{prefix}{entry.name}/", out)
+        return
+    for entry in _entries(folder):
+        if (entry.name.startswith(".") and not segment.startswith(".")) or not fnmatch.fnmatchcase(entry.name, segment):
+            continue
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if is_dir:
+            (_match(entry.path, rest, f"{prefix}{entry.name}/", out) if rest
+             else out.extend(_walk(entry.path, f"{prefix}{entry.name}/")))
+        elif not rest and entry.is_file():
+            out.append(SourceFile(entry.path, prefix + entry.name))
+
+
+def _entries(folder: str) -> list[os.DirEntry]:
+    """The entries of a folder; ChargenError when it cannot be read."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise ChargenError(f"cannot read the folder {folder}: {e.strerror}", "check its permissions") from None
 
 
 def _walk(folder: str, rel: str) -> list[SourceFile]:
@@ -162,10 +205,14 @@ def _order(f: SourceFile) -> tuple[str, ...]:
 
 def _fixed_part(pattern: str) -> str:
     """The leading folders of a glob pattern that hold no wildcard: 'texts/en' for 'texts/en/*/*.txt'."""
-    parts = re.split(r"[/\\]" if os.sep == "\\" else "/", pattern)
+    parts = _split(pattern)
     fixed = []
     for part in parts[:-1]:
         if _MAGIC.search(part):
             break
         fixed.append(part)
     return "/".join(fixed) if fixed != [""] else "/"
+
+
+def _split(pattern: str) -> list[str]:
+    return re.split(r"[/\\]" if os.sep == "\\" else "/", pattern)

@@ -6,6 +6,7 @@ A batch of bytes may hold pieces of several files; its Parts say where each came
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple
 
@@ -115,10 +116,25 @@ def _not_utf8(data: bytes, parts: list[Part]) -> None:
         try:  # decoding each piece finds the exact place; only done on failure
             data[start:stop].decode("utf-8")
         except UnicodeDecodeError as e:
+            name, suffix = shlex.quote(Path(path).name), Path(path).suffix
+            if _binary(path):
+                every = f" (every *{suffix} file: --exclude {shlex.quote('*' + suffix)})" if suffix else ""
+                raise ChargenError(f"{path} is a binary file, not text (it holds a NUL byte in its first 8 KB)",
+                                   f"leave it out with --exclude {name}{every}, or train on bytes with --vocab bytes") \
+                    from None
             raise ChargenError(f"{path} is not UTF-8 text (bad byte at offset {offset + e.start})",
-                               "convert it first, e.g. iconv -f latin1 -t utf-8 IN > OUT, "
-                               "or train on its bytes with --vocab bytes") from None
+                               "convert it first, e.g. iconv -f latin1 -t utf-8 IN > OUT, leave it out with "
+                               f"--exclude {name}, or train on its bytes with --vocab bytes") from None
     raise AssertionError("a batch that is not UTF-8 has a piece that is not")
+
+
+def _binary(path: str) -> bool:
+    """Whether a file is clearly not text: a NUL byte in its first 8 KB (git's test)."""
+    try:
+        with open(path, "rb") as f:
+            return b"\0" in f.read(8192)
+    except OSError:
+        return False
 
 
 def byte_counts(data: bytes) -> np.ndarray:

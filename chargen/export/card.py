@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from dataclasses import fields, replace
 
 from ..data.text import escape_controls
@@ -53,6 +54,8 @@ def train_command(ckpt: Checkpoint) -> str | None:
             value = getattr(t, name)
             parts.append(f"--{name.replace('_', '-')} {value:g}" if isinstance(value, float) else
                          f"--{name.replace('_', '-')} {value}")
+    for name in ("include", "exclude"):  # the files the run chose: without them it reads others
+        parts += [f"--{name} {shlex.quote(p)}" for p in getattr(t, name, ())]
     return " ".join(parts)
 
 

@@ -24,7 +24,8 @@ class TrainConfig:
     `sample_chars` and `tensorboard` only watch the run: they change nothing in its training.
     The `extended_*` fields and `corpus` are not settings: `extend_budget` writes the former
     when a resume gives a run a new budget, and `lr_at` then decays from there (see `lr_at`);
-    train() writes the latter, the absolute paths of the corpus the run reads.
+    train() writes the latter, the absolute paths of the corpus the run reads, and its patterns
+    `include` and `exclude` (a resume given none reads the run's own).
     """
 
     batch_size: int = 32
@@ -55,6 +56,8 @@ class TrainConfig:
     extended_at_time: float = 0.0  # its second of training,
     extended_from_lr: float = 0.0  # and the learning rate there
     corpus: str = ""  # the corpus file's absolute path, as train() read it ("" before it has)
+    include: tuple[str, ...] = ()  # the corpus's --include patterns, as train() read it
+    exclude: tuple[str, ...] = ()  # the corpus's --exclude patterns, as train() read it
     init: str = ""  # start from this model (a path, or a shipped model's name: training/init.py); "" = random weights
 
     def __post_init__(self) -> None:
@@ -94,11 +97,17 @@ class TrainConfig:
                                "pass --init PATH or --init base")
         if not isinstance(self.corpus, str):
             raise ChargenError(f"corpus must be a path, got {self.corpus!r}", "pass the corpus file's path")
+        for name in ("include", "exclude"):  # a list when read back from JSON (an exported folder)
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
+                raise ChargenError(f"{name} must be a list of patterns, got {value!r}", f"fix --{name}")
+            object.__setattr__(self, name, tuple(value))
         if self.max_steps == 0 and self.max_time == 0:
             raise ChargenError("training needs a limit", "set --max-steps or --max-time")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain values: the patterns as lists, as JSON (info --json, an exported folder) reads them back."""
+        return {**asdict(self), "include": list(self.include), "exclude": list(self.exclude)}
 
 
 def lr_at(config: TrainConfig, step: int, elapsed: float) -> float:

@@ -33,6 +33,24 @@ def load_for_run(corpus_path: CorpusPaths, config: TrainConfig, world: World,
     return corpus
 
 
+def run_sources(corpus_path: CorpusPaths, config: TrainConfig) -> Sources:
+    """What the run reads: `corpus_path` as Sources, with `config`'s include/exclude patterns (a
+    resumed run's own) when it gives none, so that a resume without them reads the same files."""
+    sources = Sources.of(corpus_path)
+    if sources.include or sources.exclude:
+        return sources
+    return Sources(sources.paths, config.include, config.exclude)
+
+
+def changed_note(corpus: Corpus | RecordCorpus, run_chars: int) -> str | None:
+    """A warning when a resumed run's corpus no longer has the size it had (`run_chars`, 0 when the
+    run did not record it): the same characters, but other text."""
+    if not run_chars or corpus.size == run_chars:
+        return None
+    return (f"warning: the corpus now has {corpus.size:,} characters and the run was trained on {run_chars:,}: "
+            "it changed since, and the run goes on with the text as it is now")
+
+
 def _one_file(corpus_path: CorpusPaths, config: TrainConfig) -> str:
     """The one text file a records corpus is read from; ChargenError for several files or bytes."""
     if config.vocab != "chars":

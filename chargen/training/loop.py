@@ -28,7 +28,7 @@ from .board import EVERY as BOARD_EVERY
 from .board import Board, require_tensorboard
 from .checkpoint import Checkpoint, remove_stale_temp_files
 from .config import TrainConfig, extend_budget
-from .corpus_source import load_for_run
+from .corpus_source import changed_note, load_for_run, run_sources
 from .distributed import World, barrier, connect, disconnect, from_main, world_from_env
 from .init import Start, read_base, start_from
 from .recipes import DropoutChoice, choose_dropout
@@ -81,11 +81,13 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
     With `resume`, the run in `out` (without `out`: the newest run of this corpus, any cell,
     runs.newest_run) continues from its last.pt, which supplies both configs and the exact
     position; the passed configs are ignored but for the device, the precision and what the run
-    shows of itself (sample_chars, tensorboard: they change nothing in the training). `more_time`
+    shows of itself (sample_chars, tensorboard: they change nothing in the training), and it reads
+    the run's own include/exclude patterns when `corpus_path` gives none. `more_time`
     (seconds on top of what the run has spent) and `max_steps` (a new total), when given,
     replace its budget (config.extend_budget: the schedule decays anew from where it stands)
     and restart its patience count. `progress=None` shows a bar only on a terminal; `notes`, when
-    given, is called with each line worth telling a person before training (records left out). Ctrl-C
+    given, is called with each line worth telling a person before training (records left out; a
+    line starting "warning: " when a resumed run's corpus changed size). Ctrl-C
     saves last.pt and returns with stop_reason "interrupted". `on_eval` is called with each
     evaluation's metrics record (its "sample" included) once it is written; with
     `config.tensorboard`, event files go to `<run>/tensorboard/` (board.py). Started by torchrun,
@@ -121,7 +123,9 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
         raise ChargenError("more_time and max_steps extend a resumed run", "set a new run's budget in its TrainConfig")
     if config.tensorboard:
         require_tensorboard()
-    config = replace(config, corpus=" ".join(os.path.abspath(p) for p in Sources.of(corpus_path).paths))
+    corpus_path = run_sources(corpus_path, config)
+    config = replace(config, corpus=" ".join(os.path.abspath(p) for p in corpus_path.paths),
+                     include=corpus_path.include, exclude=corpus_path.exclude)
     device = connect(world, resolve_device(config.device))
     try:
         corpus = load_for_run(corpus_path, config, world, progress)
@@ -139,6 +143,9 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
         if ckpt is not None and corpus.vocab != ckpt.vocab:
             raise ChargenError(f"{Sources.of(corpus_path)} does not match the run in {run_dir}: its characters differ",
                                "resume with the corpus the run was started on")
+        changed = changed_note(corpus, ckpt.corpus_chars) if ckpt is not None else None
+        if changed and notes is not None and world.is_main:
+            notes(changed)
         model_config = replace(model_config, vocab_size=len(corpus.vocab))
         if world.is_main:
             make_run_dir(run_dir)

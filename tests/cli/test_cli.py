@@ -182,7 +182,7 @@ FLAG_VALUES = {  # distinctive, non-default values for every config field
 
 
 # Fields that record a run's history, not settings: written by a resume that extends the budget, and the corpus path.
-RUN_RECORD = {"extended_at_step", "extended_at_time", "extended_from_lr", "corpus"}
+RUN_RECORD = {"extended_at_step", "extended_at_time", "extended_from_lr", "corpus", "include", "exclude"}
 
 
 def test_flag_values_cover_every_field():

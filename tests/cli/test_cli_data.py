@@ -207,3 +207,89 @@ def test_interactive_with_a_bytes_model(bytes_run):
                            input="à\né\n/quit\n")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "".join(turns)
+
+
+# -- the run's own corpus, again --------------------------------------------------------------
+def several(root: Path) -> Path:
+    """Five text files of different lengths and a note with a character the texts lack."""
+    for i, word in enumerate(["alpha", "beta", "gamma", "delta", "epsilon"]):
+        (root / "docs" / f"d{i}.txt").parent.mkdir(parents=True, exist_ok=True)
+        (root / "docs" / f"d{i}.txt").write_text(f"{word} tells a tale\n" * (4 + 3 * i))
+    (root / "docs" / "zz-notes.md").write_text("notes \u00a7 apart\n")
+    return root / "docs"
+
+
+def test_eval_split_val_scores_exactly_what_the_run_validated_on(tmp_path, monkeypatch):
+    """Guards against `eval --split val` on a run over several files scoring the last tenth of the
+    characters (and every file, --include forgotten): it scores the run's held-out file under the run's
+    patterns, so its figure is the run's own last val_loss in metrics.jsonl."""
+    monkeypatch.chdir(tmp_path)
+    docs = several(tmp_path)
+    trained = invoke("train", docs, "--include", "*.txt", *TINY, "--out", tmp_path / "run", "--json")
+    assert trained.exit_code == 0, trained.stderr
+    last = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert last["step"] == 6
+    for extra in ([], ["--include", "*.txt"]):
+        scored = invoke("eval", tmp_path / "run" / "last.pt", docs, *extra, "--split", "val", "--json")
+        assert scored.exit_code == 0, scored.stderr
+        rows = json.loads(scored.stdout)
+        assert rows["loss"] == round(last["val_loss"], 4)
+        held_out = len("epsilon tells a tale\n") * 16 + 1  # the last file and its separator: 337 ids
+        assert rows["chars"] == (held_out // 16 - 1) * 16 and scored.stderr == ""  # 16 streams, each's first unscored
+
+
+def test_resume_without_include_reads_the_runs_files_and_the_card_names_them(tmp_path, monkeypatch):
+    """Guards against --include/--exclude being forgotten by the run: a resume without them read every
+    file ('characters differ'), and the model card's command left them out."""
+    monkeypatch.chdir(tmp_path)
+    docs = several(tmp_path)
+    first = invoke("train", docs, "--include", "*.txt", "--exclude", "d0.txt", *TINY, "--out", "run", "--json")
+    assert first.exit_code == 0, first.stderr
+    again = invoke("train", docs, "--resume", "--out", "run", "--max-steps", 9, "--json")
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["steps"] == 9 and again.stderr == ""
+    config = read_checkpoint(tmp_path / "run" / "last.pt")["train_config"]
+    assert (config["include"], config["exclude"]) == (["*.txt"], ["d0.txt"])
+    exported = invoke("export", "run/last.pt", "--out", "folder", "--json")
+    assert exported.exit_code == 0, exported.stderr
+    card = (tmp_path / "folder" / "README.md").read_text()
+    assert "--include '*.txt' --exclude d0.txt" in card
+
+
+def test_resume_on_a_changed_corpus_warns(tmp_path, monkeypatch):
+    """Guards against a resume on a corpus that changed but kept its characters going on silently: one
+    warning line on stderr gives both sizes, and the run goes on."""
+    monkeypatch.chdir(tmp_path)
+    text = "Twinkle twinkle little star\n" * 20
+    (tmp_path / "t.txt").write_text(text)
+    assert invoke("train", "t.txt", *TINY, "--out", "run", "--json").exit_code == 0
+    (tmp_path / "t.txt").write_text(text + "little star\n")
+    again = invoke("train", "t.txt", "--resume", "--out", "run", "--max-steps", 9, "--json")
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr == ("warning: the corpus now has 572 characters and the run was trained on 560: it changed "
+                            "since, and the run goes on with the text as it is now\n")
+    same = invoke("train", "t.txt", "--resume", "--out", "run", "--max-steps", 12, "--json")
+    assert same.exit_code == 0 and same.stderr == ""
+
+
+def test_a_binary_file_in_a_folder_is_named_with_an_exclude_hint(tmp_path):
+    """Guards against a PNG among notes stopping the run with a hint to convert it with iconv: the message
+    names the file as binary and the hint gives the --exclude that leaves it out (which then trains)."""
+    docs = several(tmp_path)
+    (docs / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    line = one_error_line(invoke("train", docs, *TINY, "--out", tmp_path / "run"))
+    assert line == (f"error: {docs / 'pic.png'} is a binary file, not text (it holds a NUL byte in its first "
+                    "8 KB) (hint: leave it out with --exclude pic.png (every *.png file: --exclude '*.png'), or train on bytes "
+                    "with --vocab bytes)")
+    assert invoke("train", docs, "--exclude", "*.png", *TINY, "--out", tmp_path / "run", "--json").exit_code == 0
+
+
+def test_a_latin1_file_among_utf8_ones_is_named_with_an_exclude_of_itself(tmp_path):
+    """A Latin-1 file in a folder of .txt files: the hint's --exclude names that file, not '*.txt' (which
+    would leave out every file)."""
+    docs = several(tmp_path)
+    (docs / "old.txt").write_bytes(LATIN1)
+    line = one_error_line(invoke("train", docs, *TINY, "--out", tmp_path / "run"))
+    assert line == (f"error: {docs / 'old.txt'} is not UTF-8 text (bad byte at offset 0) (hint: convert it first, "
+                    "e.g. iconv -f latin1 -t utf-8 IN > OUT, leave it out with --exclude old.txt, or train on its "
+                    "bytes with --vocab bytes)")

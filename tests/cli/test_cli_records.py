@@ -158,3 +158,36 @@ def test_unique_on_an_exported_folder_says_why_it_cannot(records_run, tmp_path):
     assert invoke("sample", tmp_path / "names", "--num-samples", 2, "--seed", 1).exit_code == 0
     result = invoke("sample", tmp_path / "names", "--num-samples", 2, "--unique")
     assert_domain_error(result, "does not name the corpus", "run's best.pt")
+
+
+def test_identical_records_all_fall_on_one_side(tmp_path):
+    """Guards against 500 identical records putting one copy in validation and 499 in training (scoring
+    text the model trained on): when the rule falls back to the record of the lowest hash, every copy of
+    it validates ('Mira' hashes lowest here, above --val-frac's share)."""
+    corpus = tmp_path / "same.txt"
+    corpus.write_text("Mira\n" * 500 + "Rato\nKane\n", encoding="utf-8")
+    result = invoke("train", corpus, *TINY, "--records", "lines", "--max-steps", "2", "--out", tmp_path / "r",
+                    "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["records_train"], summary["records_val"]) == (2, 500)
+
+
+def test_lone_surrogates_and_deep_nesting_are_skipped_and_counted(tmp_path):
+    """Guards against a JSON line holding a lone surrogate (a cut emoji, "\\ud83d") or nested too deeply
+    crashing train and eval with a traceback: each such line is left out and counted on stderr."""
+    corpus = tmp_path / "n.jsonl"
+    lines = [json.dumps({"name": n}) for n in NAMES]
+    lines[3:3] = ['{"name": "cut \\ud83d"}', '{"name": "deep", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = invoke("train", corpus, *TINY, "--records", "jsonl:name", "--max-steps", "2", "--out", tmp_path / "r",
+                    "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ("note: skipped 1: lines are not JSON objects with a non-empty string 'name'\n"
+                             "note: skipped 1: records hold a lone surrogate such as \\ud83d (half of a cut "
+                             "character): not text\n")
+    summary = json.loads(result.stdout)
+    assert (summary["records_skipped"], summary["records_train"] + summary["records_val"]) == (2, len(NAMES))
+    scored = invoke("eval", tmp_path / "r" / "last.pt", corpus, "--split", "val", "--json")
+    assert scored.exit_code == 0, scored.stderr
+    assert json.loads(scored.stdout)["records"] == summary["records_val"]

@@ -95,7 +95,7 @@ def test_a_bytes_corpus_is_the_files_bytes(tmp_path):
     assert again.cache_hit and again.vocab == BYTES
     with pytest.raises(ChargenError) as e:  # the same folder as characters: not UTF-8
         prepare_corpus(tmp_path / "d", cache=tmp_path / "c")
-    assert "b.bin is not UTF-8" in e.value.message and "--vocab bytes" in e.value.hint
+    assert "b.bin is a binary file" in e.value.message and "--vocab bytes" in e.value.hint
     with pytest.raises(ChargenError, match="a bytes vocabulary keeps all 256"):
         prepare_corpus(tmp_path / "d", min_char_count=2, vocab="bytes", cache=tmp_path / "c")
 

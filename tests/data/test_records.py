@@ -169,7 +169,7 @@ def test_load_records_splits_and_counts(tmp_path):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     corpus = load_records(path, "jsonl:t", val_frac=0.25, max_record_chars=20)
     assert corpus.train.count + corpus.val.count == len(NAMES) and corpus.val.count > 0
-    assert corpus.skipped == {"not_json": 1, "with_end": 0, "too_long": 1}
+    assert corpus.skipped == {"not_json": 1, "surrogates": 0, "with_end": 0, "too_long": 1}
     assert corpus.notes() == ["skipped 1: lines are not JSON objects with a non-empty string 't'",
                               "skipped 1: records are longer than --max-record-chars"]
     val, unknown = encode_record_file(path, corpus.vocab, "jsonl:t", 20, val_frac=0.25)

@@ -278,3 +278,46 @@ def test_train_on_a_folder_names_the_run_after_it_and_resumes(tmp_path, make_mod
     assert FS in vocab.chars and "\u00a7" not in vocab.chars and ckpt.train_config.val_files == 0
     again = train(sources, mc, cfg, root=tmp_path / "ck", progress=False, resume=True, max_steps=6)
     assert again.run_dir == first.run_dir and again.steps == 6
+
+
+# -- links, loops and empty files -------------------------------------------------------------
+def test_a_file_reached_through_a_symlink_or_a_hard_link_is_read_once(tmp_path):
+    """Guards against a linked copy of a file being read twice, where one copy could train and the other
+    validate: a symlink and a hard link to a.txt are the same file (device and inode), kept once."""
+    root = tree(tmp_path / "corpus", {"a.txt": "alpha\n", "b.txt": "beta\n"})
+    os.symlink(root / "a.txt", root / "z-link.txt")
+    os.link(root / "a.txt", root / "z-hard.txt")
+    assert [f.rel for f in Sources((str(root),)).files()] == ["a.txt", "b.txt"]
+    p = prepare_corpus(root, cache=tmp_path / "c")
+    assert p.vocab.decode(p.ids) == f"alpha\n{FS}beta\n{FS}"
+
+
+def test_a_glob_follows_no_folder_link_and_a_loop_ends_fast(tmp_path, monkeypatch):
+    """Guards against a quoted '**' pattern following folder symlinks: a link to a parent folder repeated
+    one file 41 times, and two such links ran past a minute. Each file is found once, quickly."""
+    import time
+    monkeypatch.chdir(tmp_path)
+    tree(tmp_path, {"t/a/x.txt": "ex\n", "t/b/y.txt": "why\n"})
+    os.symlink("..", tmp_path / "t" / "a" / "up")
+    os.symlink("../..", tmp_path / "t" / "b" / "top")
+    os.symlink("../a", tmp_path / "t" / "b" / "side")
+    start = time.perf_counter()
+    assert [f.rel for f in Sources(("t/**/*.txt",)).files()] == ["a/x.txt", "b/y.txt"]
+    assert [f.rel for f in Sources(("t/*/*",)).files()] == ["a/x.txt", "b/y.txt"]
+    assert [f.rel for f in Sources(("t/**",)).files()] == ["a/x.txt", "b/y.txt"]
+    assert time.perf_counter() - start < 1.0
+
+
+def test_empty_files_at_the_end_do_not_become_the_validation_part(tmp_path):
+    """Guards against an empty file last in a folder becoming the validation file (a separator alone,
+    then 'too short for a validation split' of a long corpus): the last file with text validates."""
+    ids = np.arange(100)
+    train_ids, val = split_files(ids, (40, 99, 100), val_frac=0.1)  # the last file is its separator alone
+    assert (train_ids.tolist(), val.tolist()) == (list(range(40)), list(range(40, 100)))
+    root = tree(tmp_path / "corpus", {"a.txt": "first text\n" * 3, "b.txt": "second one\n" * 3, "zz.txt": ""})
+    corpus = load_corpus(root, val_frac=0.1, cache=tmp_path / "c")
+    assert corpus.vocab.decode(corpus.val_ids) == "second one\n" * 3 + FS + FS
+    with pytest.raises(ChargenError) as e:
+        load_corpus(tree(tmp_path / "one", {"a.txt": "text\n", "b.txt": ""}), val_frac=0.1, cache=tmp_path / "c")
+    assert (e.value.message, e.value.hint) == ("only 1 of the corpus's 2 files holds text, and validation takes "
+                                               "whole files", "add a file to validate on, or use --val-frac 0")
