@@ -238,8 +238,8 @@ class Checkpoint:
             vocab = Vocab(tuple(state["vocab"]), state["unk"], state["vocab_kind"])
             model_config = ModelConfig(**state["model_config"])
             train_config = None if state["train_config"] is None else TrainConfig(**state["train_config"])
-        except (TypeError, ValueError, ChargenError) as e:
-            raise ChargenError(f"{path} has a damaged configuration or vocabulary ({e})",
+        except (TypeError, ValueError, ArithmeticError, RecursionError, ChargenError) as e:
+            raise ChargenError(f"{path} has a damaged configuration or vocabulary ({_first_line(e)})",
                                "use another checkpoint") from None
         if model_config.vocab_size != len(vocab):
             raise ChargenError(f"{path} is inconsistent: its model expects {model_config.vocab_size} characters "
@@ -268,6 +268,13 @@ class Checkpoint:
             fits = {k: getattr(v, "shape", None) for k, v in weights.items()} == expected
         if not fits:
             raise ChargenError(f"{path} has weights that do not fit its configuration", "use another checkpoint")
+        # Checked here, where every model is read (checkpoint or folder): a NaN would load silently and then
+        # sample only one character over and over, and make every loss NaN.
+        broken = next((k for k, v in weights.items() if not bool(torch.isfinite(v).all())), None)
+        if broken is not None:
+            raise ChargenError(f"{path} has weights that are not finite numbers (NaN or infinity in {broken})",
+                               "use another checkpoint, e.g. an earlier one of the run (a run whose loss became "
+                               "NaN: train again with a lower --lr)")
         model = CharRNN(config)
         try:
             model.load_state_dict(weights)
