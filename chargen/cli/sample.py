@@ -70,6 +70,8 @@ def sample(
     corpus of several is written as it is: terminals show nothing for it, and a script
     can split the output into files on it.
     """
+    if sys.stdout is None:  # started with stdout closed (>&-): the text would go nowhere
+        raise ChargenError("stdout is closed, and the text goes there", "redirect it instead, e.g. > sample.txt")
     if raw and (jsonl or interactive or unique):
         raise ChargenError("--raw writes bytes, and --jsonl, --interactive and --unique write text", "drop one of them")
     model, vocab, ckpt = load_model(checkpoint_path(checkpoint, quiet))

@@ -139,10 +139,12 @@ def _publish(build, out: Path, is_dir: bool) -> None:
             old = out.with_name(f".{out.name}.old{tmp.suffix}{os.getpid()}")
             os.replace(out, old)
         os.replace(built, out)
-    except OSError as e:
-        if old is not None and not out.exists():
+    except BaseException as e:  # Ctrl-C too: between the two renames the old one is only aside, never lost
+        if old is not None and not (out.exists() or out.is_symlink()):
             os.replace(old, out)  # put the old one back
             old = None
+        if not isinstance(e, OSError):
+            raise
         raise ChargenError(f"could not write {out}: {e.strerror or e}",
                            "free some disk space or choose a writable --out folder") from None
     finally:

@@ -108,7 +108,9 @@ def is_chargen_config(path: Path) -> bool:
 def _read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG
     if not path.is_file() or not (folder / WEIGHTS).is_file():
+        run = next((folder / n for n in ("best.pt", "last.pt") if (folder / n).is_file()), None)  # a run folder
         raise ChargenError(f"{folder} is a folder but not a chargen model folder (it needs {CONFIG} and {WEIGHTS})",
+                           f"pass its checkpoint: {run}" if run else
                            "pass a .pt checkpoint or a folder written by chargen export --format safetensors")
     config = _load_json(path)
     if config.get("library_name") != "chargen":

@@ -235,3 +235,25 @@ def test_exporting_a_folder_onto_itself_names_the_real_problem(trained_run, tmp_
     assert_one_line_error(invoke("export", "m"), "would replace the checkpoint")
     assert_one_line_error(invoke("export", "m", "--force"), "would replace the checkpoint")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", WEIGHTS]
+
+
+def test_ctrl_c_between_the_two_renames_keeps_the_earlier_export(trained_run, tmp_path, monkeypatch):
+    """Guards against --force losing the earlier export: Ctrl-C after it was moved aside and before the new
+    one took its place deleted it (the cleanup ran, the restore did not). It is put back; exit 130."""
+    import chargen.export.writer as writer
+
+    out = tmp_path / "m"
+    assert invoke("export", trained_run.best, "--out", out).exit_code == 0
+    before = snapshot(tmp_path)
+    real, calls = writer.os.replace, []
+
+    def replace(src, dst):
+        calls.append(Path(dst).name)
+        if len(calls) == 2:  # the new folder onto --out
+            raise KeyboardInterrupt
+        real(src, dst)
+    monkeypatch.setattr(writer.os, "replace", replace)
+    result = invoke("export", trained_run.best, "--out", out, "--force")
+    monkeypatch.undo()
+    assert (result.exit_code, result.stdout, result.stderr) == (130, "", "\ninterrupted\n")
+    assert calls[1] == "m" and snapshot(tmp_path) == before

@@ -1,9 +1,12 @@
-"""A tampered model folder or checkpoint through the CLI: every damage is one line and exit 1, never a
-traceback, a silent NaN model or invalid JSON; and names that are not UTF-8 reach the exported text."""
+"""A tampered model folder or checkpoint, or a wrong path to one, through the CLI: each is one line and
+exit 1, never a traceback, a silent NaN model or invalid JSON; and names that are not UTF-8 reach the
+exported text."""
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +136,30 @@ def test_a_corpus_name_that_is_not_utf8_reaches_the_exports_as_text(trained_run,
     assert invoke("export", tmp_path / "best.pt", "--format", "web", "--out", page).exit_code == 0
     text = page.read_text(encoding="utf-8")
     assert "<title>chargen LSTM on caf\ufffd.txt</title>" in text and "<dd>caf\ufffd.txt</dd>" in text
+
+
+@pytest.mark.parametrize("name", [WEIGHTS, CONFIG, "README.md"])
+def test_a_file_of_a_model_folder_names_the_folder(folder, name):
+    """Guards against `chargen sample m/model.safetensors` saying it is 'a PyTorch file but not a chargen
+    checkpoint' (torch.load reads safetensors) with a hint about best.pt: the folder is what to pass."""
+    result = invoke("sample", folder / name, "--length", 3)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (f"error: {folder / name} is one file of the model folder {folder} "
+                             f"(hint: pass the folder itself: {folder})\n")
+
+
+def test_a_run_folder_points_to_its_checkpoint(trained_run):
+    result = invoke("sample", trained_run.run_dir, "--length", 3)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (f"error: {trained_run.run_dir} is a folder but not a chargen model folder (it needs "
+                             f"config.json and model.safetensors) (hint: pass its checkpoint: {trained_run.best})\n")
+
+
+def test_sample_with_stdout_closed_is_one_line(folder):
+    """Guards against a traceback (AttributeError on None) for `chargen sample m >&-`."""
+    root = Path(__file__).resolve().parents[2]  # this checkout's chargen, whatever is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(["sh", "-c", 'exec "$0" "$@" >&-', sys.executable, "-m", "chargen", "sample", str(folder),
+                           "--length", "3"], stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+    assert (proc.returncode, proc.stderr) == (1, "error: stdout is closed, and the text goes there (hint: redirect "
+                                                 "it instead, e.g. > sample.txt)\n")
