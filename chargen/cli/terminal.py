@@ -11,7 +11,7 @@ from typing import BinaryIO, Iterator, TextIO
 
 from ..data.vocab import Vocab
 from ..errors import ChargenError
-from ..sample.sampler import Sampler, text_until_stop
+from ..sample.sampler import Sampler, check_text, text_until_stop
 
 
 def unescape(text: str, byte_escapes: bool = False) -> str:
@@ -92,6 +92,7 @@ def interact(sampler: Sampler, lines: TextIO) -> None:
             continue
         try:
             if text:
+                check_text(sampler.vocab, text)  # before the warning, which would name such a byte as unknown
                 warn_unknown(sampler.vocab, text)
                 sampler.feed(text)
         except ChargenError as e:

@@ -101,3 +101,21 @@ def test_a_bytes_records_model_stops_on_bytes_and_shows_a_raw_prime(tmp_path):
     path = forced_model(tmp_path / "br.pt", Vocab.for_bytes(), "\xe9", records="lines")
     result = invoke("sample", path, "--temp", 0, "--prime", "x\udce9", "--stop", "\\xe9", "--length", 9)
     assert (result.exit_code, result.stdout) == (0, "x\ufffd\ufffd\n"), result.stderr
+
+
+def test_an_interactive_line_that_is_not_utf8_is_one_error_line(trained_run, capsys):
+    """Guards against a warning that names the byte as an unknown character before the error about it:
+    a line read from a pipe in a non-UTF-8 locale is refused in one line, and the session goes on."""
+    import io
+
+    from chargen import SampleConfig, load_model
+    from chargen.cli.terminal import interact
+    from chargen.sample import Sampler
+
+    model, vocab, _ = load_model(trained_run.best)
+    sampler = Sampler(model, vocab, SampleConfig(length=4, temperature=0))
+    interact(sampler, io.StringIO("caf\udce9\nHow\n/quit\n"))
+    out, err = capsys.readouterr()
+    assert err.splitlines()[1:] == ["> error: the prime holds b'\\xe9', a byte that is not UTF-8, at character 4",
+                                    "> > "]
+    assert out.startswith("How") and len(out) == len("How") + 4 + 1
