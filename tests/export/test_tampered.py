@@ -163,3 +163,20 @@ def test_sample_with_stdout_closed_is_one_line(folder):
                            "--length", "3"], stderr=subprocess.PIPE, text=True, timeout=120, env=env)
     assert (proc.returncode, proc.stderr) == (1, "error: stdout is closed, and the text goes there (hint: redirect "
                                                  "it instead, e.g. > sample.txt)\n")
+
+
+@pytest.mark.parametrize("key, value, shown", [
+    ("corpus", 5, "5"), ("best_val_loss", "abc", "'abc'"), ("step", "7", "'7'"), ("elapsed", None, "None"),
+    ("corpus_chars", -1, "-1"), ("elapsed", float("nan"), "nan"),
+    ("step", 10**400, "100000000000000000...0000000000000000000"),
+], ids=["int-corpus", "str-loss", "str-step", "no-elapsed", "negative-chars", "nan-elapsed", "huge-step"])
+@pytest.mark.parametrize("command", ["export", "info"])
+def test_a_checkpoint_with_a_tampered_figure_is_one_line(trained_run, tmp_path, key, value, shown, command):
+    """Guards against a card or a table crashing on a run's figure of the wrong type (an int corpus name,
+    a string step, no elapsed time): the checkpoint is refused on reading, naming the figure."""
+    state = torch.load(trained_run.best, weights_only=True)
+    path = tmp_path / "bad.pt"
+    torch.save({**state, key: value}, path)
+    result = invoke(command, path, *(["--out", tmp_path / "x"] if command == "export" else []))
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"error: {path} has a damaged {key}: {shown} (hint: use another checkpoint)\n"
