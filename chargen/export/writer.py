@@ -41,11 +41,12 @@ def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike | Non
     """Export the model in `checkpoint` (a .pt file or a model folder) as `fmt` to `out`.
 
     The output is built in a temporary folder beside `out` and renamed into place only when complete, so a failure
-    (a full disk, a missing extra, Ctrl-C) leaves nothing half-written. An existing `out` is refused unless `force`;
-    then it is replaced only once the new one is ready. `corpus` names the training corpus on the card and the page
+    (a full disk, a missing extra, Ctrl-C) leaves nothing half-written. An existing `out` is refused unless `force`
+    and it is an earlier export in `fmt` (earlier_export: never a user's own files); it is replaced only once the
+    new one is ready. `corpus` names the training corpus on the card and the page
     for a checkpoint that does not record it (one written before chargen kept it). ChargenError for an unknown
-    format, a checkpoint that is not chargen's, an output that would replace the checkpoint itself, or an unwritable
-    folder.
+    format, a checkpoint that is not chargen's, an output that would replace the checkpoint itself or that --force
+    may not replace, or an unwritable folder.
     """
     if fmt not in FORMATS:
         raise ChargenError(f"unknown export format {fmt!r}", f"use --format {', '.join(FORMATS)}")
