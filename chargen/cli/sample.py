@@ -102,8 +102,9 @@ def sample(
         if unique and not quiet:
             report_unique(drawn, num_samples)
         if drawn.empty and not quiet:
-            sys.stderr.write(f"note: {drawn.empty} of the {len(drawn.records)} records are empty (the model ended "
-                             "them at once)\n")
+            verb = "are" if drawn.empty > 1 else "is"
+            sys.stderr.write(f"note: {drawn.empty} of the {len(drawn.records)} records {verb} empty (the model drew "
+                             "the end of the record first)\n")
     elif interactive:
         interact(Sampler(model, vocab, replace(cfg, num_samples=1), dev), sys.stdin)
     elif raw:

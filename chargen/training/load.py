@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from ..data import Vocab
+from ..errors import ChargenError
 from ..model import CharRNN
 from .checkpoint import Checkpoint
-from ..errors import ChargenError
 from .folder import CONFIG, WEIGHTS, is_model_folder, read_model_folder
 
 

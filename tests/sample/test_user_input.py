@@ -83,7 +83,7 @@ def test_empty_records_are_counted_and_named(empty_records_model):
     result = invoke("sample", empty_records_model, "--temp", 0, "--num-samples", 3, "--length", 10)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "\n\n\n"
-    assert result.stderr == "note: 3 of the 3 records are empty (the model ended them at once)\n"
+    assert result.stderr == "note: 3 of the 3 records are empty (the model drew the end of the record first)\n"
     jsonl = invoke("sample", empty_records_model, "--temp", 0, "--num-samples", 2, "--jsonl", "--quiet")
     assert [json.loads(line) for line in jsonl.stdout.splitlines()] == [{"sample": i, "text": "", "ended": True}
                                                                         for i in (1, 2)]
