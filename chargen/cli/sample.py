@@ -21,7 +21,7 @@ from ..device import resolve_device
 from ..errors import ChargenError
 from ..sample import (RecordSample, SampleConfig, Sampler, generate, generate_ids, sample_bytes, sample_records,
                       sample_texts)
-from ..sample.sampler import require_bytes, shown_prime
+from ..sample.sampler import check_text, require_bytes, shown_prime
 from ..training import Checkpoint, TrainConfig, evaluate_carried, evaluate_records, evaluate_windows, load_model
 from .common import checkpoint_path, console, field_default, finite, table
 from .options import CheckpointArg, Device, Exclude, Include, Json, Quiet, StepDevice
@@ -72,6 +72,8 @@ def sample(
     corpus of several is written as it is: terminals show nothing for it, and a script
     can split the output into files on it.
     """
+    if sys.stdout is None:  # started with stdout closed (>&-): the text would go nowhere
+        raise ChargenError("stdout is closed, and the text goes there", "redirect it instead, e.g. > sample.txt")
     if raw and (jsonl or interactive or unique):
         raise ChargenError("--raw writes bytes, and --jsonl, --interactive and --unique write text", "drop one of them")
     model, vocab, ckpt = load_model(checkpoint_path(checkpoint, quiet))
@@ -79,8 +81,9 @@ def sample(
         if prime:
             raise ChargenError("--prime and --prime-file both give the prime", "pass one of them")
         prime = _read_prime(prime_file, vocab)
+    check_text(vocab, prime, "--prime")
     cfg = SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p, prime=prime, seed=seed,
-                       num_samples=num_samples, stop=unescape(stop), compile=compile_)
+                       num_samples=num_samples, stop=unescape(stop, vocab.kind == "bytes"), compile=compile_)
     if raw:
         require_bytes(vocab)
     mode = _records_mode(ckpt, unique, interactive)
@@ -100,6 +103,10 @@ def sample(
         write_records(drawn, mode, jsonl)
         if unique and not quiet:
             report_unique(drawn, num_samples)
+        if drawn.empty and not quiet:
+            verb = "are" if drawn.empty > 1 else "is"
+            sys.stderr.write(f"note: {drawn.empty} of the {len(drawn.records)} records {verb} empty (the model drew "
+                             "the end of the record first)\n")
     elif interactive:
         interact(Sampler(model, vocab, replace(cfg, num_samples=1), dev), sys.stdin)
     elif raw:

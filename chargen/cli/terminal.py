@@ -11,14 +11,19 @@ from typing import BinaryIO, Iterator, TextIO
 
 from ..data.vocab import Vocab
 from ..errors import ChargenError
-from ..sample.sampler import Sampler, stop_after, text_pieces
+from ..sample.sampler import Sampler, check_text, text_until_stop
 
 
-def unescape(text: str) -> str:
+def unescape(text: str, byte_escapes: bool = False) -> str:
     """Let a shell user write a newline, a tab or any character below U+0100 in --stop as \\n, \\t
-    or \\xHH (\\x1c: the file separator that ends each file of a corpus of several)."""
+    or \\xHH (\\x1c: the file separator that ends each file of a corpus of several). With `byte_escapes`
+    (a bytes model), \\xHH is the byte HH: from 0x80 on, the lone surrogate U+DCHH that stands for it."""
     escapes = {"n": "\n", "t": "\t"}
-    return re.sub(r"\\(x[0-9a-fA-F]{2}|n|t)", lambda m: escapes.get(m[1]) or chr(int(m[1][1:], 16)), text)
+
+    def char(hh: str) -> str:
+        code = int(hh, 16)
+        return chr(0xDC00 + code) if byte_escapes and code >= 0x80 else chr(code)
+    return re.sub(r"\\(x[0-9a-fA-F]{2}|n|t)", lambda m: escapes.get(m[1]) or char(m[1][1:]), text)
 
 
 def warn_unknown(vocab: Vocab, text: str) -> None:
@@ -87,9 +92,10 @@ def interact(sampler: Sampler, lines: TextIO) -> None:
             continue
         try:
             if text:
+                check_text(sampler.vocab, text)  # before the warning, which would name such a byte as unknown
                 warn_unknown(sampler.vocab, text)
                 sampler.feed(text)
         except ChargenError as e:
             sys.stderr.write(f"error: {e.message}\n")
             continue
-        stream(text, stop_after(text_pieces(sampler.vocab, sampler.draw(cfg.length)), cfg.stop))
+        stream(text, text_until_stop(sampler.vocab, sampler.draw(cfg.length), cfg.stop))

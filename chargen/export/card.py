@@ -13,6 +13,7 @@ from ..model import CharRNN
 from ..sample import SampleConfig, sample_records, sample_texts
 from ..training import Checkpoint, TrainConfig
 
+CARD = "README.md"  # the card's file name in a model folder
 CARD_SAMPLE = SampleConfig(length=400, temperature=0.8, seed=1)  # the card's sample: seeded, so it is reproducible
 CARD_RECORDS = 10  # a records model's card shows this many records
 # The training settings a person would set on the command line; the rest keep their defaults.

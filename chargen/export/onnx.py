@@ -126,6 +126,16 @@ def export_onnx(model: CharRNN, vocab: Vocab, path: Path, records: bool = False)
     onnx.save_model(proto, str(path))
 
 
+def is_chargen_onnx(path: Path) -> bool:
+    """Whether the file at `path` is an ONNX model with chargen's metadata (what export_onnx writes)."""
+    onnx = _require_extra()
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - any file may be passed; whatever onnx makes of it, it is not ours
+        return False
+    return "chargen.format" in {p.key for p in proto.metadata_props}
+
+
 def _require_extra():
     """The onnx module, after checking that the exporter's packages import."""
     try:

@@ -27,6 +27,16 @@ KERNEL = "matvec.wasm"  # compiled from matvec.wat by scripts/build_matvec.js
 MARKER = re.compile(r"__(TITLE|CELL|ABOUT|MODEL|KERNEL)__")
 CELL_NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}  # as the page names them
 GATE_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+PAGE_MARKER = b'<meta name="generator" content="chargen">'  # in page.html's head: how --force knows a page
+
+
+def is_page(path: Path) -> bool:
+    """Whether the file at `path` is a page this module wrote (its marker in the first KB)."""
+    try:
+        with open(path, "rb") as f:
+            return PAGE_MARKER in f.read(1024)
+    except OSError:
+        return False
 
 
 def write_page(model: CharRNN, vocab: Vocab, path: Path, title: str, about: dict, records: bool = False) -> None:
@@ -41,6 +51,11 @@ def write_page(model: CharRNN, vocab: Vocab, path: Path, title: str, about: dict
     symbol and the prime, and a drawn end symbol starts the next record on a new line.
     ChargenError for a model whose cell or vocabulary the page cannot run, or an unwritable path.
     """
+    write_file(os.fspath(path), page_text(model, vocab, title, about, records))
+
+
+def page_text(model: CharRNN, vocab: Vocab, title: str, about: dict, records: bool = False) -> str:
+    """The HTML of the page write_page writes."""
     spec = model_spec(model, vocab, records)
     package = resources.files(__package__)
     template = package.joinpath(TEMPLATE).read_text(encoding="utf-8")
@@ -49,8 +64,7 @@ def write_page(model: CharRNN, vocab: Vocab, path: Path, title: str, about: dict
     values = {"TITLE": html.escape(title), "CELL": CELL_NAMES[spec["cell"]], "ABOUT": about_rows,
               "MODEL": json.dumps(spec, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c"),
               "KERNEL": base64.b64encode(package.joinpath(KERNEL).read_bytes()).decode("ascii")}
-    page = MARKER.sub(lambda m: values[m.group(1)], template)  # one pass: a title cannot inject a marker
-    write_file(os.fspath(path), page)
+    return MARKER.sub(lambda m: values[m.group(1)], template)  # one pass: a title cannot inject a marker
 
 
 def model_spec(model: CharRNN, vocab: Vocab, records: bool = False) -> dict:

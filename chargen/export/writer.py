@@ -9,10 +9,12 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..data.text import escape_controls
+from ..data.vocab import utf8_bytes
 from ..errors import ChargenError
 from ..training import Checkpoint, read_model
-from ..training.folder import write_model_files
-from .card import describe, model_card
+from ..training.folder import CONFIG, WEIGHTS, is_chargen_config, write_model_files
+from .card import CARD, describe, model_card
 
 FORMATS = ("safetensors", "onnx", "web")
 SUFFIX = {"safetensors": "", "onnx": ".onnx", "web": ".html"}  # a folder, or one file
@@ -39,11 +41,12 @@ def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike | Non
     """Export the model in `checkpoint` (a .pt file or a model folder) as `fmt` to `out`.
 
     The output is built in a temporary folder beside `out` and renamed into place only when complete, so a failure
-    (a full disk, a missing extra, Ctrl-C) leaves nothing half-written. An existing `out` is refused unless `force`;
-    then it is replaced only once the new one is ready. `corpus` names the training corpus on the card and the page
+    (a full disk, a missing extra, Ctrl-C) leaves nothing half-written. An existing `out` is refused unless `force`
+    and it is an earlier export in `fmt` (earlier_export: never a user's own files); it is replaced only once the
+    new one is ready. `corpus` names the training corpus on the card and the page
     for a checkpoint that does not record it (one written before chargen kept it). ChargenError for an unknown
-    format, a checkpoint that is not chargen's, an output that would replace the checkpoint itself, or an unwritable
-    folder.
+    format, a checkpoint that is not chargen's, an output that would replace the checkpoint itself or that --force
+    may not replace, or an unwritable folder.
     """
     if fmt not in FORMATS:
         raise ChargenError(f"unknown export format {fmt!r}", f"use --format {', '.join(FORMATS)}")
@@ -52,24 +55,52 @@ def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike | Non
     source = checkpoint.resolve()
     if out.resolve() == source or out.resolve() in source.parents:
         raise ChargenError(f"--out {out} would replace the checkpoint being exported", "choose another --out")
-    if out.exists() and not force:
+    if (out.exists() or out.is_symlink()) and not force:
         raise ChargenError(f"{out} already exists", "choose another --out, or pass --force to replace it")
+    if (out.exists() or out.is_symlink()) and not earlier_export(out, fmt):
+        raise ChargenError(f"--force replaces only an earlier chargen {fmt} export, and {out} is not one",
+                           "choose another --out, or move it aside yourself")
     ckpt = read_model(checkpoint)
-    if corpus:
-        ckpt = replace(ckpt, corpus=corpus)
+    # A name from a file system or a command line may hold bytes that are not UTF-8: shown as U+FFFD.
+    ckpt = replace(ckpt, corpus=printable(corpus or ckpt.corpus))
     model = ckpt.build_model(checkpoint)
-    title = title or (ckpt.corpus and f"chargen {ckpt.model_config.cell.upper()} on {ckpt.corpus}") or \
-        f"chargen {ckpt.model_config.cell.upper()} model"
+    title = printable(title or (ckpt.corpus and f"chargen {ckpt.model_config.cell.upper()} on {ckpt.corpus}") or
+                      f"chargen {ckpt.model_config.cell.upper()} model")
     build = {"safetensors": _safetensors, "onnx": _onnx, "web": _web}[fmt]
-    _publish(lambda target: build(ckpt, model, target, title, out.name), out, is_dir=fmt == "safetensors")
+    name = printable(out.name)
+    _publish(lambda target: build(ckpt, model, target, title, name), out, is_dir=fmt == "safetensors")
     files = tuple(sorted(p.name for p in out.iterdir())) if out.is_dir() else (out.name,)
     size = sum(p.stat().st_size for p in out.iterdir()) if out.is_dir() else out.stat().st_size
     return ExportResult(fmt, out, files, size)
 
 
+def printable(text: str) -> str:
+    """`text` as a card, config.json or page can hold it: bytes that are not UTF-8 (which Python carries
+    from a file name or the command line as lone surrogates) as U+FFFD, control characters escaped."""
+    return escape_controls(utf8_bytes(text).decode("utf-8", "replace"))
+
+
+def earlier_export(path: Path, fmt: str) -> bool:
+    """Whether `path` holds exactly what an export in `fmt` writes, so that --force may replace it: a folder of
+    the three files of a model folder whose config.json is chargen's, a page with the export page's marker, or an
+    ONNX file with chargen's metadata. Never a link, nor anything else a user may keep there."""
+    if path.is_symlink():
+        return False
+    if fmt == "safetensors":
+        return path.is_dir() and sorted(p.name for p in path.iterdir()) == sorted((CARD, CONFIG, WEIGHTS)) \
+            and is_chargen_config(path / CONFIG)
+    if not path.is_file():
+        return False
+    if fmt == "web":
+        from .web import is_page
+        return is_page(path)
+    from .onnx import is_chargen_onnx
+    return is_chargen_onnx(path)
+
+
 def _safetensors(ckpt: Checkpoint, model, folder: Path, title: str, name: str) -> None:
     write_model_files(ckpt, folder)
-    (folder / "README.md").write_text(model_card(ckpt, model, title, name), encoding="utf-8")
+    (folder / CARD).write_text(model_card(ckpt, model, title, name), encoding="utf-8")
 
 
 def _onnx(ckpt: Checkpoint, model, path: Path, title: str, name: str) -> None:
@@ -79,9 +110,10 @@ def _onnx(ckpt: Checkpoint, model, path: Path, title: str, name: str) -> None:
 
 
 def _web(ckpt: Checkpoint, model, path: Path, title: str, name: str) -> None:
-    from .web import write_page
+    from .web import page_text
 
-    write_page(model, ckpt.vocab, path, title, describe(ckpt, model), _records(ckpt))
+    # Written plainly: _publish makes it atomic, and names --out (not its temporary path) if the disk is full.
+    path.write_text(page_text(model, ckpt.vocab, title, describe(ckpt, model), _records(ckpt)), encoding="utf-8")
 
 
 def _records(ckpt: Checkpoint) -> bool:
@@ -108,10 +140,12 @@ def _publish(build, out: Path, is_dir: bool) -> None:
             old = out.with_name(f".{out.name}.old{tmp.suffix}{os.getpid()}")
             os.replace(out, old)
         os.replace(built, out)
-    except OSError as e:
-        if old is not None and not out.exists():
+    except BaseException as e:  # Ctrl-C too: between the two renames the old one is only aside, never lost
+        if old is not None and not (out.exists() or out.is_symlink()):
             os.replace(old, out)  # put the old one back
             old = None
+        if not isinstance(e, OSError):
+            raise
         raise ChargenError(f"could not write {out}: {e.strerror or e}",
                            "free some disk space or choose a writable --out folder") from None
     finally:

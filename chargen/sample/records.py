@@ -14,7 +14,7 @@ from ..data import RECORD_END, Vocab
 from ..errors import ChargenError
 from ..model import CharRNN
 from .draw import SampleConfig
-from .sampler import Sampler, cut_at_stop
+from .sampler import Sampler, decode_until_stop, shown_prime
 
 MAX_ROUNDS = 10  # rounds of cfg.num_samples streams that sample_records draws at most to replace dropped records
 
@@ -23,7 +23,9 @@ MAX_ROUNDS = 10  # rounds of cfg.num_samples streams that sample_records draws a
 class RecordSample:
     """What sample_records drew: the records kept (each the prime and what followed it, without the
     end symbol), whether each ended with the end symbol (else it reached cfg.length), how many
-    records were drawn in all, and how many were dropped as known or as repeats."""
+    records were drawn in all, and how many were dropped as known or as repeats. An empty record (the model
+    drew the end symbol first, after no prime) is a real outcome, kept and counted: it is one of the
+    cfg.num_samples draws, and drawing again would hide how often the model does that."""
 
     records: list[str]
     ended: list[bool]
@@ -31,10 +33,16 @@ class RecordSample:
     known: int = 0
     repeats: int = 0
 
+    @property
+    def empty(self) -> int:
+        """How many of the records are empty."""
+        return self.records.count("")
+
 
 def draw_records(sampler: Sampler, end_id: int, prime: str, length: int) -> list[tuple[str, bool]]:
     """One record per stream of `sampler`: from a zero state, the end symbol and `prime` are read,
-    then up to `length` characters drawn; (text, ended) each, text without the end symbol."""
+    then up to `length` characters drawn; (text, ended) each, text without the end symbol and cut right after
+    the sampler's stop (decode_until_stop: for a bytes model, found in the bytes)."""
     sampler.reset()
     sampler.feed(RECORD_END + prime)
     steps = []
@@ -45,10 +53,10 @@ def draw_records(sampler: Sampler, end_id: int, prime: str, length: int) -> list
         if bool(ended.all()):  # every record has ended: the rest of the chunk is not needed
             break
     drawn = torch.stack(steps, 1).numpy() if steps else np.zeros((len(ended), 0), dtype=np.int64)  # (N, t)
-    out = []
+    out, shown = [], shown_prime(sampler.vocab, prime)
     for row in drawn.tolist():
-        stop = row.index(end_id) if end_id in row else len(row)
-        out.append((prime + sampler.vocab.decode(row[:stop]), stop < len(row)))
+        end = row.index(end_id) if end_id in row else len(row)
+        out.append((shown + decode_until_stop(sampler.vocab, row[:end], sampler.cfg.stop), end < len(row)))
     return out
 
 
@@ -74,7 +82,6 @@ def sample_records(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torc
             if len(kept) == want:
                 break
             drawn += 1
-            text = cfg.prime + cut_at_stop(text[len(cfg.prime):], cfg.stop)  # the stop is looked for after the prime
             if exclude is not None and text in exclude:
                 known += 1
             elif exclude is not None and text in seen:

@@ -26,8 +26,23 @@ def start_ids(vocab: Vocab, prime: str) -> torch.Tensor:
     one, built by hand, raises ChargenError naming it); a bytes model reads its UTF-8 bytes.
     """
     if prime:
+        check_text(vocab, prime)
         return vocab.encode(prime)
     return torch.tensor([vocab.chars.index("\n") if "\n" in vocab.chars else 0])
+
+
+def check_text(vocab: Vocab, text: str, what: str = "the prime") -> None:
+    """ChargenError for a chars model given text that holds bytes that are not UTF-8 (lone surrogates, as Python
+    carries such bytes from a command line): it reads characters, and those are none. A bytes model reads each
+    as the byte it stands for."""
+    if vocab.kind == "bytes":
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ChargenError(f"{what} holds {utf8_bytes(text[e.start])!r}, a byte that is not UTF-8, at character "
+                           f"{e.start + 1}", "pass it as UTF-8 text: check the terminal's encoding, e.g. "
+                                             "LANG=C.UTF-8") from None
 
 
 class Sampler:
@@ -124,7 +139,25 @@ def generate(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.devi
     if cfg.num_samples != 1:
         raise ChargenError("generate() streams one sample", "use sample_texts() for several")
     ids = generate_ids(model, vocab, cfg, device)  # reads the prime now, not at the first character
-    return stop_after(text_pieces(vocab, ids), cfg.stop)
+    return text_until_stop(vocab, ids, cfg.stop)
+
+
+def text_until_stop(vocab: Vocab, ids: Iterator, stop: str) -> Iterator[str]:
+    """The text of a stream of ids as it completes (text_pieces), ending right after the first `stop`: found in
+    the text for a chars model, in the drawn bytes for a bytes model (`stop` read as by utf8_bytes, so that
+    U+DCHH, which --stop '\\xHH' gives a bytes model, is the byte HH and any byte can end a sample)."""
+    if vocab.kind == "bytes" and stop:
+        return text_pieces(vocab, _ids_through_stop(ids, utf8_bytes(stop)))
+    return stop_after(text_pieces(vocab, ids), stop)
+
+
+def _ids_through_stop(ids: Iterator, stop: bytes) -> Iterator:
+    seen = b""
+    for nxt in ids:
+        yield nxt
+        seen = (seen + bytes([int(nxt)]))[-len(stop):]
+        if seen == stop:
+            return
 
 
 def text_pieces(vocab: Vocab, ids: Iterator) -> Iterator[str]:
@@ -167,8 +200,8 @@ def sample_texts(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.
     """cfg.num_samples texts, each the prime followed by up to cfg.length generated characters
     (cut right after the first cfg.stop, when set)."""
     columns = [nxt.tolist() for nxt in generate_ids(model, vocab, cfg, device)]
-    texts = [vocab.decode([col[i] for col in columns]) for i in range(cfg.num_samples)]
-    return [shown_prime(vocab, cfg.prime) + cut_at_stop(t, cfg.stop) for t in texts]
+    rows = [[col[i] for col in columns] for i in range(cfg.num_samples)]
+    return [shown_prime(vocab, cfg.prime) + decode_until_stop(vocab, row, cfg.stop) for row in rows]
 
 
 def sample_bytes(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> list[bytes]:
@@ -176,12 +209,9 @@ def sample_bytes(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.
     by up to cfg.length drawn bytes (cut right after the first occurrence of cfg.stop's UTF-8 bytes)."""
     require_bytes(vocab)
     columns = [nxt.tolist() for nxt in generate_ids(model, vocab, cfg, device)]
-    stop, out = utf8_bytes(cfg.stop), []
-    for i in range(cfg.num_samples):
-        drawn = bytes(col[i] for col in columns)
-        at = drawn.find(stop) if stop else -1
-        out.append(utf8_bytes(cfg.prime) + (drawn if at < 0 else drawn[: at + len(stop)]))
-    return out
+    stop = utf8_bytes(cfg.stop)
+    return [utf8_bytes(cfg.prime) + _cut_bytes(bytes(col[i] for col in columns), stop)
+            for i in range(cfg.num_samples)]
 
 
 def require_bytes(vocab: Vocab) -> None:
@@ -195,6 +225,18 @@ def shown_prime(vocab: Vocab, prime: str) -> str:
     """The prime as a sample shows it: itself, or for a bytes model its bytes read as UTF-8 (a byte
     that came from the command line as a lone surrogate, not UTF-8, as U+FFFD: printable)."""
     return prime if vocab.kind == "chars" else vocab.decode(vocab.encode(prime))
+
+
+def decode_until_stop(vocab: Vocab, ids: list[int], stop: str) -> str:
+    """The text of `ids` up to and including the first `stop`, found as text_until_stop finds it."""
+    if vocab.kind == "bytes":
+        return _cut_bytes(bytes(ids), utf8_bytes(stop)).decode("utf-8", "replace")
+    return cut_at_stop(vocab.decode(ids), stop)
+
+
+def _cut_bytes(drawn: bytes, stop: bytes) -> bytes:
+    at = drawn.find(stop) if stop else -1
+    return drawn if at < 0 else drawn[: at + len(stop)]
 
 
 def cut_at_stop(text: str, stop: str) -> str:

@@ -11,6 +11,7 @@ import math
 import os
 import pickle
 import re
+import reprlib
 import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -31,6 +32,11 @@ REQUIRED = ("format_version", "model_config", "vocab", "model")
 OPTIONAL = ("train_config", "optimizer", "rng", "scaler", "step", "epoch", "window", "elapsed", "best_val_loss",
             "evals_since_best", "hidden", "corpus", "corpus_chars", "lineage", "credits")
 PER_CHARACTER = ("embedding.weight", "head.weight", "head.bias")  # the weights with one row per character
+# The run's figures and the type each must have: checked on reading, so a card, a table or a resume never
+# formats a tampered value. best_val_loss may be infinite (never measured); the others are finite and non-negative
+# (integers within 64 bits).
+SCALARS = {"step": int, "epoch": int, "window": int, "evals_since_best": int, "corpus_chars": int,
+           "elapsed": (int, float), "best_val_loss": (int, float), "corpus": str}
 # A format 1 model's new unknown symbol gets the smallest bias minus this: e^-10 of the rarest character's
 # weight, so the known characters' probabilities (and a validation loss) move by less than 1e-4 of themselves.
 UNKNOWN_BIAS_MARGIN = 10.0
@@ -117,6 +123,17 @@ def _validate(state: Any, path: Path) -> dict[str, Any]:
                            "pass a best.pt or last.pt written by chargen train")
     check_version(state["format_version"], FORMAT_VERSION, path, "format version", "use another checkpoint")
     return state
+
+
+def _check_scalars(state: dict[str, Any], path: Path) -> None:
+    """ChargenError naming the first of the run's figures (SCALARS) of the wrong type or sign."""
+    for name, kind in SCALARS.items():
+        value = state.get(name, 0 if kind is not str else "")
+        ok = isinstance(value, kind) and not isinstance(value, bool)
+        if ok and kind is not str and name != "best_val_loss":
+            ok = 0 <= value < 2**63 if isinstance(value, int) else value >= 0 and math.isfinite(value)
+        if not ok:
+            raise ChargenError(f"{path} has a damaged {name}: {reprlib.repr(value)}", "use another checkpoint")
 
 
 def check_version(version: Any, newest: int, path: Path, name: str, hint: str) -> None:
@@ -262,12 +279,13 @@ class Checkpoint:
             vocab = Vocab(tuple(state["vocab"]), state["unk"], state["vocab_kind"])
             model_config = ModelConfig(**state["model_config"])
             train_config = None if state["train_config"] is None else TrainConfig(**state["train_config"])
-        except (TypeError, ValueError, ChargenError) as e:
-            raise ChargenError(f"{path} has a damaged configuration or vocabulary ({e})",
+        except (TypeError, ValueError, ArithmeticError, RecursionError, ChargenError) as e:
+            raise ChargenError(f"{path} has a damaged configuration or vocabulary ({_first_line(e)})",
                                "use another checkpoint") from None
         if model_config.vocab_size != len(vocab):
             raise ChargenError(f"{path} is inconsistent: its model expects {model_config.vocab_size} characters "
                                f"but its vocabulary has {len(vocab)}", "use another checkpoint")
+        _check_scalars(state, Path(path))
         if vocab.unk is None and vocab.kind == "chars":  # a bytes vocabulary knows every byte: it needs none
             vocab, model_config, state = _add_unknown(state, vocab, model_config)
         rest = {k: state[k] for k in OPTIONAL if k in state and k != "train_config"}
@@ -293,6 +311,13 @@ class Checkpoint:
             fits = {k: getattr(v, "shape", None) for k, v in weights.items()} == expected
         if not fits:
             raise ChargenError(f"{path} has weights that do not fit its configuration", "use another checkpoint")
+        # Checked here, where every model is read (checkpoint or folder): a NaN would load silently and then
+        # sample only one character over and over, and make every loss NaN.
+        broken = next((k for k, v in weights.items() if not bool(torch.isfinite(v).all())), None)
+        if broken is not None:
+            raise ChargenError(f"{path} has weights that are not finite numbers (NaN or infinity in {broken})",
+                               "use another checkpoint, e.g. an earlier one of the run (a run whose loss became "
+                               "NaN: train again with a lower --lr)")
         model = CharRNN(config)
         try:
             model.load_state_dict(weights)

@@ -60,17 +60,85 @@ def test_json_names_what_was_written(trained_run, tmp_path):
 
 
 def test_an_existing_output_is_refused_unless_forced_and_then_replaced_whole(trained_run, tmp_path):
-    """Guards against an export that overwrites a user's folder unasked, or, with --force, merges
+    """Guards against an export that overwrites an earlier one unasked, or, with --force, merges
     into it (an old file surviving beside the new ones)."""
     out = tmp_path / "m"
-    out.mkdir()
-    (out / "mine.txt").write_text("keep me")
+    assert invoke("export", trained_run.best, "--out", out, "--title", "first").exit_code == 0
     assert_one_line_error(invoke("export", trained_run.best, "--out", out), "already exists", "--force")
-    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
-    result = invoke("export", trained_run.best, "--out", out, "--force")
+    assert "# first" in (out / "README.md").read_text(encoding="utf-8")
+    result = invoke("export", trained_run.best, "--out", out, "--force", "--title", "second")
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", WEIGHTS]
+    assert "# second" in (out / "README.md").read_text(encoding="utf-8")
     assert leftovers(tmp_path) == []
+
+
+FORCE_REFUSED = "error: --force replaces only an earlier chargen {fmt} export, and {out} is not one " \
+                "(hint: choose another --out, or move it aside yourself)\n"
+
+
+def _users_folder(out: Path) -> None:
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+
+
+def _export_plus_a_file(out: Path, best: Path) -> None:
+    assert invoke("export", best, "--out", out).exit_code == 0
+    (out / "notes.txt").write_text("keep me")
+
+
+def _foreign_config(out: Path, best: Path) -> None:
+    out.mkdir()
+    for name in ("README.md", WEIGHTS):
+        (out / name).write_text("keep me")
+    (out / "config.json").write_text(json.dumps({"library_name": "transformers"}))
+
+
+def _link_to_export(out: Path, best: Path) -> None:
+    assert invoke("export", best, "--out", out.with_name("real")).exit_code == 0
+    out.symlink_to(out.with_name("real"))
+
+
+@pytest.mark.parametrize("fmt, make", [
+    ("safetensors", lambda out, best: _users_folder(out)),
+    ("safetensors", _export_plus_a_file),
+    ("safetensors", _foreign_config),
+    ("safetensors", _link_to_export),
+    ("safetensors", lambda out, best: out.write_text("a file of mine")),
+    ("web", lambda out, best: out.write_text("<!doctype html><title>my own page</title>")),
+    ("web", lambda out, best: _users_folder(out)),
+    ("web", lambda out, best: invoke("export", best, "--out", out)),  # a model folder is not a page
+], ids=["users-folder", "export-plus-a-file", "foreign-config", "link", "a-file", "users-page", "folder-for-web",
+        "model-folder-for-web"])
+def test_force_replaces_only_an_earlier_export(trained_run, tmp_path, fmt, make):
+    """Guards against --force deleting whatever is at --out: a folder of the user's own files, an export
+    the user added a file to, a folder of another library, a link, a page chargen did not write. Each
+    is refused with one line and left exactly as it was."""
+    out = tmp_path / "out"
+    make(out, trained_run.best)
+    before = snapshot(tmp_path)
+    result = invoke("export", trained_run.best, "--format", fmt, "--out", out, "--force")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == FORCE_REFUSED.format(fmt=fmt, out=out)
+    assert snapshot(tmp_path) == before
+
+
+def test_force_replaces_an_earlier_page(trained_run, tmp_path):
+    out = tmp_path / "poem.html"
+    assert invoke("export", trained_run.best, "--format", "web", "--out", out, "--title", "first").exit_code == 0
+    result = invoke("export", trained_run.best, "--format", "web", "--out", out, "--force", "--title", "second")
+    assert result.exit_code == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["poem.html"]
+    assert "<title>second</title>" in out.read_text(encoding="utf-8")
+
+
+def snapshot(folder: Path) -> dict[str, bytes | str]:
+    """Every path under `folder` with its bytes (a link: where it points)."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        key = str(p.relative_to(folder))
+        out[key] = f"-> {p.readlink()}" if p.is_symlink() else (p.read_bytes() if p.is_file() else "dir")
+    return out
 
 
 @pytest.mark.parametrize("args, needles", [
@@ -104,17 +172,18 @@ def test_a_failure_while_writing_leaves_nothing_and_keeps_the_old_output(trained
     and neither a partial folder nor a temporary one remains; a --force target keeps its old files."""
     import chargen.export.writer as writer
 
+    old = tmp_path / "old"
+    assert invoke("export", trained_run.best, "--out", old).exit_code == 0
+    before = snapshot(tmp_path)
+
     def half_then_fail(ckpt, folder):
         (folder / WEIGHTS).write_bytes(b"partial")
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(writer, "write_model_files", half_then_fail)
     assert_one_line_error(invoke("export", trained_run.best, "--out", tmp_path / "new"), "No space left")
-    assert list(tmp_path.iterdir()) == []
-    old = tmp_path / "old"
-    old.mkdir()
-    (old / "config.json").write_text("previous export")
+    assert snapshot(tmp_path) == before
     assert_one_line_error(invoke("export", trained_run.best, "--out", old, "--force"), "No space left")
-    assert [p.name for p in tmp_path.iterdir()] == ["old"] and (old / "config.json").read_text() == "previous export"
+    assert snapshot(tmp_path) == before
 
 
 def test_export_onnx_writes_one_graph_that_runs(trained_run, tmp_path):
@@ -166,3 +235,25 @@ def test_exporting_a_folder_onto_itself_names_the_real_problem(trained_run, tmp_
     assert_one_line_error(invoke("export", "m"), "would replace the checkpoint")
     assert_one_line_error(invoke("export", "m", "--force"), "would replace the checkpoint")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", WEIGHTS]
+
+
+def test_ctrl_c_between_the_two_renames_keeps_the_earlier_export(trained_run, tmp_path, monkeypatch):
+    """Guards against --force losing the earlier export: Ctrl-C after it was moved aside and before the new
+    one took its place deleted it (the cleanup ran, the restore did not). It is put back; exit 130."""
+    import chargen.export.writer as writer
+
+    out = tmp_path / "m"
+    assert invoke("export", trained_run.best, "--out", out).exit_code == 0
+    before = snapshot(tmp_path)
+    real, calls = writer.os.replace, []
+
+    def replace(src, dst):
+        calls.append(Path(dst).name)
+        if len(calls) == 2:  # the new folder onto --out
+            raise KeyboardInterrupt
+        real(src, dst)
+    monkeypatch.setattr(writer.os, "replace", replace)
+    result = invoke("export", trained_run.best, "--out", out, "--force")
+    monkeypatch.undo()
+    assert (result.exit_code, result.stdout, result.stderr) == (130, "", "\ninterrupted\n")
+    assert calls[1] == "m" and snapshot(tmp_path) == before
