@@ -27,7 +27,7 @@ FOLDER_FORMAT = 1  # config.json's "chargen_folder_format"; a newer one is refus
 MODEL_FIELDS = tuple(f.name for f in fields(ModelConfig))
 # What an export writes, with room to spare; a tampered config.json beyond these is refused before it is used.
 MAX_CONFIG_BYTES = 64 << 20  # a vocabulary of every Unicode character is about 10 MB of JSON
-MAX_DEPTH = 3  # config -> training -> train_config -> a value
+MAX_DEPTH = 4  # config -> training -> train_config -> include -> a pattern
 MAX_TEXT = 4096  # characters in one string (a name, a setting)
 MAX_ITEMS = 0x110001  # entries in one list or object: the vocabulary holds at most every code point
 NUMBER = ((int, float), "a non-negative number")

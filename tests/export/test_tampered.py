@@ -56,7 +56,7 @@ def set_training(key: str, raw: str):
     (set_training("step", "1" + "0" * 400), "config.training.step is a number too large"),
     (set_training("seconds", "1e999"), "config.training.seconds is not a finite number (inf)"),
     (set_key("cell", json.dumps("x" * 100_000)), "config.cell is a string of 100,000 characters"),
-    (set_training("train_config", '{"lr": [[[0.1]]]}'), "config.training.train_config.lr is nested too deep"),
+    (set_training("train_config", '{"lr": [[[0.1]]]}'), "config.training.train_config.lr[0] is nested too deep"),
     (set_key("vocab", '"abc"'), "vocab is 'abc', not a list of characters"),
     (set_key("unk", "7"), "unk is 7, not a string"),
     (set_key("training", "[1, 2]"), "training is [1, 2], not an object"),
