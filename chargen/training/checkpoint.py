@@ -19,9 +19,10 @@ from typing import Any
 import torch
 
 from ..data import Vocab
-from ..errors import ChargenError
+from ..errors import ChargenError, write_error
 from ..model import CharRNN, ModelConfig
 from .config import TrainConfig
+from .interrupts import interrupts_held
 
 # 2: a chars vocabulary always holds the unknown symbol U+FFFD (format 1 files gain it on reading);
 # 3: the vocabulary's kind, "chars" or "bytes" (`vocab_kind`; older files are "chars")
@@ -41,32 +42,61 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
 
     The bytes go to a temporary file in the same folder, are flushed and fsynced,
     and only then renamed over `path` (a rename within one file system is atomic).
-    Raises ChargenError if the folder is unwritable or the disk is full; the
+    Ctrl-C during the write is held until it is complete (interrupts_held).
+    Raises ChargenError if the folder is unwritable or gone or the disk is full; the
     previous file at `path` is then untouched.
     """
     path = Path(path)
     state = {"format_version": FORMAT_VERSION, **state}
     tmp_name = None
+    with interrupts_held():
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+            # mkstemp makes 0600; a checkpoint is an ordinary file others may read. os.chmod by name
+            # works on every system (os.fchmod does not exist on Windows).
+            os.chmod(tmp_name, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                _save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_name, path)
+            tmp_name = None
+        except OSError as e:
+            raise write_error("checkpoint", path, e) from None
+        finally:
+            if tmp_name is not None:
+                try:
+                    os.unlink(tmp_name)
+                except OSError:
+                    pass
+
+
+class _Remembering:
+    """A file that keeps the OSError of its failed write, which torch.save turns into a RuntimeError."""
+
+    def __init__(self, f) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _save(state: dict[str, Any], f) -> None:
+    """torch.save into `f`; a full disk raises the OSError it met, not torch's RuntimeError."""
+    out = _Remembering(f)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-        # mkstemp makes 0600; a checkpoint is an ordinary file others may read. os.chmod by name
-        # works on every system (os.fchmod does not exist on Windows).
-        os.chmod(tmp_name, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-    except OSError as e:
-        raise ChargenError(f"could not write checkpoint {path}: {e.strerror or e}",
-                           "free some disk space or choose a writable --out folder") from None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
+        torch.save(state, out)
+    except RuntimeError:
+        if out.error is None:
+            raise
+        raise out.error from None
 
 
 def remove_stale_temp_files(folder: Path, names: tuple[str, ...] = ("best.pt", "last.pt")) -> list[Path]:

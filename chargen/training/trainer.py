@@ -29,8 +29,9 @@ from .checkpoint import Checkpoint
 from .config import TrainConfig, lr_at
 from .distributed import World, from_main, mean
 from .evaluate import EvalResult, evaluate_carried, evaluate_records
+from .interrupts import interrupts_held
 from .preview import draw_sample
-from .runs import append_metrics
+from .metrics_log import append_metrics
 
 
 @dataclass
@@ -258,6 +259,7 @@ class Trainer:
                   "val_loss": val.loss if val else None, "val_bpc": val.bpc if val else None,
                   "chars_per_s": round(chars_per_s)}
         improved = val is not None and math.isfinite(val.loss) and val.loss < s.best_val_loss
+        before = s.best_val_loss, s.evals_since_best
         if improved:
             s.best_val_loss, s.evals_since_best = val.loss, 0
         elif val is not None:  # without a validation set there is nothing to be patient about
@@ -267,8 +269,13 @@ class Trainer:
             record["sample"] = draw_sample(self.model, self.corpus.vocab, self.device, self.config.sample_chars,
                                            self.config.seed, records=bool(self.config.records))
         self.history.append(record)
-        if self.world.is_main:
-            append_metrics(self.run_dir, record)
-        if improved or val is None:
-            self.save("best.pt")
+        with interrupts_held():  # best.pt and the record both, or a Ctrl-C between them loses the record
+            if improved or val is None:
+                try:
+                    self.save("best.pt")
+                except ChargenError:  # best.pt was not written: the state must not claim its loss
+                    s.best_val_loss, s.evals_since_best = before
+                    raise
+            if self.world.is_main:  # after best.pt: a record never names a best.pt that a failed write lost
+                append_metrics(self.run_dir, record)
         return record
