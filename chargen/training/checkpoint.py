@@ -119,21 +119,29 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise ChargenError(f"checkpoint not found: {path}", "train one first with: chargen train CORPUS")
     if path.stat().st_size == 0:
-        raise ChargenError(f"checkpoint {path} is empty (0 bytes)", "delete it and use another checkpoint")
+        raise ChargenError(f"checkpoint {path} is empty (0 bytes)", _other_checkpoint(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         if found is None:
             raise ChargenError(f"{path} is not a valid chargen checkpoint: it is not a PyTorch file or "
-                               "its contents are damaged", "use another checkpoint, e.g. last.pt") from None
+                               "its contents are damaged", _other_checkpoint(path)) from None
         raise ChargenError(f"{path} is not a valid chargen checkpoint: it asks to load {found.group(1)}, "
                            "which could run code, so it was refused", "only load checkpoints written by chargen") from None
     except Exception as e:  # noqa: BLE001 - untrusted bytes can fail inside torch in many ways
         raise ChargenError(f"{path} is not a valid chargen checkpoint: it is truncated, damaged or not a "
                            f"PyTorch file ({type(e).__name__}: {_first_line(e)})",
-                           "use another checkpoint, e.g. last.pt") from None
+                           _other_checkpoint(path)) from None
     return _validate(state, path)
+
+
+def _other_checkpoint(path: Path) -> str:
+    """The hint for a damaged file: the run's other checkpoint beside it, when there is one."""
+    other = {"best.pt": "last.pt", "last.pt": "best.pt"}.get(path.name)
+    if other is not None and (path.parent / other).is_file():
+        return f"use {path.parent / other} instead (to --resume from it, move this file aside)"
+    return "use another checkpoint"
 
 
 def _first_line(e: BaseException) -> str:

@@ -98,6 +98,11 @@ def resume_checkpoint(run_dir: Path) -> Path:
 
 
 def make_run_dir(run_dir: Path) -> None:
+    file = next((p for p in (run_dir, *run_dir.parents) if p.is_file()), None)
+    if file is not None:
+        where = "is a file" if file == run_dir else f"is inside {file}, which is a file"
+        raise ChargenError(f"cannot create run folder {run_dir}: it {where}, not a folder",
+                           "pass as --out a folder, or a path where one can be made")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
