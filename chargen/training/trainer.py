@@ -270,12 +270,18 @@ class Trainer:
                                            self.config.seed, records=bool(self.config.records))
         self.history.append(record)
         with interrupts_held():  # best.pt and the record both, or a Ctrl-C between them loses the record
-            if improved or val is None:
-                try:
-                    self.save("best.pt")
-                except ChargenError:  # best.pt was not written: the state must not claim its loss
-                    s.best_val_loss, s.evals_since_best = before
-                    raise
-            if self.world.is_main:  # after best.pt: a record never names a best.pt that a failed write lost
-                append_metrics(self.run_dir, record)
+            try:
+                if improved or val is None:
+                    self._save_best(record, before)
+            finally:  # after best.pt, so that a record never claims a best.pt that a failed write lost
+                if self.world.is_main:
+                    append_metrics(self.run_dir, record)
         return record
+
+    def _save_best(self, record: dict, before: tuple[float, int]) -> None:
+        try:
+            self.save("best.pt")
+        except ChargenError:  # not written: neither the state nor the record may claim it
+            self.state.best_val_loss, self.state.evals_since_best = before
+            record["best"] = False
+            raise
