@@ -62,6 +62,12 @@ def chargen_cmd(*args) -> list[str]:
     return [sys.executable, "-m", "chargen", *map(str, args)]
 
 
+def default_sigint() -> None:
+    """preexec_fn of a child that gets Ctrl-C: a shell without job control starts a background job (the test
+    suite, then its children) with SIGINT ignored, and Python installs its Ctrl-C handler only where it is not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
@@ -532,7 +538,8 @@ def test_sigint_during_training_saves_and_exits_130(tmp_path, corpus_file):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(chargen_cmd("train", corpus_file, *TINY, "--max-steps", "1000000", "--eval-every", "2",
                                         "--save-every", "1000", "--out", run_dir),
-                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     try:
         wait_for(lambda: (run_dir / "metrics.jsonl").exists(), proc, 60, "training to start")
         proc.send_signal(signal.SIGINT)
@@ -551,7 +558,8 @@ def test_sigint_during_training_saves_and_exits_130(tmp_path, corpus_file):
 def test_sigint_during_sampling_exits_130_quickly(tmp_path, trained_run):
     """SIGINT while `chargen sample` streams must exit 130 within a second or two, with no traceback."""
     proc = subprocess.Popen(chargen_cmd("sample", trained_run.best, "--length", "10000000", "--seed", "1"),
-                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=default_sigint)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 60)
         assert ready and proc.stdout.read1(1), "no output"
