@@ -27,6 +27,7 @@ from .checkpoint import Checkpoint, remove_stale_temp_files
 from .config import TrainConfig, extend_budget
 from .corpus_source import load_for_run
 from .distributed import World, barrier, connect, disconnect, from_main, world_from_env
+from .metrics_log import last_logged_step
 from .recipes import DropoutChoice, choose_dropout
 from .runs import (RunLock, check_unchanged, choose_run_dir, default_run_dir, make_run_dir, newest_run,
                    resume_checkpoint, state_files)
@@ -133,7 +134,7 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
                 _restore(trainer, ckpt, source, new_budget=more_time is not None or max_steps is not None)
             with Board(run_dir, config.tensorboard and world.is_main, trainer.state.step) as board:
                 result = _run(trainer, progress if world.is_main else False, time.perf_counter() - t0, board,
-                              on_eval if world.is_main else None)
+                              on_eval if world.is_main else None, resumed=ckpt is not None)
             result.dropout_choice = choice
             if isinstance(corpus, RecordCorpus):
                 result.records = {"train": corpus.train.count, "val": corpus.val.count,
@@ -228,8 +229,17 @@ def _try_to_save(trainer: Trainer) -> None:
         pass
 
 
+def _unfinished_evaluation(trainer: Trainer) -> bool:
+    """Whether a resumed run stands at an evaluation step whose record is not in metrics.jsonl:
+    Ctrl-C stopped it inside that evaluation (rank 0's verdict, on every rank)."""
+    s, world = trainer.state, trainer.world
+    missing = s.step > 0 and s.step % trainer.config.eval_every == 0 and \
+        (not world.is_main or last_logged_step(trainer.run_dir) < s.step)
+    return bool(from_main(world, float(missing), trainer.device))
+
+
 def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
-         on_eval: Callable[[dict], None] | None) -> TrainResult:
+         on_eval: Callable[[dict], None] | None, resumed: bool = False) -> TrainResult:
     s, cfg = trainer.state, trainer.config
     bar = TrainBar(cfg.max_steps, cfg.max_time, s.step, s.elapsed, progress)
     start, step_time, steps_here, chars_here = time.perf_counter() - s.elapsed, 0.0, 0, 0
@@ -246,6 +256,9 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
             on_eval(record)
 
     try:
+        if resumed and _unfinished_evaluation(trainer):  # before any step: the record the state belongs to
+            evaluate()
+            evaluated_at = s.step
         while (reason := _stop_reason(trainer)) is None:
             t0 = time.perf_counter()
             trainer.train_step()

@@ -66,3 +66,21 @@ def _read_at(fd: int, offset: int, n: int) -> bytes:
 def _strict(record: dict) -> dict:
     # NaN and Infinity are not JSON: write them as null so that jq and friends can read a failed run.
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+
+
+def last_logged_step(run_dir: Path) -> int:
+    """The step of the last whole record in `metrics.jsonl` (0 when there is none)."""
+    try:
+        with open(run_dir / "metrics.jsonl", "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - (1 << 20)))  # a record is far smaller: its sample is at most 100k characters
+            tail = f.read()
+    except OSError:
+        return 0
+    for line in reversed(tail.split(b"\n")[:-1]):  # what follows the last newline is torn or empty
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return 0
+

@@ -387,3 +387,36 @@ def test_last_pt_is_written_at_every_evaluation(tmp_path, corpus_file, monkeypat
                     "--out", tmp_path / "run", "-q")
     assert result.exit_code == 0, result.stderr
     assert [s for s in saved if s[0] == "last.pt"] == [("last.pt", 5), ("last.pt", 10), ("last.pt", 12)]
+
+
+def test_ctrl_c_inside_an_evaluation_is_evaluated_again_on_resume(tmp_path, corpus_file, monkeypatch):
+    """Ctrl-C while step 10 was being evaluated saved last.pt at step 10 without its record, and the resume
+    went on from there: the record of step 10 was lost for good. The resume must evaluate step 10 first."""
+    import chargen.training.trainer
+
+    draw, run_dir = chargen.training.trainer.draw_sample, tmp_path / "run"
+
+    def ctrl_c_at_step_10(*args, **kwargs):  # each evaluation draws one sample: the second is step 10's
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return draw(*args, **kwargs)
+
+    calls: list[int] = []
+    monkeypatch.setattr(chargen.training.trainer, "draw_sample", ctrl_c_at_step_10)
+    first = invoke("train", corpus_file, *TINY, "--max-steps", "20", "--eval-every", "5", "--out", run_dir, "-q")
+    assert first.exit_code == 130 and read_checkpoint(run_dir / "last.pt")["step"] == 10
+    assert metric_steps(run_dir) == [5]
+    monkeypatch.undo()
+    again = invoke("train", corpus_file, "--out", run_dir, "--resume", "-q")
+    assert again.exit_code == 0, again.stderr
+    assert metric_steps(run_dir) == [5, 10, 15, 20]
+    whole = tmp_path / "whole"
+    assert invoke("train", corpus_file, *TINY, "--max-steps", "20", "--eval-every", "5", "--out", whole,
+                  "-q").exit_code == 0
+    volatile = ("elapsed", "chars_per_s", "train_loss", "grad_norm")  # the step's own figures died with it
+    same = [{k: v for k, v in json.loads(line).items() if k not in volatile}
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert same == [{k: v for k, v in json.loads(line).items() if k not in volatile}
+                    for line in (whole / "metrics.jsonl").read_text().splitlines()]
+
