@@ -46,7 +46,7 @@ from chargen import (
 from chargen.cli import app
 from chargen.data.cache import prepare_corpus
 from chargen.training.checkpoint import FORMAT_VERSION, Checkpoint
-from chargen.training.runs import RunLock
+from chargen.training.runs import RunLock, resume_checkpoint
 from chargen.training.trainer import Trainer
 
 runner = CliRunner()  # this typer keeps result.stdout and result.stderr apart
@@ -212,7 +212,7 @@ def test_resume_after_sigkill_continues_from_stored_step(tmp_path, corpus_file):
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
         finish(proc)
-    stored = read_checkpoint(run_dir / "last.pt")
+    stored = read_checkpoint(resume_checkpoint(run_dir))  # the newer of last.pt and best.pt: where --resume starts
     killed_at, before = stored["step"], metrics(run_dir)
     assert 7 <= killed_at < 40  # step 8 is evaluated just before last.pt reaches 8
 
@@ -222,7 +222,9 @@ def test_resume_after_sigkill_continues_from_stored_step(tmp_path, corpus_file):
     summary = json.loads(done.stdout)
     assert (summary["steps"], summary["stop_reason"]) == (40, "max_steps")
     after = metrics(run_dir)[len(before):]
-    first_eval = killed_at + 2 - killed_at % 2  # the first even step after the stored one
+    first_eval = killed_at + 2 - killed_at % 2  # the first even step after the stored one,
+    if killed_at % 2 == 0 and killed_at not in [r["step"] for r in before]:  # or the stored one, if its record was lost
+        first_eval = killed_at
     assert [r["step"] for r in after] == list(range(first_eval, 41, 2))
 
     whole = train(corpus_file, ModelConfig(**stored["model_config"]), TrainConfig(**stored["train_config"]),
