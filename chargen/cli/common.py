@@ -2,13 +2,15 @@
 an exit code, tables, and finding the checkpoint a command reads."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import math
 import os
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -34,11 +36,15 @@ def console() -> Console:
 
 def guard(fn):
     """Turn library errors into one-line messages and exit codes at the CLI boundary:
-    1 for a ChargenError, 130 for Ctrl-C, 0 when the reader of stdout went away."""
+    1 for a ChargenError (a failed write to stdout included), 130 for Ctrl-C, 0 when the
+    reader of stdout went away."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            with stdout_errors():
+                sys.stdout.flush()  # here, not at exit, where a full disk could only print a traceback
+            return result
         except ChargenError as e:
             hint = f" (hint: {e.hint})" if e.hint else ""
             sys.stderr.write(f"error: {e.message}{hint}\n")
@@ -53,10 +59,86 @@ def guard(fn):
 
 
 def _silence_stdout() -> None:
-    # The reader of a pipe went away (`| head`): point stdout at /dev/null so the
-    # interpreter's final flush does not complain about it.
+    # The reader of a pipe went away (`| head`), or the disk is full: point stdout at
+    # /dev/null so the interpreter's final flush does not complain about it.
+    _to_devnull(sys.stdout)
+
+
+def _to_devnull(stream) -> None:
+    """Point the file descriptor under `stream` at /dev/null (nothing when it has none, as in tests)."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+@contextlib.contextmanager
+def stdout_errors() -> Iterator[None]:
+    """Around the writes to stdout: one that fails (`> /dev/full`, a full disk) becomes a ChargenError.
+    Only stdout's own writes belong inside; a closed pipe stays a BrokenPipeError (guard: exit 0)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        _silence_stdout()
+        raise ChargenError(f"could not write the output to stdout: {e.strerror or e}",
+                           "free some disk space, or send the output to another file") from None
+
+
+class _Survivor:
+    """Stands in for stdout or stderr while a run trains: a write that fails (the reader of a pipe
+    went away, `| head`; a full disk) drops this and every later write instead of ending the run.
+    The stream's file descriptor then points at /dev/null, so that nothing else fails on it."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.lost = stream, None
+
+    def write(self, text: str) -> int:
+        if self.lost is None:
+            try:
+                return self.stream.write(text)
+            except OSError as e:
+                self._drop(e)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.lost is None:
+            try:
+                self.stream.flush()
+            except OSError as e:
+                self._drop(e)
+
+    def _drop(self, e: OSError) -> None:
+        self.lost = e
+        _to_devnull(self.stream)
+
+    def __getattr__(self, name: str):  # isatty, fileno, encoding, ...: the stream's own
+        return getattr(self.stream, name)
+
+
+def outlives_its_output(fn):
+    """For a command that must finish once started (a training run): a closed or full stdout or
+    stderr is dropped and the command goes on, exiting as it would have. Only a summary that
+    could not reach stdout for another reason than a closed pipe fails it afterwards (exit 1)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = out, err = _Survivor(sys.stdout), _Survivor(sys.stderr)
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            out.flush()
+            err.flush()
+            sys.stdout, sys.stderr = saved
+        if out.lost is not None and out.lost.errno != errno.EPIPE:
+            raise ChargenError(f"could not write the summary to stdout: {out.lost.strerror or out.lost}",
+                               "the run is saved; free some disk space, or send the output to another file")
+        return result
+    return wrapper
 
 
 def finite(x: float) -> float | None:

@@ -23,7 +23,7 @@ from ..sample import (RecordSample, SampleConfig, Sampler, generate, generate_id
                       sample_texts)
 from ..sample.sampler import check_text, require_bytes, shown_prime
 from ..training import Checkpoint, TrainConfig, evaluate_carried, evaluate_records, evaluate_windows, load_model
-from .common import checkpoint_path, console, field_default, finite, table
+from .common import checkpoint_path, console, field_default, finite, stdout_errors, table
 from .options import CheckpointArg, Device, Exclude, Include, Json, Quiet, StepDevice
 from .terminal import interact, stream, stream_raw, unescape, warn_unknown, warn_unknown_chars
 
@@ -97,29 +97,30 @@ def sample(
                          "as a CUDA graph\n")
     elif compile_ and not quiet:
         sys.stderr.write("compiling the sampling loop (20-30 s the first time for this model shape, then cached)\n")
-    if mode:
-        known = set(read_records(_training_corpus(ckpt), mode).records) if unique else None
-        drawn = sample_records(model, vocab, cfg, dev, exclude=known)
-        write_records(drawn, mode, jsonl)
-        if unique and not quiet:
-            report_unique(drawn, num_samples)
-        if drawn.empty and not quiet:
-            verb = "are" if drawn.empty > 1 else "is"
-            sys.stderr.write(f"note: {drawn.empty} of the {len(drawn.records)} records {verb} empty (the model drew "
-                             "the end of the record first)\n")
-    elif interactive:
-        interact(Sampler(model, vocab, replace(cfg, num_samples=1), dev), sys.stdin)
-    elif raw:
-        _write_raw(model, vocab, cfg, dev)
-    elif num_samples == 1 and not jsonl:
-        stream(shown_prime(vocab, prime), generate(model, vocab, cfg, dev))
-    else:
-        for i, text in enumerate(sample_texts(model, vocab, cfg, dev)):
-            if jsonl:
-                sys.stdout.write(json.dumps({"sample": i + 1, "text": text}, ensure_ascii=False) + "\n")
-            else:
-                sys.stdout.write(f"{'' if i == 0 else chr(10)}----- sample {i + 1} -----\n{text}\n")
-        sys.stdout.flush()
+    with stdout_errors():  # `> /dev/full`: one line and exit 1
+        if mode:
+            known = set(read_records(_training_corpus(ckpt), mode).records) if unique else None
+            drawn = sample_records(model, vocab, cfg, dev, exclude=known)
+            write_records(drawn, mode, jsonl)
+            if unique and not quiet:
+                report_unique(drawn, num_samples)
+            if drawn.empty and not quiet:
+                verb = "are" if drawn.empty > 1 else "is"
+                sys.stderr.write(f"note: {drawn.empty} of the {len(drawn.records)} records {verb} empty (the model "
+                                 "drew the end of the record first)\n")
+        elif interactive:
+            interact(Sampler(model, vocab, replace(cfg, num_samples=1), dev), sys.stdin)
+        elif raw:
+            _write_raw(model, vocab, cfg, dev)
+        elif num_samples == 1 and not jsonl:
+            stream(shown_prime(vocab, prime), generate(model, vocab, cfg, dev))
+        else:
+            for i, text in enumerate(sample_texts(model, vocab, cfg, dev)):
+                if jsonl:
+                    sys.stdout.write(json.dumps({"sample": i + 1, "text": text}, ensure_ascii=False) + "\n")
+                else:
+                    sys.stdout.write(f"{'' if i == 0 else chr(10)}----- sample {i + 1} -----\n{text}\n")
+            sys.stdout.flush()
 
 
 def _read_prime(path: Path, vocab: Vocab) -> str:
@@ -203,7 +204,8 @@ def info(checkpoint: CheckpointArg = None, as_json: Json = False) -> None:
             "model_config": ckpt.model_config.to_dict(),
             "train_config": None if ckpt.train_config is None else ckpt.train_config.to_dict()}
     if as_json:
-        print(json.dumps(rows))
+        with stdout_errors():
+            print(json.dumps(rows))
         return
     flat = {k: v for k, v in rows.items() if not k.endswith("_config")}
     flat.update({f"model.{k}": v for k, v in rows["model_config"].items()})
@@ -258,7 +260,8 @@ def evaluate(
         windows = evaluate_windows(model, ids, dev, window=window)
         rows.update({f"loss_window{window}": round(windows.loss, 4), f"bpc_window{window}": round(windows.bpc, 4)})
     if as_json:
-        print(json.dumps(rows))
+        with stdout_errors():
+            print(json.dumps(rows))
     else:
         console().print(table("Evaluation", rows))
 

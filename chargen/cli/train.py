@@ -21,13 +21,14 @@ from ..training.distributed import world_from_env
 from ..training.preview import SAMPLE_TEMPERATURE
 from ..training.recipes import default_help, dropout_rule_applies
 from ..training.runs import newest_run
-from .common import Interrupted, console, field_default, finite, table
+from .common import Interrupted, console, field_default, finite, outlives_its_output, table
 from .options import VOCAB_HELP, Corpus, Device, Exclude, Include, Json, MinCharCount, Quiet, VocabKind
 from .watch import show_sample
 
 TC = TrainConfig  # the flags' defaults come from the config dataclasses
 
 
+@outlives_its_output  # `chargen train ... | head`: the run goes on to its end and saves
 def train(
     ctx: typer.Context,
     corpus: Corpus,

@@ -19,6 +19,7 @@ PLOT_HINT = "pip install matplotlib"
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """The evaluation records of a run, one dict per line of `run_dir/metrics.jsonl`, in file order.
 
+    A torn last line (no newline: a run killed or out of disk space as it wrote it) is left out.
     Raises ChargenError if the folder or the file is missing, or a line is not a JSON object.
     """
     run_dir = Path(run_dir)
@@ -36,6 +37,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
+                if not line.endswith("\n"):  # a last line torn by a run killed or out of space mid-write
+                    break
                 raise ChargenError(f"{path} line {n} is not valid JSON ({e.msg})",
                                    "the file may be damaged; remove the broken line") from None
             if not isinstance(record, dict):

@@ -20,9 +20,10 @@ from typing import Any
 import torch
 
 from ..data import Vocab
-from ..errors import ChargenError
+from ..errors import ChargenError, write_error
 from ..model import CharRNN, ModelConfig
 from .config import TrainConfig
+from .interrupts import interrupts_held
 
 # 2: a chars vocabulary always holds the unknown symbol U+FFFD (format 1 files gain it on reading);
 # 3: the vocabulary's kind, "chars" or "bytes" (`vocab_kind`; older files are "chars")
@@ -47,32 +48,61 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
 
     The bytes go to a temporary file in the same folder, are flushed and fsynced,
     and only then renamed over `path` (a rename within one file system is atomic).
-    Raises ChargenError if the folder is unwritable or the disk is full; the
+    Ctrl-C during the write is held until it is complete (interrupts_held).
+    Raises ChargenError if the folder is unwritable or gone or the disk is full; the
     previous file at `path` is then untouched.
     """
     path = Path(path)
     state = {"format_version": FORMAT_VERSION, **state}
     tmp_name = None
+    with interrupts_held():
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+            # mkstemp makes 0600; a checkpoint is an ordinary file others may read. os.chmod by name
+            # works on every system (os.fchmod does not exist on Windows).
+            os.chmod(tmp_name, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                _save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_name, path)
+            tmp_name = None
+        except OSError as e:
+            raise write_error("checkpoint", path, e) from None
+        finally:
+            if tmp_name is not None:
+                try:
+                    os.unlink(tmp_name)
+                except OSError:
+                    pass
+
+
+class _Remembering:
+    """A file that keeps the OSError of its failed write, which torch.save turns into a RuntimeError."""
+
+    def __init__(self, f) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _save(state: dict[str, Any], f) -> None:
+    """torch.save into `f`; a full disk raises the OSError it met, not torch's RuntimeError."""
+    out = _Remembering(f)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-        # mkstemp makes 0600; a checkpoint is an ordinary file others may read. os.chmod by name
-        # works on every system (os.fchmod does not exist on Windows).
-        os.chmod(tmp_name, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-    except OSError as e:
-        raise ChargenError(f"could not write checkpoint {path}: {e.strerror or e}",
-                           "free some disk space or choose a writable --out folder") from None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
+        torch.save(state, out)
+    except RuntimeError:
+        if out.error is None:
+            raise
+        raise out.error from None
 
 
 def remove_stale_temp_files(folder: Path, names: tuple[str, ...] = ("best.pt", "last.pt")) -> list[Path]:
@@ -95,21 +125,29 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise ChargenError(f"checkpoint not found: {path}", "train one first with: chargen train CORPUS")
     if path.stat().st_size == 0:
-        raise ChargenError(f"checkpoint {path} is empty (0 bytes)", "delete it and use another checkpoint")
+        raise ChargenError(f"checkpoint {path} is empty (0 bytes)", _other_checkpoint(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         if found is None:
             raise ChargenError(f"{path} is not a valid chargen checkpoint: it is not a PyTorch file or "
-                               "its contents are damaged", "use another checkpoint, e.g. last.pt") from None
+                               "its contents are damaged", _other_checkpoint(path)) from None
         raise ChargenError(f"{path} is not a valid chargen checkpoint: it asks to load {found.group(1)}, "
                            "which could run code, so it was refused", "only load checkpoints written by chargen") from None
     except Exception as e:  # noqa: BLE001 - untrusted bytes can fail inside torch in many ways
         raise ChargenError(f"{path} is not a valid chargen checkpoint: it is truncated, damaged or not a "
                            f"PyTorch file ({type(e).__name__}: {_first_line(e)})",
-                           "use another checkpoint, e.g. last.pt") from None
+                           _other_checkpoint(path)) from None
     return _validate(state, path)
+
+
+def _other_checkpoint(path: Path) -> str:
+    """The hint for a damaged file: the run's other checkpoint beside it, when there is one."""
+    other = {"best.pt": "last.pt", "last.pt": "best.pt"}.get(path.name)
+    if other is not None and (path.parent / other).is_file():
+        return f"use {path.parent / other} instead (to --resume from it, move this file aside)"
+    return "use another checkpoint"
 
 
 def _first_line(e: BaseException) -> str:

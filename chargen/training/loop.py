@@ -31,8 +31,10 @@ from .config import TrainConfig, extend_budget
 from .corpus_source import changed_note, load_for_run, run_sources
 from .distributed import World, barrier, connect, disconnect, from_main, world_from_env
 from .init import Start, read_base, start_from
+from .metrics_log import last_logged_step
 from .recipes import DropoutChoice, choose_dropout
-from .runs import RunLock, choose_run_dir, default_run_dir, make_run_dir, newest_run
+from .runs import (RunLock, check_unchanged, choose_run_dir, default_run_dir, make_run_dir, newest_run,
+                   resume_checkpoint, state_files)
 from .trainer import Trainer
 
 SPEED_STEPS = (3, 12)  # steps untimed, then timed, to measure the speed a time budget's dropout needs
@@ -79,16 +81,18 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
     or for a time limit alone its seconds at the speed measured over a few throwaway steps.
 
     With `resume`, the run in `out` (without `out`: the newest run of this corpus, any cell,
-    runs.newest_run) continues from its last.pt, which supplies both configs and the exact
-    position; the passed configs are ignored but for the device, the precision and what the run
-    shows of itself (sample_chars, tensorboard: they change nothing in the training), and it reads
-    the run's own include/exclude patterns when `corpus_path` gives none. `more_time`
+    runs.newest_run) continues from the newer of its last.pt and best.pt (both hold the
+    training state: last.pt is written at every evaluation too), which supplies both configs
+    and the exact position; the passed configs are ignored but for the device, the precision and
+    what the run shows of itself (sample_chars, tensorboard: they change nothing in the training),
+    and it reads the run's own include/exclude patterns when `corpus_path` gives none. `more_time`
     (seconds on top of what the run has spent) and `max_steps` (a new total), when given,
     replace its budget (config.extend_budget: the schedule decays anew from where it stands)
     and restart its patience count. `progress=None` shows a bar only on a terminal; `notes`, when
     given, is called with each line worth telling a person before training (records left out; a
-    line starting "warning: " when a resumed run's corpus changed size). Ctrl-C
-    saves last.pt and returns with stop_reason "interrupted". `on_eval` is called with each
+    line starting "warning: " when a resumed run's corpus changed size). Ctrl-C saves last.pt and
+    returns with stop_reason "interrupted" (a Ctrl-C during a save waits for it to end). A failed
+    write (a full disk) raises ChargenError after a last try to save last.pt. `on_eval` is called with each
     evaluation's metrics record (its "sample" included) once it is written; with
     `config.tensorboard`, event files go to `<run>/tensorboard/` (board.py). Started by torchrun,
     every rank calls this and trains its share (see Trainer); only rank 0 touches the run folder,
@@ -116,9 +120,12 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
         config = replace(config, vocab=base[1].vocab.kind)
     default = default_run_dir(corpus_path, model_config.cell, root)
     run_dir = choose_run_dir(out, default, resume) if world.is_main or resume else (out or default)
-    ckpt = None
+    ckpt = source = None
+    # What the folder holds now, before the corpus is read (minutes, for a large one): checked
+    # again under the lock, for another run that saved there in the meantime.
+    seen = state_files(run_dir) if resume else {}
     if resume:
-        ckpt, model_config, config = _resume_configs(run_dir, config, more_time, max_steps)
+        source, ckpt, model_config, config = _resume_configs(run_dir, config, more_time, max_steps)
     elif more_time is not None or max_steps is not None:
         raise ChargenError("more_time and max_steps extend a resumed run", "set a new run's budget in its TrainConfig")
     if config.tensorboard:
@@ -151,6 +158,7 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
             make_run_dir(run_dir)
         with RunLock(run_dir) if world.is_main else contextlib.nullcontext():
             if world.is_main:
+                check_unchanged(run_dir, seen, resume)
                 remove_stale_temp_files(run_dir)
             choice = None
             if auto_dropout and ckpt is None:
@@ -160,10 +168,10 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
             if start is not None:
                 trainer.start_from(start.weights, [start.base, *base[1].lineage])
             if ckpt is not None:
-                _restore(trainer, ckpt, run_dir, new_budget=more_time is not None or max_steps is not None)
+                _restore(trainer, ckpt, source, new_budget=more_time is not None or max_steps is not None)
             with Board(run_dir, config.tensorboard and world.is_main, trainer.state.step) as board:
                 result = _run(trainer, progress if world.is_main else False, time.perf_counter() - t0, board,
-                              on_eval if world.is_main else None)
+                              on_eval if world.is_main else None, resumed=ckpt is not None)
             result.dropout_choice = choice
             if isinstance(corpus, RecordCorpus):
                 result.records = {"train": corpus.train.count, "val": corpus.val.count,
@@ -195,18 +203,19 @@ def _start_note(start: Start) -> str:
 
 
 def _resume_configs(run_dir: Path, config: TrainConfig, more_time: float | None,
-                    max_steps: int | None) -> tuple[Checkpoint, ModelConfig, TrainConfig]:
-    """The run's last.pt and its own configs, but for where it runs, what it shows, and any new budget."""
-    ckpt = Checkpoint.read(run_dir / "last.pt")
+                    max_steps: int | None) -> tuple[Path, Checkpoint, ModelConfig, TrainConfig]:
+    """The run's newest checkpoint (its path and contents) and its own configs, but for where it runs, what it shows, and any new budget."""
+    path = resume_checkpoint(run_dir)
+    ckpt = Checkpoint.read(path)
     if ckpt.train_config is None or ckpt.optimizer is None or ckpt.rng is None:
-        raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: it holds a model but no training state",
+        raise ChargenError(f"cannot resume from {path}: it holds a model but no training state",
                            "start a new run without --resume")
     # A run that wrote TensorBoard events goes on writing them: its curves would otherwise stop unasked.
     own = replace(ckpt.train_config, device=config.device, precision=config.precision,
                   sample_chars=config.sample_chars, tensorboard=config.tensorboard or ckpt.train_config.tensorboard)
     if more_time is not None or max_steps is not None:
         own = extend_budget(own, ckpt.step, ckpt.elapsed, more_time, max_steps)
-    return ckpt, ckpt.model_config, own
+    return path, ckpt, ckpt.model_config, own
 
 
 def _choose_dropout(corpus: Corpus | RecordCorpus, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
@@ -245,12 +254,12 @@ def _make_trainer(corpus: Corpus, model_config: ModelConfig, config: TrainConfig
                            f"{model_config.hidden_size} units", "use a smaller --hidden-size or --num-layers") from None
 
 
-def _restore(trainer: Trainer, ckpt: Checkpoint, run_dir: Path, new_budget: bool) -> None:
+def _restore(trainer: Trainer, ckpt: Checkpoint, source: Path, new_budget: bool) -> None:
     """Continue from `ckpt`; with a new budget, patience counts afresh (a run it stopped may go on)."""
     try:
         trainer.restore(ckpt)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise ChargenError(f"cannot resume from {run_dir / 'last.pt'}: it lacks or garbles the training "
+        raise ChargenError(f"cannot resume from {source}: it lacks or garbles the training "
                            f"state ({type(e).__name__}: {e})", "start a new run without --resume") from None
     if new_budget:
         trainer.state.evals_since_best = 0
@@ -267,8 +276,25 @@ def _stop_reason(trainer: Trainer) -> str | None:
     return None
 
 
+def _try_to_save(trainer: Trainer) -> None:
+    """Save last.pt if the disk still takes it; the error that ended the run is the one to report."""
+    try:
+        trainer.save("last.pt")
+    except (ChargenError, KeyboardInterrupt):
+        pass
+
+
+def _unfinished_evaluation(trainer: Trainer) -> bool:
+    """Whether a resumed run stands at an evaluation step whose record is not in metrics.jsonl:
+    Ctrl-C stopped it inside that evaluation (rank 0's verdict, on every rank)."""
+    s, world = trainer.state, trainer.world
+    missing = s.step > 0 and s.step % trainer.config.eval_every == 0 and \
+        (not world.is_main or last_logged_step(trainer.run_dir) < s.step)
+    return bool(from_main(world, float(missing), trainer.device))
+
+
 def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
-         on_eval: Callable[[dict], None] | None) -> TrainResult:
+         on_eval: Callable[[dict], None] | None, resumed: bool = False) -> TrainResult:
     s, cfg = trainer.state, trainer.config
     bar = TrainBar(cfg.max_steps, cfg.max_time, s.step, s.elapsed, progress)
     start, step_time, steps_here, chars_here = time.perf_counter() - s.elapsed, 0.0, 0, 0
@@ -285,6 +311,9 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
             on_eval(record)
 
     try:
+        if resumed and _unfinished_evaluation(trainer):  # before any step: the record the state belongs to
+            evaluate()
+            evaluated_at = s.step
         while (reason := _stop_reason(trainer)) is None:
             t0 = time.perf_counter()
             trainer.train_step()
@@ -301,7 +330,8 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
             if s.step % cfg.eval_every == 0:
                 evaluate()
                 evaluated_at = s.step
-            if s.step % cfg.save_every == 0:
+            # At each evaluation too: a run killed at any moment resumes from its last evaluation at worst.
+            if s.step % cfg.save_every == 0 or evaluated_at == s.step:
                 trainer.save("last.pt")
             bar.update(s.step, s.elapsed, *trainer.last_figures, speed())
             if s.step % BOARD_EVERY == 0:  # figures the host has read already: no wait for the device
@@ -310,9 +340,15 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
             evaluate()
     except KeyboardInterrupt:
         reason = "interrupted"
+    except ChargenError:  # a failed write (a full disk, a folder gone): keep what can still be kept
+        _try_to_save(trainer)
+        raise
     finally:
         bar.close()
-    trainer.save("last.pt")
+    try:
+        trainer.save("last.pt")  # a Ctrl-C during the save comes once it is complete
+    except KeyboardInterrupt:
+        reason = "interrupted"
     return TrainResult(trainer.run_dir, s.step, s.best_val_loss, s.elapsed, trainer.model.num_parameters(),
                        speed(), reason, str(trainer.device), startup, trainer.world.is_main, trainer.history,
                        trainer.model.config)

@@ -1,12 +1,11 @@
 """Run folders on disk: where a run writes, the lock that keeps two runs apart,
-the metrics log, and finding the newest run to resume or checkpoint to sample.
+and finding the newest run to resume or checkpoint to sample.
 
 It decides names and guards files; what goes into a checkpoint is not its business.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import socket
@@ -38,15 +37,16 @@ def _taken(run_dir: Path) -> bool:
 def choose_run_dir(out: Path | None, default: Path, resume: bool) -> Path:
     """The folder a run writes to; never one that already holds another run's checkpoints.
 
-    With `resume`, the folder must hold a `last.pt` (without `out`, train() resumes
-    `newest_run` and passes it as `out`). Without `resume`, an explicit `out`
+    With `resume`, the folder must hold a last.pt or a best.pt (without `out`, train()
+    resumes `newest_run` and passes it as `out`). Without `resume`, an explicit `out`
     that is in use is refused, and a default that is in use becomes `<default>-2`,
-    `-3`, ... so that nothing is overwritten silently.
+    `-3`, ... so that nothing is overwritten silently. Holding the lock, train() checks
+    again (`state_files`): another run may have written the folder in the meantime.
     """
     run_dir = out if out is not None else default
     if resume:
-        if not (run_dir / "last.pt").is_file():
-            raise ChargenError(f"nothing to resume: {run_dir / 'last.pt'} does not exist",
+        if not has_checkpoints(run_dir):
+            raise ChargenError(f"nothing to resume: {run_dir} holds no last.pt or best.pt",
                                "drop --resume to start a new run, or pass --out RUN_DIR")
         return run_dir
     if out is not None:
@@ -62,7 +62,47 @@ def choose_run_dir(out: Path | None, default: Path, resume: bool) -> Path:
     return run_dir.with_name(f"{default.name}-{n}")
 
 
+def state_files(run_dir: Path) -> dict[str, tuple[int, int]]:
+    """The checkpoints in `run_dir` as {name: (inode, mtime in ns)}: what a run saw of its folder
+    before it took the lock, to compare with what is there once it holds it."""
+    found = {}
+    for name in CHECKPOINT_NAMES:
+        try:
+            st = (run_dir / name).stat()
+        except OSError:
+            continue
+        found[name] = (st.st_ino, st.st_mtime_ns)
+    return found
+
+
+def check_unchanged(run_dir: Path, seen: dict[str, tuple[int, int]], resume: bool) -> None:
+    """ChargenError unless the checkpoints in `run_dir` are still those `seen` (state_files) when
+    the run chose the folder: another run may have finished there while this one was starting."""
+    if state_files(run_dir) == seen:
+        return
+    if resume:
+        raise ChargenError(f"{run_dir} changed while this run was starting: another run saved there",
+                           "run the same command again to continue from its newest checkpoint")
+    raise ChargenError(f"{run_dir} already holds a run: another run saved there while this one was starting",
+                       "add --resume to continue it, or pass another --out folder")
+
+
+def resume_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint a resume of `run_dir` starts from: the newer of last.pt and best.pt (both hold
+    the training state), so a run killed before its first last.pt continues from its best.pt."""
+    found = [run_dir / name for name in reversed(CHECKPOINT_NAMES) if (run_dir / name).is_file()]
+    if not found:
+        raise ChargenError(f"nothing to resume: {run_dir} holds no last.pt or best.pt",
+                           "drop --resume to start a new run, or pass --out RUN_DIR")
+    return max(found, key=lambda p: p.stat().st_mtime_ns)  # on a tie, last.pt (first in `found`)
+
+
 def make_run_dir(run_dir: Path) -> None:
+    file = next((p for p in (run_dir, *run_dir.parents) if p.is_file()), None)
+    if file is not None:
+        where = "is a file" if file == run_dir else f"is inside {file}, which is a file"
+        raise ChargenError(f"cannot create run folder {run_dir}: it {where}, not a folder",
+                           "pass as --out a folder, or a path where one can be made")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -185,21 +225,6 @@ class RunLock:
         self.fd = None
 
 
-def append_metrics(run_dir: Path, record: dict) -> None:
-    """Append one JSON object as a line of `metrics.jsonl`."""
-    try:
-        with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(_strict(record), allow_nan=False) + "\n")
-    except OSError as e:
-        raise ChargenError(f"could not write {run_dir / 'metrics.jsonl'}: {e.strerror}",
-                           "free some disk space or choose a writable --out folder") from None
-
-
-def _strict(record: dict) -> dict:
-    # NaN and Infinity are not JSON: write them as null so that jq and friends can read a failed run.
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
-
-
 def mark_comparison(out_root: Path, cells: list[str]) -> None:
     """Mark `out_root` as a comparison's folder: the runs in it are not training runs that
     `newest_checkpoint` and `newest_run` would pick."""
@@ -231,14 +256,18 @@ def newest_checkpoint(root: str | os.PathLike = "checkpoints", name: str = "best
 def newest_run(corpus, cell: str | None = None, root: str | os.PathLike = "checkpoints") -> Path:
     """The run folder a `--resume` without a folder continues: of the default folders of this
     corpus (`<name>-<cell>` and `<name>-<cell>-N` directly under `root`, of `cell` or of any
-    cell when None), the one whose last.pt was saved last. Raises ChargenError when none has one."""
+    cell when None), the one whose last.pt was saved last. A folder with a best.pt alone (a
+    shipped model, or a run killed before its first last.pt) is only resumed when named with
+    --out. Raises ChargenError when none has a last.pt."""
     stem, root = Sources.of(corpus).name, Path(root)
     cells = "|".join(CELLS if cell is None else (cell,))
     pattern = re.compile(rf"{re.escape(stem)}-({cells})(-[0-9]+)?")
-    runs = [d for d in root.iterdir() if pattern.fullmatch(d.name) and (d / "last.pt").is_file()] \
-        if root.is_dir() else []
+    folders = [d for d in root.iterdir() if pattern.fullmatch(d.name)] if root.is_dir() else []
+    runs = [d for d in folders if (d / "last.pt").is_file()]
     if not runs:
         which = f"{stem}-{cell or '<cell>'}"
-        raise ChargenError(f"nothing to resume: no {which} run under {root}/ holds a last.pt",
-                           "drop --resume to start a new run, or pass --out RUN_DIR")
+        best_only = sorted(d for d in folders if (d / "best.pt").is_file())
+        hint = f"to continue {best_only[-1]} from its best.pt, pass --out {best_only[-1]}" if best_only \
+            else "drop --resume to start a new run, or pass --out RUN_DIR"
+        raise ChargenError(f"nothing to resume: no {which} run under {root}/ holds a last.pt", hint)
     return max(runs, key=lambda d: (d / "last.pt").stat().st_mtime)

@@ -29,8 +29,9 @@ from .checkpoint import Checkpoint
 from .config import TrainConfig, lr_at
 from .distributed import World, from_main, mean
 from .evaluate import EvalResult, evaluate_carried, evaluate_records
+from .interrupts import interrupts_held
 from .preview import draw_sample
-from .runs import append_metrics
+from .metrics_log import append_metrics
 
 
 @dataclass
@@ -166,6 +167,7 @@ class Trainer:
             hidden = None
         self.state = TrainState(ckpt.step, ckpt.epoch, ckpt.window, ckpt.elapsed,
                                 ckpt.best_val_loss, ckpt.evals_since_best, hidden)
+        self.lr = lr_at(self.config, max(ckpt.step - 1, 0), ckpt.elapsed)  # the last step's, for an evaluation first
 
     def save(self, name: str) -> None:
         if self.world.is_main:
@@ -266,17 +268,30 @@ class Trainer:
                   "val_loss": val.loss if val else None, "val_bpc": val.bpc if val else None,
                   "chars_per_s": round(chars_per_s)}
         improved = val is not None and math.isfinite(val.loss) and val.loss < s.best_val_loss
-        if improved:
-            s.best_val_loss, s.evals_since_best = val.loss, 0
-        elif val is not None:  # without a validation set there is nothing to be patient about
-            s.evals_since_best += 1
         record["best"] = improved
         if self.config.sample_chars and self.world.is_main:  # what the model writes now, from a fixed seed
             record["sample"] = draw_sample(self.model, self.corpus.vocab, self.device, self.config.sample_chars,
                                            self.config.seed, records=bool(self.config.records))
+        # The state changes only now: a Ctrl-C above leaves it as it was, to evaluate again on resume.
+        before = s.best_val_loss, s.evals_since_best
+        if improved:
+            s.best_val_loss, s.evals_since_best = val.loss, 0
+        elif val is not None:  # without a validation set there is nothing to be patient about
+            s.evals_since_best += 1
         self.history.append(record)
-        if self.world.is_main:
-            append_metrics(self.run_dir, record)
-        if improved or val is None:
-            self.save("best.pt")
+        with interrupts_held():  # best.pt and the record both, or a Ctrl-C between them loses the record
+            try:
+                if improved or val is None:
+                    self._save_best(record, before)
+            finally:  # after best.pt, so that a record never claims a best.pt that a failed write lost
+                if self.world.is_main:
+                    append_metrics(self.run_dir, record)
         return record
+
+    def _save_best(self, record: dict, before: tuple[float, int]) -> None:
+        try:
+            self.save("best.pt")
+        except ChargenError:  # not written: neither the state nor the record may claim it
+            self.state.best_val_loss, self.state.evals_since_best = before
+            record["best"] = False
+            raise

@@ -90,8 +90,9 @@ def test_choose_run_dir(tmp_path):
     assert choose_run_dir(None, default, resume=False) == tmp_path / "poem-lstm-3"
     with pytest.raises(ChargenError, match="already holds a run"):
         choose_run_dir(default, default, resume=False)
+    assert choose_run_dir(default, default, resume=True) == default  # best.pt holds the training state too
     with pytest.raises(ChargenError, match="nothing to resume"):
-        choose_run_dir(default, default, resume=True)  # best.pt alone cannot be resumed
+        choose_run_dir(tmp_path / "poem-lstm-9", default, resume=True)
     assert choose_run_dir(tmp_path / "poem-lstm-2", default, resume=True) == tmp_path / "poem-lstm-2"
 
 
