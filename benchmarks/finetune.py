@@ -11,7 +11,7 @@ character), the relative gain, and the share of real words (a word list from a r
 package, corpora/finetune/words.txt) in a seeded sample at temperature 0.8.
 
     python benchmarks/finetune.py [--budgets 60 300] [--corpora NAME ...] [--arms scratch base]
-                                  [--set key=value ...]  # extra train flags for the --init arms
+                                  [chargen train flags for the --init arms, e.g. --lr 0.002]
 
 Run it on a quiet machine: the budgets are seconds of training.
 """
@@ -72,8 +72,7 @@ def main() -> None:
     parser.add_argument("--budgets", type=float, nargs="+", default=[60.0, 300.0])
     parser.add_argument("--corpora", nargs="+", default=None, help="names in corpora/finetune (default: all)")
     parser.add_argument("--arms", nargs="+", default=["scratch", "base"], help="scratch, or a model for --init")
-    parser.add_argument("--set", nargs="*", default=[], help="extra chargen train flags for the --init arm")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # the rest: chargen train flags for the --init arms
     words = {w.strip().lower() for w in WORDS.read_text(encoding="utf-8").splitlines() if w.strip()}
     paths = sorted(p for p in CORPORA.iterdir() if p.is_file() and p != WORDS)
     if args.corpora:
@@ -86,7 +85,7 @@ def main() -> None:
                 row = {"corpus": path.stem, "kb": round(path.stat().st_size / 1000), "budget_s": budget}
                 for arm in args.arms:
                     out = Path(tmp) / f"{path.stem}-{budget:g}-{arm}"
-                    result = run(arm, data, budget, out, args.set)
+                    result = run(arm, data, budget, out, extra)
                     best = out / "best.pt"
                     row[f"{arm}_loss"] = round(per_char_loss(best, data / "b.txt"), 4)
                     row[f"{arm}_words"] = round(real_word_share(best, words), 3)
@@ -97,7 +96,7 @@ def main() -> None:
                         row[f"{arm}_gain"] = f"{100 * (1 - row[f'{arm}_loss'] / row['scratch_loss']):.1f}%"
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    print(f"\nmachine: {machine()}; date: {time.strftime('%Y-%m-%d %H:%M')}; extra flags: {args.set}")
+    print(f"\nmachine: {machine()}; date: {time.strftime('%Y-%m-%d %H:%M')}; extra flags: {extra}")
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for r in rows:

@@ -2,6 +2,7 @@
 """Train the shipped base model, checkpoints/base-gru/best.pt, that `chargen train --init base` starts from.
 
 Usage: python scripts/build_base_model.py [--corpus corpora/base] [--max-time 2400] [--out checkpoints/base-gru]
+       python scripts/build_base_model.py --more-time 1800   # then resume it for 1,800 s more
 
 The corpus is the mix that scripts/build_base_corpus.py writes (run it first): every NAME.txt
 trains, and heldout/NAME.txt (the last 2% of each source) validates, as the last whole files of
@@ -33,8 +34,13 @@ CREDITS = (
     "chatterbot-corpus (BSD) and the SQLite header (public domain; libsqlite3-dev).")
 
 
-def train(train_files: list[str], heldout: Path, count: int, max_time: float, run: Path) -> None:
-    """The run: every training file, then the held-out files, which validate (--val-files)."""
+def train(train_files: list[str], heldout: Path, count: int, max_time: float, run: Path, more: float) -> None:
+    """The run: every training file, then the held-out files, which validate (--val-files); with
+    `more`, the finished run resumed for that many seconds more (at its final learning rate)."""
+    if more:
+        subprocess.run([sys.executable, "-m", "chargen", "train", *train_files, str(heldout), "--resume",
+                        "--out", str(run), "--max-time", str(more)], check=True)
+        return
     subprocess.run([sys.executable, "-m", "chargen", "train", *train_files, str(heldout),
                     "--vocab", "bytes", "--val-files", str(count), "--val-chars", "0",
                     "--cell", "gru", "--num-layers", "2", "--hidden-size", "256", "--embedding-dim", "64",
@@ -49,6 +55,7 @@ def main() -> None:
     parser.add_argument("--max-time", type=float, default=2400.0, help="seconds of training")
     parser.add_argument("--out", type=Path, default=REPO / "checkpoints" / "base-gru")
     parser.add_argument("--no-train", action="store_true", help="reuse the finished run in OUT-run")
+    parser.add_argument("--more-time", type=float, default=0.0, help="resume the finished run for this many seconds")
     args = parser.parse_args()
     train_files = sorted(str(p) for p in args.corpus.glob("*.txt"))
     heldout = sorted(args.corpus.glob("heldout/*.txt"))
@@ -56,7 +63,7 @@ def main() -> None:
         sys.exit(f"{args.corpus} holds no mix: run python scripts/build_base_corpus.py first")
     run = args.out.parent / (args.out.name + "-run")
     if not args.no_train:
-        train(train_files, args.corpus / "heldout", len(heldout), args.max_time, run)
+        train(train_files, args.corpus / "heldout", len(heldout), args.max_time, run, args.more_time)
     ckpt = Checkpoint.read(run / "best.pt")
     # No path of this machine in a shipped file: the run's corpus paths are dropped.
     slim = Checkpoint(ckpt.model_config, ckpt.vocab, ckpt.model, replace(ckpt.train_config, corpus=""),

@@ -107,6 +107,7 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
     """
     t0 = time.perf_counter()
     world = world_from_env()
+    out = None if out is None else Path(out)
     if resume and out is None:
         out = newest_run(corpus_path, None, root)
     base = None
