@@ -247,13 +247,14 @@ def test_format_1_files_load_and_compute_what_they_computed(cell):
 def test_the_schema_writes_the_keys_format_1_has():
     """Guards against a writer that drifts from the format it claims: what Checkpoint writes has
     the keys of a format 1 file written by the earlier release (format 2 changed what the vocabulary
-    holds) plus the fields added since (format 3's vocab_kind, the optional corpus and corpus_chars),
-    and reads back equal without gaining a second symbol."""
+    holds) plus the fields added since (format 3's vocab_kind, the optional corpus and corpus_chars,
+    lineage and credits), and reads back equal without gaining a second symbol."""
     old = read_checkpoint(FIXTURES / "v1-lstm-last.pt")
     ckpt = Checkpoint.from_dict(old)
     keys = set(json.loads((FIXTURES / "v1-expected.json").read_text())["lstm"]["keys"])
     assert set(old) == keys
-    assert set(ckpt.to_dict()) == keys | {"vocab_kind", "corpus", "corpus_chars"}
+    assert set(ckpt.to_dict()) == keys | {"vocab_kind", "corpus", "corpus_chars", "lineage", "credits"}
+    assert ckpt.to_dict()["lineage"] == [] and ckpt.to_dict()["credits"] == ""
     assert ckpt.to_dict()["format_version"] == 3 and ckpt.to_dict()["unk"] == UNKNOWN
     assert ckpt.to_dict()["vocab_kind"] == "chars"
     again = Checkpoint.from_dict(ckpt.to_dict())
