@@ -302,3 +302,24 @@ def test_torchrun_fine_tune_trains_like_one_process(base, new_corpus, tmp_path):
     assert ddp.lineage == single.lineage and ddp.vocab == single.vocab
     for name, tensor in single.model.items():
         torch.testing.assert_close(ddp.model[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_folder_fine_tune_reads_every_file_with_its_patterns(base, tmp_path):
+    """A folder corpus with --include: the fine-tune reads the matching files only, its new characters
+    come from them, and a resume keeps both the patterns and the lineage."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("abc xyz\n" * 40, encoding="utf-8")
+    (folder / "b.md").write_text("cab zyx\n" * 40, encoding="utf-8")
+    (folder / "c.txt").write_text("QQQQ\n" * 40, encoding="utf-8")
+    out = tmp_path / "run"
+    args = ["train", folder, "--include", "*.md", "--init", base, "--batch-size", 2, "--seq-len", 8,
+            "--max-time", 0, "--device", "cpu", "--out", out, "-q"]
+    assert invoke(*args, "--max-steps", 4).exit_code == 0
+    first = read_model(out / "last.pt")
+    assert "Q" not in first.vocab.chars and {"x", "y", "z"} <= set(first.vocab.chars)
+    assert first.train_config.include == ("*.md",)
+    resumed = invoke("train", folder, "--resume", "--out", out, "--max-steps", 6, "-q")
+    assert resumed.exit_code == 0, resumed.stderr
+    after = read_model(out / "last.pt")
+    assert after.step == 6 and after.lineage == first.lineage and after.vocab == first.vocab
