@@ -46,9 +46,12 @@ class RecordText:
 def parse_records(text: str, mode: str) -> RecordText:
     """The records of `text`. lines: every line that is not blank, without its line end;
     paragraphs: runs of non-blank lines, separated by blank ones (whitespace only), their inner line
-    ends kept; jsonl:FIELD: the string FIELD of every line that is a JSON object (blank lines ignored)."""
+    ends kept; jsonl:FIELD: the string FIELD of every line that is a JSON object (blank lines ignored).
+    A text whose lines end in CR alone (classic Mac OS) is read with those as its line ends."""
     if not check_records_mode(mode):
         raise ChargenError("no records mode given", MODES_HINT)
+    if "\r" in text and "\n" not in text:  # CR-only line ends: otherwise the whole file is one record
+        text = text.replace("\r", "\n")
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     not_json = surrogates = 0
     if mode == "lines":

@@ -35,6 +35,15 @@ def test_lines_are_the_non_blank_lines_without_their_ends():
     assert (parsed.not_json, parsed.with_end) == (0, 0)
 
 
+def test_cr_only_line_ends_are_line_ends():
+    """Guards against a file with classic Mac OS line ends (CR alone) being read as one huge record;
+    a CR inside a CRLF or LF file stays what it was."""
+    assert parse_records("Ann\rBo\r\rCarla\r", "lines").records == ["Ann", "Bo", "Carla"]
+    assert parse_records("a b\rc\r\rd\r", "paragraphs").records == ["a b\nc", "d"]
+    assert parse_records('{"n": "x"}\r{"n": "y"}\r', "jsonl:n").records == ["x", "y"]
+    assert parse_records("a\rb\nc", "lines").records == ["a\rb", "c"]
+
+
 def test_paragraphs_keep_inner_line_ends_and_split_on_blank_lines():
     """Guards against paragraphs losing their inner line breaks (or their CRLF), or a run of blank
     lines making empty records."""
