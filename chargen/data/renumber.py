@@ -24,15 +24,13 @@ def id_table(old: Vocab, new: Vocab) -> np.ndarray:
                            f"use a model of {old.kind} (--vocab {old.kind})")
     if old.kind == "bytes":
         return np.arange(256, dtype=np.int64)
-    index = {c: i for i, c in enumerate(new.chars)}
-    if old.unk is not None and new.unk is not None:
-        index.setdefault(old.unk, new.unk_id)
-    missing = [c for c in old.chars if c not in index]
+    known = set(new.chars)
+    missing = [c for c in old.chars if c not in known and not (c == old.unk and new.unk is not None)]
     if missing:
         shown = ", ".join(repr(c) for c in missing[:10])
         raise ChargenError(f"characters missing from the model's vocabulary: {shown}",
                            "the run folder holds another corpus's model; start a new run")
-    return np.array([index[c] for c in old.chars], dtype=np.int64)
+    return new.encode("".join(old.chars)).numpy()  # the unknown symbol becomes `new`'s
 
 
 def in_vocab(corpus: Corpus | RecordCorpus, vocab: Vocab) -> Corpus | RecordCorpus:
