@@ -3,7 +3,6 @@ exact stdout, the notes and reports on stderr, one-line errors."""
 from __future__ import annotations
 
 import io
-
 import json
 import shutil
 
