@@ -18,8 +18,7 @@ from ..errors import ChargenError
 from ..model import CharRNN
 from .draw import SampleConfig
 from .records import RecordSample
-from .sampler import (generate, generate_ids, require_bytes, sample_bytes, sample_texts, shown_prime,
-                      stop_after)
+from .sampler import generate, generate_ids, require_bytes, sample_bytes, sample_texts, shown_prime, stop_after
 
 
 def write_samples(model: CharRNN, vocab: Vocab, cfg: SampleConfig, out: TextIO, device: torch.device | str = "cpu",
