@@ -23,12 +23,15 @@ from .training import (
                        save_checkpoint,
                        train,
 )
+from .sample import training_records, write_raw, write_records, write_samples
+from .training import TextScore, score_text
 
 __all__ = [
     "RECORD_END", "CharRNN", "ChargenError", "Checkpoint", "Corpus", "EvalResult", "ModelConfig", "RecordBatcher",
     "RecordCorpus", "RecordSample", "SampleConfig", "Sources", "StreamBatcher", "TrainConfig", "TrainResult",
     "Vocab", "default_configs", "evaluate_carried", "evaluate_records", "evaluate_windows", "export_model",
     "generate", "load_corpus", "load_model", "load_records", "prepare_corpus", "read_checkpoint", "read_records",
-    "read_text", "sample_records", "sample_texts", "save_checkpoint", "train"
+    "read_text", "sample_records", "sample_texts", "save_checkpoint", "train",
+    "TextScore", "score_text", "training_records", "write_raw", "write_records", "write_samples"
 ]
 __version__ = "0.1.0"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import math
 import os
 import sys
 from dataclasses import fields
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import ChargenError
+from ..fileio import finite_or_none
 from ..training.runs import newest_checkpoint
 
 
@@ -143,7 +143,7 @@ def outlives_its_output(fn):
 
 def finite(x: float) -> float | None:
     """x rounded for a table or JSON, or None (shown as '-' or null) when it is not finite."""
-    return round(x, 4) if math.isfinite(x) else None
+    return finite_or_none(x, 4)
 
 
 def table(title: str, rows: dict) -> Table:

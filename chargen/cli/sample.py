@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -12,20 +11,18 @@ from typing import List, Optional
 import torch
 import typer
 
-from ..data import Sources
-from ..data.corpus import encode_file_with_unknown
-from ..data.records import encode_record_file, read_records
-from ..data.text import read_raw, read_text
-from ..data.vocab import Vocab, utf8_bytes
+from ..data.text import read_model_text
+from ..data.vocab import Vocab
 from ..device import resolve_device
 from ..errors import ChargenError
-from ..sample import (RecordSample, SampleConfig, Sampler, generate, generate_ids, sample_bytes, sample_records,
-                      sample_texts)
-from ..sample.sampler import check_text, require_bytes, shown_prime
-from ..training import Checkpoint, TrainConfig, evaluate_carried, evaluate_records, evaluate_windows, load_model
+from ..sample import RecordSample, SampleConfig, Sampler, sample_records
+from ..sample.output import training_records, write_raw, write_records, write_samples
+from ..sample.sampler import check_text, require_bytes
+from ..training import Checkpoint, load_model
+from ..training.score import score_text
 from .common import checkpoint_path, console, field_default, finite, stdout_errors, table
 from .options import CheckpointArg, Device, Exclude, Include, Json, Quiet, StepDevice
-from .terminal import interact, stream, stream_raw, unescape, warn_unknown, warn_unknown_chars
+from .terminal import interact, unescape, warn_unknown, warn_unknown_chars
 
 SC = SampleConfig  # the flags' defaults come from the config dataclass
 
@@ -77,11 +74,7 @@ def sample(
     if raw and (jsonl or interactive or unique):
         raise ChargenError("--raw writes bytes, and --jsonl, --interactive and --unique write text", "drop one of them")
     model, vocab, ckpt = load_model(checkpoint_path(checkpoint, quiet))
-    if prime_file is not None:
-        if prime:
-            raise ChargenError("--prime and --prime-file both give the prime", "pass one of them")
-        prime = _read_prime(prime_file, vocab)
-    check_text(vocab, prime, "--prime")
+    prime = _prime(prime, prime_file, vocab)
     cfg = SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p, prime=prime, seed=seed,
                        num_samples=num_samples, stop=unescape(stop, vocab.kind == "bytes"), compile=compile_)
     if raw:
@@ -89,6 +82,33 @@ def sample(
     mode = _records_mode(ckpt, unique, interactive)
     if not quiet:
         warn_unknown(vocab, prime)
+    dev = _sampling_device(device, num_samples, compile_, quiet)
+    with stdout_errors():  # `> /dev/full`: one line and exit 1
+        if mode:
+            known = training_records(ckpt.train_config.corpus, mode) if unique else None
+            _write_records(sample_records(model, vocab, cfg, dev, exclude=known), num_samples, mode, jsonl, unique,
+                           quiet)
+        elif interactive:
+            interact(Sampler(model, vocab, replace(cfg, num_samples=1), dev), sys.stdin)
+        elif raw:
+            write_raw(model, vocab, cfg, sys.stdout.buffer, dev)
+        else:
+            write_samples(model, vocab, cfg, sys.stdout, dev, jsonl)
+
+
+def _prime(prime: str, prime_file: Optional[Path], vocab: Vocab) -> str:
+    """--prime, or the text of --prime-file as the model reads it (read_model_text); checked for bytes
+    that are not UTF-8 for a chars model."""
+    if prime_file is not None:
+        if prime:
+            raise ChargenError("--prime and --prime-file both give the prime", "pass one of them")
+        prime = read_model_text(prime_file, vocab.kind, what="prime file")
+    check_text(vocab, prime, "--prime")
+    return prime
+
+
+def _sampling_device(device: str, num_samples: int, compile_: bool, quiet: bool) -> torch.device:
+    """The device to sample on, with one CPU thread for one stream and a word on what --compile does."""
     dev = resolve_device(device, mps=False)
     if dev.type == "cpu" and num_samples == 1:
         torch.set_num_threads(1)  # one stream: tiny steps, where a second thread only adds hand-offs
@@ -97,50 +117,18 @@ def sample(
                          "as a CUDA graph\n")
     elif compile_ and not quiet:
         sys.stderr.write("compiling the sampling loop (20-30 s the first time for this model shape, then cached)\n")
-    with stdout_errors():  # `> /dev/full`: one line and exit 1
-        if mode:
-            known = set(read_records(_training_corpus(ckpt), mode).records) if unique else None
-            drawn = sample_records(model, vocab, cfg, dev, exclude=known)
-            write_records(drawn, mode, jsonl)
-            if unique and not quiet:
-                report_unique(drawn, num_samples)
-            if drawn.empty and not quiet:
-                verb = "are" if drawn.empty > 1 else "is"
-                sys.stderr.write(f"note: {drawn.empty} of the {len(drawn.records)} records {verb} empty (the model "
-                                 "drew the end of the record first)\n")
-        elif interactive:
-            interact(Sampler(model, vocab, replace(cfg, num_samples=1), dev), sys.stdin)
-        elif raw:
-            _write_raw(model, vocab, cfg, dev)
-        elif num_samples == 1 and not jsonl:
-            stream(shown_prime(vocab, prime), generate(model, vocab, cfg, dev))
-        else:
-            for i, text in enumerate(sample_texts(model, vocab, cfg, dev)):
-                if jsonl:
-                    sys.stdout.write(json.dumps({"sample": i + 1, "text": text}, ensure_ascii=False) + "\n")
-                else:
-                    sys.stdout.write(f"{'' if i == 0 else chr(10)}----- sample {i + 1} -----\n{text}\n")
-            sys.stdout.flush()
+    return dev
 
 
-def _read_prime(path: Path, vocab: Vocab) -> str:
-    """A --prime-file: UTF-8 text for a chars model; any bytes for a bytes model, carried in the string
-    as Python's surrogateescape does (a byte that is not UTF-8 as a lone surrogate) so that
-    vocab.encode gives them back exactly."""
-    if vocab.kind == "chars":
-        return read_text(path, what="prime file")
-    return read_raw(path, what="prime file").decode("utf-8", "surrogateescape")
-
-
-def _write_raw(model, vocab: Vocab, cfg: SampleConfig, dev) -> None:
-    """--raw: one sample streamed byte by byte, or several, each after a header line."""
-    out = sys.stdout.buffer
-    if cfg.num_samples == 1:
-        stream_raw(utf8_bytes(cfg.prime), generate_ids(model, vocab, cfg, dev), utf8_bytes(cfg.stop), out)
-        return
-    for i, sample in enumerate(sample_bytes(model, vocab, cfg, dev)):
-        out.write(f"{'' if i == 0 else chr(10)}----- sample {i + 1} -----\n".encode() + sample + b"\n")
-    out.flush()
+def _write_records(drawn: RecordSample, wanted: int, mode: str, jsonl: bool, unique: bool, quiet: bool) -> None:
+    """The records on stdout, then on stderr what --unique dropped and how many records are empty."""
+    write_records(drawn, mode, sys.stdout, jsonl)
+    if unique and not quiet:
+        report_unique(drawn, wanted)
+    if drawn.empty and not quiet:
+        verb = "are" if drawn.empty > 1 else "is"
+        sys.stderr.write(f"note: {drawn.empty} of the {len(drawn.records)} records {verb} empty (the model "
+                         "drew the end of the record first)\n")
 
 
 def _records_mode(ckpt: Checkpoint, unique: bool, interactive: bool) -> str:
@@ -153,32 +141,6 @@ def _records_mode(ckpt: Checkpoint, unique: bool, interactive: bool) -> str:
         raise ChargenError("--interactive continues a stream of text, and this model generates whole records",
                            "drop --interactive; --prime begins every record")
     return mode
-
-
-def _training_corpus(ckpt: Checkpoint) -> Path:
-    """The corpus file a records model was trained on, which --unique reads; ChargenError when it is gone."""
-    path = ckpt.train_config.corpus
-    if not path:
-        raise ChargenError("this model does not name the corpus it was trained on (an exported folder leaves "
-                           "out the trainer's paths)", "use --unique with the run's best.pt where it was trained, "
-                                                       "or sample without --unique")
-    if not Path(path).is_file():
-        raise ChargenError(f"--unique reads the training corpus, which is gone: {path}",
-                           "put the file back at that path, or sample without --unique")
-    return Path(path)
-
-
-def write_records(drawn: RecordSample, mode: str, jsonl: bool) -> None:
-    """The records on stdout as their corpus holds them, or with `jsonl` as {"sample", "text", "ended"} lines."""
-    for i, (text, ended) in enumerate(zip(drawn.records, drawn.ended)):
-        if jsonl:
-            line = json.dumps({"sample": i + 1, "text": text, "ended": ended}, ensure_ascii=False)
-        elif mode.startswith("jsonl:"):
-            line = json.dumps({mode.split(":", 1)[1]: text}, ensure_ascii=False)
-        else:
-            line = text if mode == "lines" or i == 0 else "\n" + text  # paragraphs: a blank line between
-        sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def report_unique(drawn: RecordSample, wanted: int) -> None:
@@ -232,54 +194,11 @@ def evaluate(
     Given the run's own corpus without --include/--exclude, the run's patterns choose its files.
     Characters the model never learned are read as its unknown symbol U+FFFD, named in
     one warning on stderr."""
-    if split not in ("all", "val"):
-        raise ChargenError(f"unknown split {split!r}", "use --split all or --split val")
-    if window < 0:
-        raise ChargenError(f"window must be 0 (off) or positive, got {window}", "try --window 256")
-    model, vocab, ckpt = load_model(checkpoint)
-    stored = ckpt.train_config or TrainConfig()  # a weights-only file: the default split, a stream
-    part = (stored.val_frac, stored.val_chars, stored.val_files) if split == "val" else (None, 0, 0)
-    if stored.records and window:
-        raise ChargenError("--window scores windows of a stream, and this model is scored record by record",
-                           "drop --window")
-    sources = _scored_sources(textfile, include, exclude, stored)
-    dev = resolve_device(device)
-    model.to(dev)
-    if stored.records:
-        records, unknown = encode_record_file(_one_record_file(sources), vocab, stored.records,
-                                              stored.max_record_chars, *part[:2])
-        warn_unknown_chars(unknown)
-        scored = evaluate_records(model, records, dev)
-    else:
-        ids, unknown = encode_file_with_unknown(sources, vocab, *part)
-        warn_unknown_chars(unknown)
-        scored = evaluate_carried(model, ids, dev)
-    rows = {"text": str(sources), "split": split, **({"records": records.count} if stored.records else {}),
-            "chars": scored.chars, "loss": round(scored.loss, 4), "bpc": round(scored.bpc, 4)}
-    if window:
-        windows = evaluate_windows(model, ids, dev, window=window)
-        rows.update({f"loss_window{window}": round(windows.loss, 4), f"bpc_window{window}": round(windows.bpc, 4)})
+    model, _, ckpt = load_model(checkpoint)
+    scored = score_text(model, ckpt, textfile, include or (), exclude or (), split, window, resolve_device(device))
+    warn_unknown_chars(scored.unknown)
     if as_json:
         with stdout_errors():
-            print(json.dumps(rows))
+            print(json.dumps(scored.to_dict()))
     else:
-        console().print(table("Evaluation", rows))
-
-
-def _scored_sources(paths: list[Path], include: Optional[list[str]], exclude: Optional[list[str]],
-                    stored: TrainConfig) -> Sources:
-    """The text `chargen eval` scores: the paths given with the patterns given, or, for the run's own
-    corpus given without patterns, the run's patterns (the files it read, so --split val is its split)."""
-    given = tuple(os.fspath(p) for p in paths)
-    if include or exclude or stored.corpus != " ".join(os.path.abspath(p) for p in given):
-        return Sources(given, tuple(include or ()), tuple(exclude or ()))
-    return Sources(given, stored.include, stored.exclude)
-
-
-def _one_record_file(sources: Sources) -> str:
-    """The one file a records model is scored on; ChargenError for several."""
-    files = sources.files()
-    if len(files) != 1:
-        raise ChargenError(f"a records model scores one file, and {sources} is {len(files)} files",
-                           "pass the one records file")
-    return files[0].path
+        console().print(table("Evaluation", scored.to_dict()))

@@ -1,4 +1,4 @@
-"""The command line's text output: streaming characters to stdout as they are made, and
+"""The command line's terminal side: reading --stop's escapes, warning of unknown characters, and
 the interactive prime-and-continue loop. Part of the CLI layer, kept free of typer and
 rich so that it can be driven with plain file objects in tests.
 """
@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 import sys
-import time
-from typing import BinaryIO, Iterator, TextIO
+from typing import TextIO
 
 from ..data.vocab import Vocab
 from ..errors import ChargenError
+from ..sample.output import stream_text
 from ..sample.sampler import Sampler, check_text, text_until_stop
 
 
@@ -39,41 +39,6 @@ def warn_unknown_chars(unknown: list[str]) -> None:
         sys.stderr.write(f"warning: the model never learned {shown}; read as its unknown symbol U+FFFD\n")
 
 
-def stream(prime: str, chars: Iterator[str]) -> None:
-    """Write the prime and then each piece of text as it comes, flushing at each newline (at
-    least every 0.05 s), and a final newline. Characters are written as they are: the file
-    separator U+001C too, so that a script can split a sample into files on it."""
-    out = sys.stdout
-    out.write(prime)
-    last_flush = time.monotonic()
-    for ch in chars:
-        out.write(ch)
-        now = time.monotonic()
-        if ch == "\n" or now - last_flush > 0.05:  # let a reader see the text appear
-            out.flush()
-            last_flush = now
-    out.write("\n")
-    out.flush()
-
-
-def stream_raw(prime: bytes, ids: Iterator, stop: bytes = b"", out: BinaryIO | None = None) -> None:
-    """Write the prime and then the byte of each drawn id as it comes, unchanged (a bytes model's
-    output exactly as drawn, any bytes at all), ending right after the first `stop`; no final newline."""
-    out = out if out is not None else sys.stdout.buffer
-    out.write(prime)
-    seen = b""
-    for nxt in ids:
-        byte = bytes([int(nxt)])
-        out.write(byte)
-        if stop:
-            seen = (seen + byte)[-len(stop):]
-            if seen == stop:
-                break
-        if byte == b"\n":
-            out.flush()
-    out.flush()
-
-
 def interact(sampler: Sampler, lines: TextIO) -> None:
     """Read primes line by line; after each, stream a continuation. The state carries on
     from turn to turn; `/reset` forgets it, `/quit` (or end of input) leaves."""
@@ -98,4 +63,4 @@ def interact(sampler: Sampler, lines: TextIO) -> None:
         except ChargenError as e:
             sys.stderr.write(f"error: {e.message}\n")
             continue
-        stream(text, text_until_stop(sampler.vocab, sampler.draw(cfg.length), cfg.stop))
+        stream_text(text, text_until_stop(sampler.vocab, sampler.draw(cfg.length), cfg.stop), sys.stdout)

@@ -18,7 +18,7 @@ from ..progress import PrepareBar
 from ..training import TrainConfig, default_configs
 from ..training import train as run_training
 from ..training.distributed import world_from_env
-from ..training.preview import SAMPLE_TEMPERATURE
+from ..sample.preview import SAMPLE_TEMPERATURE
 from ..training.recipes import default_help, dropout_rule_applies
 from ..training.runs import newest_run
 from .common import Interrupted, console, field_default, finite, outlives_its_output, table

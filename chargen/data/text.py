@@ -43,6 +43,15 @@ def read_text(path: str | os.PathLike, what: str = "corpus") -> str:
     return text
 
 
+def read_model_text(path: str | os.PathLike, kind: str, what: str = "text") -> str:
+    """A file as a model of vocabulary `kind` reads it: UTF-8 text (read_text) for a chars model; any
+    bytes for a bytes model, a byte that is not UTF-8 carried as a lone surrogate (Python's
+    surrogateescape), which Vocab.encode gives back as that byte."""
+    if kind == "chars":
+        return read_text(path, what=what)
+    return read_raw(path, what=what).decode("utf-8", "surrogateescape")
+
+
 def escape_controls(text: str) -> str:
     """`text` with control characters other than newline and tab written as Python escapes (\\x1b,
     \\r): a model may draw any character of its corpus, and an escape sequence would garble a

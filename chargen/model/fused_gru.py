@@ -9,13 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from .reference import layer_weights
+
 Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # w_ih, w_hh, b_ih, b_hh
 
 
 def gru_weights(rnn: torch.nn.GRU) -> list[Weights]:
     """An nn.GRU's parameters per layer, the very tensors (not copies): gradients land on them."""
-    return [tuple(getattr(rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-            for k in range(rnn.num_layers)]
+    return [layer_weights(rnn, k) for k in range(rnn.num_layers)]
 
 
 def fused_gru(x: torch.Tensor, hidden: torch.Tensor | None, weights: list[Weights],

@@ -82,29 +82,35 @@ def initial_state(cell: str, hidden: Hidden | None, num_layers: int, batch: int,
     return [hidden[k] for k in range(num_layers)]
 
 
+def run_layer(cell: str, inputs: list[torch.Tensor], state, weights: tuple[torch.Tensor, ...]) -> tuple[list, dict]:
+    """One layer run step by step over `inputs` (T tensors (B, I)) from `state`: its state after each
+    step (T of them: h (B, H), or (h, c) for an LSTM) and each gate's values (name -> T tensors (B, H))."""
+    fn, states, gates = CELL_FNS[cell], [], {name: [] for name in GATE_NAMES[cell]}
+    for x_t in inputs:
+        state, g = fn(x_t, state, *weights)
+        states.append(state)
+        for name, values in gates.items():
+            values.append(g[name])
+    return states, gates
+
+
 def trace(rnn: nn.RNNBase, cell: str, x: torch.Tensor, hidden: Hidden | None = None, dropout: float = 0.0) -> Trace:
     """Run inputs x (B, T, E) through the stacked layers of `rnn` step by step, keeping every gate.
 
     Layer k reads layer k-1's outputs, with `dropout` applied between layers as nn.RNN
     does in training (0 gives eval semantics).
     """
-    fn, names = CELL_FNS[cell], GATE_NAMES[cell]
+    names = GATE_NAMES[cell]
     B, T, _ = x.shape
     inputs = list(x.unbind(1))  # T x (B, E)
     states = initial_state(cell, hidden, rnn.num_layers, B, rnn.hidden_size, inputs[0])
     final, gates = [], {name: [] for name in names}
     for k, state in enumerate(states):
-        weights = layer_weights(rnn, k)
-        layer_gates = {name: [] for name in names}
-        outputs = []
-        for x_t in inputs:
-            state, g = fn(x_t, state, *weights)
-            outputs.append(state[0] if isinstance(state, tuple) else state)  # (B, H)
-            for name in names:
-                layer_gates[name].append(g[name])
+        steps, layer_gates = run_layer(cell, inputs, state, layer_weights(rnn, k))
+        outputs = [s[0] if isinstance(s, tuple) else s for s in steps]  # T x (B, H)
         for name in names:
             gates[name].append(torch.stack(layer_gates[name], dim=1))  # (B, T, H)
-        final.append(state)
+        final.append(steps[-1])
         last = k == len(states) - 1
         inputs = outputs if last or dropout == 0 else [F.dropout(o, dropout, training=True) for o in outputs]
     if cell == "lstm":

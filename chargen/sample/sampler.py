@@ -6,7 +6,7 @@ Text is yielded as it is made; writing it anywhere is the caller's job.
 from __future__ import annotations
 
 import functools
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import torch
 
@@ -17,6 +17,8 @@ from ..model import CharRNN
 from .draw import GumbelNoise, SampleConfig, filter_logits
 from .rounds import Chunk, chunk_size
 from .step import FastStep
+
+T = TypeVar("T", str, bytes)  # text, or a bytes model's bytes as drawn
 
 
 def start_ids(vocab: Vocab, prime: str) -> torch.Tensor:
@@ -147,17 +149,9 @@ def text_until_stop(vocab: Vocab, ids: Iterator, stop: str) -> Iterator[str]:
     the text for a chars model, in the drawn bytes for a bytes model (`stop` read as by utf8_bytes, so that
     U+DCHH, which --stop '\\xHH' gives a bytes model, is the byte HH and any byte can end a sample)."""
     if vocab.kind == "bytes" and stop:
-        return text_pieces(vocab, _ids_through_stop(ids, utf8_bytes(stop)))
+        drawn = stop_after((bytes([int(nxt)]) for nxt in ids), utf8_bytes(stop))  # one byte a piece
+        return text_pieces(vocab, (piece[0] for piece in drawn))
     return stop_after(text_pieces(vocab, ids), stop)
-
-
-def _ids_through_stop(ids: Iterator, stop: bytes) -> Iterator:
-    seen = b""
-    for nxt in ids:
-        yield nxt
-        seen = (seen + bytes([int(nxt)]))[-len(stop):]
-        if seen == stop:
-            return
 
 
 def text_pieces(vocab: Vocab, ids: Iterator) -> Iterator[str]:
@@ -178,14 +172,14 @@ def _utf8_pieces(decoder, ids: Iterator) -> Iterator[str]:
         yield rest
 
 
-def stop_after(pieces: Iterator[str], stop: str) -> Iterator[str]:
-    """Pass text through piece by piece, ending right after the first occurrence of `stop` (never, if
-    empty); a piece may hold several characters (a bytes model's U+FFFD and what followed it)."""
+def stop_after(pieces: Iterator[T], stop: T) -> Iterator[T]:
+    """Pass text (or bytes) through piece by piece, ending right after the first occurrence of `stop`
+    (never, if empty); a piece may hold several characters (a bytes model's U+FFFD and what followed it)."""
     return _through_stop(pieces, stop) if stop else pieces
 
 
-def _through_stop(pieces: Iterator[str], stop: str) -> Iterator[str]:
-    tail = ""
+def _through_stop(pieces: Iterator[T], stop: T) -> Iterator[T]:
+    tail = stop[:0]  # what may begin a stop that ends in the next piece
     for piece in pieces:
         seen = tail + piece
         at = seen.find(stop)
@@ -193,7 +187,7 @@ def _through_stop(pieces: Iterator[str], stop: str) -> Iterator[str]:
             yield piece[: at + len(stop) - len(tail)]
             return
         yield piece
-        tail = seen[len(seen) - len(stop) + 1:] if len(stop) > 1 else ""
+        tail = seen[len(seen) - len(stop) + 1:] if len(stop) > 1 else stop[:0]
 
 
 def sample_texts(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.device | str = "cpu") -> list[str]:
@@ -210,7 +204,7 @@ def sample_bytes(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torch.
     require_bytes(vocab)
     columns = [nxt.tolist() for nxt in generate_ids(model, vocab, cfg, device)]
     stop = utf8_bytes(cfg.stop)
-    return [utf8_bytes(cfg.prime) + _cut_bytes(bytes(col[i] for col in columns), stop)
+    return [utf8_bytes(cfg.prime) + cut_at_stop(bytes(col[i] for col in columns), stop)
             for i in range(cfg.num_samples)]
 
 
@@ -230,16 +224,11 @@ def shown_prime(vocab: Vocab, prime: str) -> str:
 def decode_until_stop(vocab: Vocab, ids: list[int], stop: str) -> str:
     """The text of `ids` up to and including the first `stop`, found as text_until_stop finds it."""
     if vocab.kind == "bytes":
-        return _cut_bytes(bytes(ids), utf8_bytes(stop)).decode("utf-8", "replace")
+        return cut_at_stop(bytes(ids), utf8_bytes(stop)).decode("utf-8", "replace")
     return cut_at_stop(vocab.decode(ids), stop)
 
 
-def _cut_bytes(drawn: bytes, stop: bytes) -> bytes:
-    at = drawn.find(stop) if stop else -1
-    return drawn if at < 0 else drawn[: at + len(stop)]
-
-
-def cut_at_stop(text: str, stop: str) -> str:
-    """`text` up to and including the first `stop` (all of it when stop is empty or absent)."""
+def cut_at_stop(text: T, stop: T) -> T:
+    """`text` (or bytes) up to and including the first `stop` (all of it when stop is empty or absent)."""
     at = text.find(stop) if stop else -1
     return text if at < 0 else text[: at + len(stop)]

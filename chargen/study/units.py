@@ -13,7 +13,7 @@ import torch
 from ..data import Vocab
 from ..errors import ChargenError
 from ..model import CharRNN, Hidden
-from ..model.reference import CELL_FNS, GATE_NAMES, initial_state, layer_weights
+from ..model.reference import GATE_NAMES, initial_state, layer_weights, run_layer
 
 # The paper's definition: a gate is left-saturated below 0.1 and right-saturated above 0.9.
 SATURATING_GATES = {"rnn": (), "lstm": ("input", "forget", "output"), "gru": ("reset", "update")}
@@ -68,20 +68,14 @@ def record(model: CharRNN, vocab: Vocab, text: str) -> Activations:
     final = []
     cfg = model.config
     for k, state in enumerate(initial_state(cell, None, cfg.num_layers, 1, cfg.hidden_size, inputs[0])):
-        weights, hs, cs, layer_gates = layer_weights(model.rnn, k), [], [], {name: [] for name in names}
-        for x in inputs:
-            state, g = CELL_FNS[cell](x, state, *weights)
-            hs.append(state[0] if cell == "lstm" else state)  # (1, H)
-            if cell == "lstm":
-                cs.append(state[1])  # (1, H)
-            for name in names:
-                layer_gates[name].append(g[name])
+        steps, layer_gates = run_layer(cell, inputs, state, layer_weights(model.rnn, k))
+        hs = [s[0] if cell == "lstm" else s for s in steps]  # T x (1, H)
         states["h"].append(torch.cat(hs))  # (T, H)
-        if cs:
-            states["c"].append(torch.cat(cs))  # (T, H)
+        if cell == "lstm":
+            states["c"].append(torch.cat([c for _, c in steps]))  # (T, H)
         for name in names:
             gates[name].append(torch.cat(layer_gates[name]))  # (T, H)
-        final.append(state)
+        final.append(steps[-1])
         inputs = hs
     if cell == "lstm":
         hidden = torch.stack([h for h, _ in final]), torch.stack([c for _, c in final])  # (L, 1, H) each

@@ -6,7 +6,8 @@ from .evaluate import EvalResult, evaluate_carried, evaluate_records, evaluate_w
 from .load import load_model, read_model
 from .loop import TrainResult, train
 from .recipes import default_configs
+from .score import TextScore, score_text
 
 __all__ = ["Checkpoint", "EvalResult", "TrainConfig", "TrainResult", "default_configs", "evaluate_carried",
            "evaluate_records", "evaluate_windows", "load_model", "read_checkpoint", "read_model", "save_checkpoint",
-           "train"]
+           "train", "TextScore", "score_text"]

@@ -30,7 +30,7 @@ from .config import TrainConfig, lr_at
 from .distributed import World, from_main, mean
 from .evaluate import EvalResult, evaluate_carried, evaluate_records
 from .interrupts import interrupts_held
-from .preview import draw_sample
+from ..sample.preview import draw_sample
 from .metrics_log import append_metrics
 
 

@@ -2,6 +2,7 @@
 exact stdout, the notes and reports on stderr, one-line errors."""
 from __future__ import annotations
 
+import io
 import json
 import shutil
 
@@ -9,7 +10,7 @@ import pytest
 from test_cli import TINY, assert_domain_error, invoke
 
 from chargen import RecordSample, SampleConfig, load_model, read_checkpoint, sample_records
-from chargen.cli.sample import write_records
+from chargen.sample.output import write_records
 
 NAMES = [a + b + c for a in ("Ka", "Lo", "Mi", "Ra", "Su") for b in ("ne", "to", "ri", "va", "mo")
          for c in ("", "x", "lin")]  # 75 records
@@ -107,12 +108,13 @@ def test_unique_and_interactive_need_the_right_kind_of_model(records_run, traine
     ("paragraphs", True, '{"sample": 1, "text": "Ann\\nis", "ended": true}\n'
                          '{"sample": 2, "text": "Bo", "ended": false}\n'),
 ])
-def test_records_are_written_as_their_corpus_holds_them(capsys, mode, jsonl, expected):
+def test_records_are_written_as_their_corpus_holds_them(mode, jsonl, expected):
     """Guards against output that cannot be read back as a corpus of the same mode: paragraphs a
     blank line apart, jsonl records as objects with the model's field."""
     records = ["Ann", "Bo"] if mode == "lines" else ["Ann\nis", "Bo"]
-    write_records(RecordSample(records, [True, False], 2), mode, jsonl)
-    assert capsys.readouterr().out == expected
+    out = io.StringIO()
+    write_records(RecordSample(records, [True, False], 2), mode, out, jsonl)
+    assert out.getvalue() == expected
 
 
 def test_eval_scores_records_as_training_did(records_run):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from chargen.model import CharRNN, ModelConfig
-from chargen.model.reference import GATE_NAMES, trace
+from chargen.model.reference import GATE_NAMES, layer_weights, run_layer, trace
 
 B, T, E, H, V = 3, 4, 5, 6, 7
 CASES = [(cell, layers) for cell in ("rnn", "lstm", "gru") for layers in (1, 2)]
@@ -96,3 +96,20 @@ def test_lstm_forget_gate_is_a_sigmoid_of_the_forget_slice():
     _, _, gates = run_reference(model, x)
     assert (gates["forget"] > 0.999).all()
     assert (gates["input"] < 0.999).any() and (gates["output"] < 0.999).any()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_run_layer_is_one_layer_of_torch_step_by_step(cell):
+    """The one step-by-step layer loop (trace and the hidden-unit recorder both run it): its state after
+    each step is nn.RNN/LSTM/GRU's output there, its final state torch's, and each gate has one value a step."""
+    torch.manual_seed(0)
+    rnn = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](5, 6, batch_first=True)
+    x = torch.randn(3, 4, 5)  # (B, T, E)
+    zero = torch.zeros(3, 6)
+    steps, gates = run_layer(cell, list(x.unbind(1)), (zero, zero) if cell == "lstm" else zero, layer_weights(rnn, 0))
+    out, hidden = rnn(x)  # (B, T, H)
+    hs = torch.stack([s[0] if cell == "lstm" else s for s in steps], 1)  # (B, T, H)
+    torch.testing.assert_close(hs, out, atol=1e-6, rtol=1e-5)
+    last = steps[-1][1] if cell == "lstm" else steps[-1]
+    torch.testing.assert_close(last, hidden[1][0] if cell == "lstm" else hidden[0], atol=1e-6, rtol=1e-5)
+    assert set(gates) == set(GATE_NAMES[cell]) and all(len(v) == 4 and v[0].shape == (3, 6) for v in gates.values())

@@ -1,4 +1,4 @@
-"""Watching a run learn (preview.py, board.py, the loop's on_eval): the sample at each evaluation,
+"""Watching a run learn (sample/preview.py, board.py, the loop's on_eval): the sample at each evaluation,
 which must leave the training untouched, and the TensorBoard events, read back with TensorBoard's
 own reader and checked against metrics.jsonl and the schedule."""
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from chargen import ChargenError, TrainConfig, load_corpus, load_model, read_checkpoint, train
+from chargen.sample.preview import draw_sample
 from chargen.training.board import BOARD_DIR
 from chargen.training.config import MAX_SAMPLE_CHARS, lr_at
-from chargen.training.preview import draw_sample
 from chargen.training.trainer import Trainer
 
 
@@ -291,11 +291,12 @@ def test_sampling_on_cuda_leaves_the_run_alone(tmp_path, corpus_file, make_model
 
 def test_a_records_models_preview_starts_each_record_afresh(tmp_path):
     """Guards against a preview that runs a records model as a stream: records start on the end
-    symbol from a zero state, one per line, and the symbol itself never shows."""
+    symbol from a zero state, one per line, and the symbol itself never shows. The first record is
+    the one sample_records draws with the same seed and temperature: one sampling program."""
     import torch
 
-    from chargen import RECORD_END, CharRNN, ModelConfig, Vocab
-    from chargen.training.preview import draw_sample
+    from chargen import RECORD_END, CharRNN, ModelConfig, SampleConfig, Vocab, sample_records
+    from chargen.sample.preview import SAMPLE_TEMPERATURE, draw_sample
 
     vocab = Vocab.from_text("abc\n" + RECORD_END)
     torch.manual_seed(3)
@@ -303,16 +304,22 @@ def test_a_records_models_preview_starts_each_record_afresh(tmp_path):
     with torch.no_grad():
         model.head.bias[vocab.chars.index(RECORD_END)] += 2.0  # end often: many records in a short preview
     text = draw_sample(model, vocab, torch.device("cpu"), 60, seed=5, records=True)
-    assert RECORD_END not in text and text.count("\n") >= 3
-    first = text.split("\n")[0]
-    # the first record is what the model draws after reading the end symbol alone from a zero state
-    gen = torch.Generator().manual_seed(5)
-    x, hidden, manual = torch.tensor([[vocab.chars.index(RECORD_END)]]), None, ""
-    with torch.no_grad():
-        for _ in range(len(first) + 1):
-            logits, hidden = model(x, hidden)  # (1, 1, V)
-            scores = logits[0, -1] / 0.8
-            scores[vocab.unk_id] = -torch.inf
-            x = (scores - torch.log(-torch.log(torch.rand(scores.shape, generator=gen)))).argmax().view(1, 1)
-            manual += vocab.chars[int(x)]
-    assert manual == first + RECORD_END
+    assert RECORD_END not in text and len(text) == 60 and text.count("\n") >= 3
+    first = sample_records(model, vocab, SampleConfig(length=60, temperature=SAMPLE_TEMPERATURE, seed=5))
+    assert first.ended == [True] and text.split("\n")[0] == first.records[0]
+
+
+def test_the_preview_is_what_sample_texts_draws(tmp_path):
+    """Guards against a second sampling loop: the stream preview is, character for character, the text
+    sample_texts draws from the same seed at the preview's temperature, and the model's mode is kept."""
+    import torch
+
+    from chargen import CharRNN, ModelConfig, SampleConfig, Vocab, sample_texts
+    from chargen.sample.preview import SAMPLE_TEMPERATURE, draw_sample
+
+    vocab = Vocab.from_text("the cat sat on a mat\n")
+    torch.manual_seed(2)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), cell="lstm", num_layers=2, hidden_size=6, embedding_dim=5))
+    text = draw_sample(model, vocab, torch.device("cpu"), 45, seed=9)
+    assert model.training and len(text) == 45 and vocab.unk not in text
+    assert text == sample_texts(model, vocab, SampleConfig(length=45, temperature=SAMPLE_TEMPERATURE, seed=9))[0]
