@@ -116,7 +116,8 @@ def run_variant(ids: torch.Tensor, vocab: int, a, *, amp: str, split: bool, emb:
     spent = time.perf_counter() - t0
     n = steps - 10
     return {"amp": amp, "split": split, "emb": emb, "sync": sync, "fused": fused, "half_weights": half_weights,
-            "chargen": chargen, "steps": n, "ms_per_step": round(1000 * spent / n, 2), "chars_per_s": round(n * B * T / spent),
+            "chargen": chargen, "steps": n, "ms_per_step": round(1000 * spent / n, 2),
+            "chars_per_s": round(n * B * T / spent),
             "final_loss": round(loss.item(), 3)}
 
 
@@ -187,7 +188,8 @@ def main() -> None:
             row = {**v, "error": f"{type(e).__name__}: {str(e)[:200]}"}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("\n| model | amp | split | emb | sync | fused | half | ms/step | chars/s |\n|---|---|---|---|---|---|---|---|---|")
+    print("\n| model | amp | split | emb | sync | fused | half | ms/step | chars/s |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         model = "Net" if r.get("chargen") is None else f"CharRNN {r['chargen']}"
         print(f"| {model} | {r['amp']} | {r['split']} | {r['emb']} | {r['sync']} | {r['fused']} "

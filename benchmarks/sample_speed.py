@@ -41,8 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from _common import ROOT, add_source_args, chargen_cmd, reference_cmd, report, run_json, sampling_model

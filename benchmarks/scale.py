@@ -110,7 +110,8 @@ def reference_rows(big: Path, work: Path, ref_mb: float, env: dict, script: Path
     out, wall, rss = measure(chargen_cmd("train", str(part), "--max-time", "5", "--eval-every", "100000",
                                          "--json", "--device", "cpu", "--out", str(work / "part-run")), env)
     rows.append({"run": f"chargen train, {ref_mb:g} MB", "corpus_MB": ref_mb, "wall_s": round(wall, 1),
-                 "peak_rss_MB": round(rss), "detail": f"5 s of training, startup {out['startup_s']} s (prepare included)"})
+                 "peak_rss_MB": round(rss),
+                 "detail": f"5 s of training, startup {out['startup_s']} s (prepare included)"})
     return rows
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tqdm import tqdm
 
@@ -36,7 +36,8 @@ class PrepareBar:
             total = self.size() if self.size is not None else 2 * self.path.stat().st_size
             self.bar = tqdm(total=total / 1e6, unit="MB", unit_scale=False, desc=f"preparing {self.path.name}",
                             disable=None if self.enabled is None else not self.enabled, leave=False,
-                            dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} MB [{elapsed}, {rate_fmt}]")
+                            dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} MB [{elapsed}, {rate_fmt}]")
         self.bar.update(nbytes / 1e6)
 
     def __exit__(self, *exc) -> None:

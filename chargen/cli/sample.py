@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import torch
 import typer
@@ -215,7 +215,7 @@ def info(checkpoint: CheckpointArg = None, as_json: Json = False) -> None:
 
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A .pt file or an exported model folder.", show_default=False),
-    textfile: List[Path] = typer.Argument(..., help="Text to score: a UTF-8 file (any file for a bytes model), or "
+    textfile: list[Path] = typer.Argument(..., help="Text to score: a UTF-8 file (any file for a bytes model), or "
                                                     "the files, folders and patterns a run read, as train takes them.",
                                           show_default=False),
     include: Include = None,

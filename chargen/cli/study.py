@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
@@ -110,7 +110,7 @@ def _results_table(results: list[CellResult]) -> Table:
 
 
 def plot(
-    run_dirs: List[Path] = typer.Argument(..., help="Run folders holding metrics.jsonl.", show_default=False),
+    run_dirs: list[Path] = typer.Argument(..., help="Run folders holding metrics.jsonl.", show_default=False),
     out: Path = typer.Option(Path("curves.png"), help="PNG file to write."),
 ) -> None:
     """Plot training and validation loss against steps and wall time."""

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 import sys
 import time
-from typing import BinaryIO, Iterator, TextIO
+from collections.abc import Iterator
+from typing import BinaryIO, TextIO
 
 from ..data.vocab import Vocab
 from ..errors import ChargenError

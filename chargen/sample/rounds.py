@@ -17,7 +17,7 @@ code rounds differently in the last bit, so where two characters nearly tie it m
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -6,7 +6,7 @@ Text is yielded as it is made; writing it anywhere is the caller's job.
 from __future__ import annotations
 
 import functools
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -82,7 +82,10 @@ class Sampler:
         with torch.inference_mode():
             if self.state is None:  # all streams start alike: run the text once and copy the state
                 _, hidden = self.model(ids[None])  # (1, P, V)
-                expand = lambda h: h.expand(-1, n, -1).contiguous()  # (L, 1, H) -> (L, N, H)
+
+                def expand(h):
+                    return h.expand(-1, n, -1).contiguous()  # (L, 1, H) -> (L, N, H)
+
                 hidden = tuple(map(expand, hidden)) if isinstance(hidden, tuple) else expand(hidden)
             else:
                 _, hidden = self.model(ids.expand(n, -1), self.state)  # (N, P, V)

@@ -105,12 +105,14 @@ def page_units(features: list[FeatureMatch], chosen: Match | None = None) -> lis
 def _text_spans(text: str, first: str) -> str:
     parts = []
     for ch, lv in zip(text, first):
-        parts.append(f"<span class={lv}>\u21b5</span>\n" if ch == "\n" else f"<span class={lv}>{html.escape(ch)}</span>")
+        parts.append(f"<span class={lv}>\u21b5</span>\n" if ch == "\n"
+                     else f"<span class={lv}>{html.escape(ch)}</span>")
     return "".join(parts)
 
 
 def _level_css() -> str:
-    return "".join(f"#text .{c},#legend .{c}{{background:{colour(i / 10 - 1)}{';color:#fff' if abs(i - 10) > 6 else ''}}}"
+    return "".join(f"#text .{c},#legend .{c}"
+                   f"{{background:{colour(i / 10 - 1)}{';color:#fff' if abs(i - 10) > 6 else ''}}}"
                    for i, c in enumerate(LEVELS)) + "\n"
 
 

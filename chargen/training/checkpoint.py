@@ -134,7 +134,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             raise ChargenError(f"{path} is not a valid chargen checkpoint: it is not a PyTorch file or "
                                "its contents are damaged", _other_checkpoint(path)) from None
         raise ChargenError(f"{path} is not a valid chargen checkpoint: it asks to load {found.group(1)}, "
-                           "which could run code, so it was refused", "only load checkpoints written by chargen") from None
+                           "which could run code, so it was refused",
+                           "only load checkpoints written by chargen") from None
     except Exception as e:  # noqa: BLE001 - untrusted bytes can fail inside torch in many ways
         raise ChargenError(f"{path} is not a valid chargen checkpoint: it is truncated, damaged or not a "
                            f"PyTorch file ({type(e).__name__}: {_first_line(e)})",

@@ -205,7 +205,8 @@ def _start_note(start: Start) -> str:
 
 def _resume_configs(run_dir: Path, config: TrainConfig, more_time: float | None,
                     max_steps: int | None) -> tuple[Path, Checkpoint, ModelConfig, TrainConfig]:
-    """The run's newest checkpoint (its path and contents) and its own configs, but for where it runs, what it shows, and any new budget."""
+    """The run's newest checkpoint (its path and contents) and its own configs, but for where it runs,
+    what it shows, and any new budget."""
     path = resume_checkpoint(run_dir)
     ckpt = Checkpoint.read(path)
     if ckpt.train_config is None or ckpt.optimizer is None or ckpt.rng is None:
@@ -325,8 +326,9 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
             if trainer.bad_steps >= MAX_BAD_STEPS:
                 trainer.save("last.pt")
                 raise ChargenError(f"the loss was not finite for {MAX_BAD_STEPS} steps in a row at step {s.step}, "
-                                   f"down to 1/{2 ** (MAX_BAD_STEPS - 1)} of the learning rate; the last finite weights "
-                                   f"are in {trainer.run_dir / 'last.pt'}", "lower --lr or --grad-clip")
+                                   f"down to 1/{2 ** (MAX_BAD_STEPS - 1)} of the learning rate; "
+                                   f"the last finite weights are in {trainer.run_dir / 'last.pt'}",
+                                   "lower --lr or --grad-clip")
             s.elapsed = from_main(trainer.world, time.perf_counter() - start, trainer.device)  # one clock for all ranks
             if s.step % cfg.eval_every == 0:
                 evaluate()
