@@ -25,6 +25,8 @@ class PrepareBar:
     `size` gives the bytes the passes will report (asked at the first update, so a cache
     hit costs nothing); without it, two passes over the file at `path`."""
 
+    bar: tqdm | None  # made on the first update, when the size is known
+
     def __init__(self, path: str | Path, enabled: bool | None, size: Callable[[], int] | None = None) -> None:
         self.path, self.enabled, self.bar, self.size = Path(path), enabled, None, size
 

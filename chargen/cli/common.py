@@ -95,6 +95,8 @@ class _Survivor:
     went away, `| head`; a full disk) drops this and every later write instead of ending the run.
     The stream's file descriptor then points at /dev/null, so that nothing else fails on it."""
 
+    lost: OSError | None  # the error that dropped the stream
+
     def __init__(self, stream) -> None:
         self.stream, self.lost = stream, None
 

@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, cast
 
 import torch
 import typer
@@ -157,7 +157,7 @@ def _records_mode(ckpt: Checkpoint, unique: bool, interactive: bool) -> str:
 
 def _training_corpus(ckpt: Checkpoint) -> Path:
     """The corpus file a records model was trained on, which --unique reads; ChargenError when it is gone."""
-    path = ckpt.train_config.corpus
+    path = cast(TrainConfig, ckpt.train_config).corpus  # a records model's checkpoint has one
     if not path:
         raise ChargenError("this model does not name the corpus it was trained on (an exported folder leaves "
                            "out the trainer's paths)", "use --unique with the run's best.pt where it was trained, "
@@ -195,6 +195,7 @@ def info(checkpoint: CheckpointArg = None, as_json: Json = False) -> None:
     path = checkpoint_path(checkpoint, as_json)
     model, vocab, ckpt = load_model(path)
     best = ckpt.best_val_loss
+    rows: dict[str, Any]
     rows = {"checkpoint": str(path), "format_version": ckpt.format_version, "corpus": ckpt.corpus or None,
             "step": ckpt.step, "parameters": model.num_parameters(), "vocab": vocab.kind, "vocab_size": len(vocab),
             "unknown_symbol": vocab.unk,

@@ -64,7 +64,7 @@ def compare(
     config = TrainConfig(batch_size=batch_size, seq_len=seq_len, max_time=max_time, max_steps=max_steps,
                          eval_every=eval_every, save_every=eval_every, patience=0, seed=seed, device=device,
                          vocab=vocab, sample_chars=0)  # compare shows its own samples after training
-    sources = Sources(tuple(corpus), tuple(include or ()), tuple(exclude or ()))
+    sources = Sources(tuple(map(str, corpus)), tuple(include or ()), tuple(exclude or ()))
     out = out or Path("checkpoints") / f"{sources.name}-compare"
     if plot is not None:
         require_matplotlib()  # an explicit --plot that cannot be drawn fails now, not after the training budget

@@ -133,7 +133,7 @@ def _expand(path: str) -> list[SourceFile]:
         raise ChargenError(f"corpus not found: {path}", "check the path, e.g. corpora/shakespeare.txt")
     parts = _split(path)
     fixed = next(i for i, part in enumerate(parts) if _MAGIC.search(part) or i == len(parts) - 1)
-    files: list[SourceFile] = []
+    files = []
     _match(_fixed_part(path) or ".", [p for p in parts[fixed:] if p], "", files)
     if not files:
         raise ChargenError(f"no file matches {path}", "check the pattern, e.g. 'texts/**/*.txt' (in quotes, "

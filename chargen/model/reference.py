@@ -92,10 +92,11 @@ def trace(rnn: nn.RNNBase, cell: str, x: torch.Tensor, hidden: Hidden | None = N
     B, T, _ = x.shape
     inputs = list(x.unbind(1))  # T x (B, E)
     states = initial_state(cell, hidden, rnn.num_layers, B, rnn.hidden_size, inputs[0])
+    gates: dict[str, list[torch.Tensor]]
     final, gates = [], {name: [] for name in names}
     for k, state in enumerate(states):
         weights = layer_weights(rnn, k)
-        layer_gates = {name: [] for name in names}
+        layer_gates: dict[str, list[torch.Tensor]] = {name: [] for name in names}
         outputs = []
         for x_t in inputs:
             state, g = fn(x_t, state, *weights)

@@ -72,7 +72,7 @@ class Sampler:
 
     def reset(self) -> None:
         """Forget everything fed or drawn: the next draw starts from a zero state."""
-        self.state = None
+        self.state: object = None  # FastStep's state once something is fed
 
     def feed(self, text: str) -> None:
         """Warm the state on `text` (characters the model never saw read as its unknown symbol,
