@@ -1,6 +1,12 @@
-"""Helpers shared by the benchmark scripts: locating the reference, running commands, machine facts."""
+"""Helpers shared by the benchmark scripts: the corpus and the baseline loop, running commands, machine facts.
+
+Everything a benchmark needs is in the repository: the yardstick is benchmarks/baseline.py and the
+default corpus is corpora/shakespeare.txt (built by scripts/build_shakespeare.py). A file outside the
+clone, such as ../shared/corpora/tinyshakespeare.txt, is only ever an optional cross-check.
+"""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -11,9 +17,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # scripts that import chargen find this checkout, installed or not
-SHARED = ROOT.parent / "shared"
-REFERENCE = SHARED / "bench" / "reference_charrnn.py"
-TINY = SHARED / "corpora" / "tinyshakespeare.txt"
+BASELINE = ROOT / "benchmarks" / "baseline.py"
+CORPUS = ROOT / "corpora" / "shakespeare.txt"
+TINY = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"  # optional: figures before 2026-12-07
+
+
+def existing_file(value: str) -> Path:
+    """An argparse type: a path that must name a file, so a missing corpus is one line, not a traceback."""
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {value}")
+    return path
+
+
+def add_source_args(p: argparse.ArgumentParser, corpus: bool = True, reference: bool = True) -> None:
+    """--corpus (default corpora/shakespeare.txt) and, where a script runs the yardstick, --reference."""
+    if corpus:
+        p.add_argument("--corpus", type=existing_file, default=CORPUS,
+                       help="text file (default: corpora/shakespeare.txt; ../shared/corpora/tinyshakespeare.txt, "
+                            "where it exists, cross-checks figures made with it)")
+    if reference:
+        p.add_argument("--reference", type=existing_file, default=BASELINE,
+                       help="the yardstick loop: a script with baseline.py's CLI and JSON keys "
+                            "(default: benchmarks/baseline.py)")
 
 
 def machine() -> str:
@@ -47,8 +73,8 @@ def chargen_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "chargen", *args]
 
 
-def reference_cmd(*args: str) -> list[str]:
-    return [sys.executable, str(REFERENCE), *args]
+def reference_cmd(*args: str, script: Path = BASELINE) -> list[str]:
+    return [sys.executable, str(script), *args]
 
 
 def report(rows: list[dict]) -> None:

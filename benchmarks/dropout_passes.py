@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Where dropout starts to pay: the CPU recipe trained for a given number of passes over a
-corpus's training text (tinyshakespeare unless --corpus), with and without dropout.
+corpus's training text (corpora/shakespeare.txt unless --corpus), with and without dropout.
 
-    python benchmarks/dropout_passes.py [--passes 6,9,12] [--dropouts 0,0.1] [--corpus FILE] [--head N] [--device cpu] [-- EXTRA CHARGEN FLAGS]
+    python benchmarks/dropout_passes.py [--passes 6,9,12] [--dropouts 0,0.1] [--corpus FILE] [--head N]
+                                        [--device cpu] [-- EXTRA CHARGEN FLAGS]
 
 Each run is `chargen train` with the default recipe, the dropout given, and a step budget
 of PASSES x (training characters / (batch x seq len)) instead of a time budget, so that
@@ -22,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import TINY, chargen_cmd, report, run_json
+from _common import add_source_args, chargen_cmd, report, run_json
 
 from chargen.data import read_text
 from chargen.training import TrainConfig
@@ -32,7 +33,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--passes", default="6,9,12", help="comma-separated pass counts")
     p.add_argument("--dropouts", default="0,0.1", help="comma-separated dropout values")
-    p.add_argument("--corpus", type=Path, default=TINY, help="text file (default: tinyshakespeare)")
+    add_source_args(p, reference=False)
     p.add_argument("--head", type=int, default=0, help="use only the corpus's first N characters (a small corpus)")
     p.add_argument("--device", default="cpu")
     p.add_argument("extra", nargs="*", help="extra chargen train flags (after --), e.g. --eval-every 100")

@@ -3,7 +3,7 @@
 
     python benchmarks/gpu_probe.py [--seconds 4] [--quick] [--cell lstm --layers 3 --hidden 512 --batch 128 --seq 128]
 
-Each variant trains the same model shape on tinyshakespeare windows for a few seconds
+Each variant trains the same model shape on windows of corpora/shakespeare.txt (or --corpus) for a few seconds
 after a warm-up and prints characters/s (JSON lines, then a table). The variants:
 precision (fp32, bf16 autocast, fp16 autocast with loss scaling, weights held in half),
 the layers as one stacked cuDNN call or one call per layer (cuDNN picks its persistent
@@ -26,7 +26,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from _common import TINY, machine
+from _common import add_source_args, machine
 from torch import nn
 
 from chargen.model import CharRNN, ModelConfig
@@ -116,7 +116,8 @@ def run_variant(ids: torch.Tensor, vocab: int, a, *, amp: str, split: bool, emb:
     spent = time.perf_counter() - t0
     n = steps - 10
     return {"amp": amp, "split": split, "emb": emb, "sync": sync, "fused": fused, "half_weights": half_weights,
-            "chargen": chargen, "steps": n, "ms_per_step": round(1000 * spent / n, 2), "chars_per_s": round(n * B * T / spent),
+            "chargen": chargen, "steps": n, "ms_per_step": round(1000 * spent / n, 2),
+            "chars_per_s": round(n * B * T / spent),
             "final_loss": round(loss.item(), 3)}
 
 
@@ -149,9 +150,10 @@ def main() -> None:
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--quick", action="store_true",
                    help="only fp32, bf16 and fp16 stacked, fp16 per layer, and chargen's CharRNN both ways")
+    add_source_args(p, reference=False)
     a = p.parse_args()
     print(f"machine: {machine()}; cudnn {torch.backends.cudnn.version()}", flush=True)
-    text = TINY.read_text(encoding="utf-8")
+    text = a.corpus.read_text(encoding="utf-8")
     chars = sorted(set(text))
     lookup = {c: i for i, c in enumerate(chars)}
     ids = torch.tensor([lookup[c] for c in text[: int(0.9 * len(text))]], device="cuda")
@@ -186,7 +188,8 @@ def main() -> None:
             row = {**v, "error": f"{type(e).__name__}: {str(e)[:200]}"}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("\n| model | amp | split | emb | sync | fused | half | ms/step | chars/s |\n|---|---|---|---|---|---|---|---|---|")
+    print("\n| model | amp | split | emb | sync | fused | half | ms/step | chars/s |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         model = "Net" if r.get("chargen") is None else f"CharRNN {r['chargen']}"
         print(f"| {model} | {r['amp']} | {r['split']} | {r['emb']} | {r['sync']} | {r['fused']} "

@@ -6,15 +6,11 @@
 #                                       # trains CharRNN with "torch" vs "per_layer" layers, same weights)
 #   bash benchmarks/gpu_session.sh 2    # time to quality: the default recipe, and in fp16
 #
-# Results go to $OUT (the device tool's output folder) or to /tmp/chargen-gpu-results. The reference
-# and the corpus come from ../shared, or from .devshared/ (bench/, corpora/) carried along
-# where the device machine has no ../shared.
+# Results go to $OUT (the device tool's output folder) or to /tmp/chargen-gpu-results. Everything runs
+# from a clone: the baseline is benchmarks/baseline.py and the corpus corpora/shakespeare.txt.
 set -u
 OUT=${OUT:-/tmp/chargen-gpu-results}
 mkdir -p "$OUT"
-if [ ! -d ../shared/bench ] && [ -d .devshared ]; then
-    mkdir -p ../shared && cp -r .devshared/bench .devshared/corpora ../shared/
-fi
 export PYTHONUNBUFFERED=1 CHARGEN_CACHE=${CHARGEN_CACHE:-/tmp/cgcache}
 run() {  # run NAME SECONDS COMMAND...: the command's output to the terminal and to $OUT/NAME.txt
     local name=$1 limit=$2

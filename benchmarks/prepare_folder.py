@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, TINY, report
+from _common import CORPUS, ROOT, report
 
 WORDS = ("the of and to in a is that for it as was with be by on not he this are or his from at which but have "
          "an they you were her she there been one all we their has would when if so no will can more do said").split()
@@ -33,16 +33,16 @@ OTHER = ["café", "naïve", "Straße", "日本語の文章", "한국어 문장",
 
 
 def base_text() -> str:
-    """About 1 MB of English: tinyshakespeare when it is there, else generated words."""
-    if TINY.is_file():
-        return TINY.read_text(encoding="utf-8")
+    """About 1 MB of English: the head of corpora/shakespeare.txt, else generated words."""
+    if CORPUS.is_file():
+        return CORPUS.read_text(encoding="utf-8")[:1_000_000]
     rng = random.Random(0)
     return "\n".join(" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(16_000))
 
 
 def make_folder(folder: Path, total_mb: float, files: int) -> None:
     """Write the folder unless it already holds one of this shape (its shape.json says so)."""
-    shape = {"total_mb": total_mb, "files": files, "version": 1}
+    shape = {"total_mb": total_mb, "files": files, "version": 2}
     marker = folder / "shape.json"
     if marker.is_file() and json.loads(marker.read_text()) == shape:
         return

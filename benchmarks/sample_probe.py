@@ -55,7 +55,10 @@ def main() -> None:
     cell, layers, hidden = a.shape.split(",")
     model, vocab = sampling_model(cell, int(layers), int(hidden))
     tf32 = step_mod.tf32
-    no_tf32 = lambda cuda: nullcontext()
+
+    def no_tf32(cuda):
+        return nullcontext()
+
     variants = {  # name: (tf32 block, chunk mode, ahead)
         "all on": (tf32, "graph", True),
         "no TF32": (no_tf32, "graph", True),

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Sampling speed: chargen's sampler vs the reference's eager loop, same shape and run.
+"""Sampling speed: chargen's sampler vs the eager loop of benchmarks/baseline.py (the reference), same shape
+and run.
 
     python benchmarks/sample_speed.py [--device cpu] [--length 3000] [--shape gru,2,256] [--repeat 3]
     python benchmarks/sample_speed.py --process [--checkpoint PT] [--length 100000] [--ref-length 5000] [--repeat 3]
@@ -40,11 +41,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
-from _common import ROOT, chargen_cmd, reference_cmd, report, run_json, sampling_model
+from _common import ROOT, add_source_args, chargen_cmd, reference_cmd, report, run_json, sampling_model
 
 CHECKPOINT = ROOT / "checkpoints" / "shakespeare-gru" / "best.pt"
 
@@ -105,7 +106,8 @@ def library_rows(a) -> list[dict]:
     rows = []
     for run in range(1, a.repeat + 1):
         ref, _ = run_json(reference_cmd("sample", "--cell", cell, "--layers", layers, "--hidden", hidden,
-                                        "--device", a.device, "--length", str(a.length), "--batch", str(a.batch)))
+                                        "--device", a.device, "--length", str(a.length), "--batch", str(a.batch),
+                                        script=a.reference))
         for streams in (1, a.batch):
             ref_rate = ref[f"chars_per_s_batch{streams}"]
             for path in paths:
@@ -142,7 +144,8 @@ def process_rows(a) -> list[dict]:
     for run in range(1, a.repeat + 1):
         ref, _ = run_json(reference_cmd("sample", "--cell", cfg.cell, "--layers", str(cfg.num_layers),
                                         "--hidden", str(cfg.hidden_size), "--emb", str(cfg.embedding_dim),
-                                        "--device", a.device, "--length", str(a.ref_length), "--batch", "1"))
+                                        "--device", a.device, "--length", str(a.ref_length), "--batch", "1",
+                                        script=a.reference))
         ref_rate = ref["chars_per_s_batch1"]
         timed = [("default", process_seconds(base, dict(os.environ)))]
         if a.device == "cpu":
@@ -173,6 +176,7 @@ def main() -> None:
     p.add_argument("--checkpoint", default=str(CHECKPOINT), help="with --process: the model to sample")
     p.add_argument("--ref-length", type=int, default=5000,
                    help="with --process: the reference's characters (one stream, after its warm-up)")
+    add_source_args(p, corpus=False)
     a = p.parse_args()
     if a.length is None:
         a.length = 100_000 if a.process else 3000

@@ -2,16 +2,17 @@
 """Scale: preparing a 1 GB corpus, training on it in bounded memory, and the cache hit.
 
     python benchmarks/scale.py [--gb 1.0] [--steps 200] [--ref-mb 50] [--skip-reference] [--keep DIR]
+                               [--corpus FILE] [--reference SCRIPT]
 
 Builds a mixed corpus (the shipped Shakespeare, Python sources and Korean, repeated
 block by block) in a scratch folder, then measures, each as its own process with its
 peak resident memory (from wait4):
   1. `chargen prepare` cold: MB/s and peak RSS (targets: >= 100 MB/s, < 512 MB);
   2. `chargen prepare` again: the cache hit;
-  3. `chargen train` on the big corpus and on tinyshakespeare (1.1 MB), same model and
-     steps: peak RSS of each (target: within 300 MB) and the time to the first step;
-  4. the reference loop and chargen on a --ref-mb slice, for the ratio of their peak RSS
-     (the reference holds the text as a Python string and an int64 tensor).
+  3. `chargen train` on the big corpus and on --corpus (default corpora/shakespeare.txt, 5 MB),
+     same model and steps: peak RSS of each (target: within 300 MB) and the time to the first step;
+  4. the baseline loop (benchmarks/baseline.py, or --reference) and chargen on a --ref-mb slice,
+     for the ratio of their peak RSS (the baseline holds the text as a Python string and an int64 tensor).
 The corpus cache goes to the scratch folder (CHARGEN_CACHE), never to ~/.cache.
 """
 import argparse
@@ -23,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, TINY, chargen_cmd, reference_cmd, report
+from _common import ROOT, add_source_args, chargen_cmd, reference_cmd, report
 
 BLOCKS = ("shakespeare.txt", "python_stdlib.txt", "korean_constitution.txt")
 
@@ -63,6 +64,7 @@ def main() -> None:
     p.add_argument("--ref-mb", type=float, default=50.0)
     p.add_argument("--skip-reference", action="store_true")
     p.add_argument("--keep", type=Path, help="scratch folder to use and keep (default: a temporary one)")
+    add_source_args(p)
     a = p.parse_args()
     work = a.keep or Path(tempfile.mkdtemp(prefix="chargen-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -81,20 +83,20 @@ def main() -> None:
                                    f"{out['dtype']}"})
         train = ["--max-steps", str(a.steps), "--eval-every", str(a.steps // 2), "--json", "--device", "cpu"]
         for label, corpus, name in ((f"train, {a.gb:g} GB corpus", big, "run-big"),
-                                    ("train, tinyshakespeare", TINY, "run-tiny")):
+                                    (f"train, {a.corpus.name}", a.corpus, "run-tiny")):
             out, wall, rss = measure(chargen_cmd("train", str(corpus), *train, "--out", str(work / name)), env)
             rows.append({"run": label, "corpus_MB": round(Path(corpus).stat().st_size / 1e6, 1),
                          "wall_s": round(wall, 1), "peak_rss_MB": round(rss),
                          "detail": f"startup {out['startup_s']} s, {out['steps']} steps, val {out['best_val_loss']}"})
         if not a.skip_reference:
-            rows += reference_rows(big, work, a.ref_mb, env)
+            rows += reference_rows(big, work, a.ref_mb, env, a.reference)
     finally:
         if a.keep is None:
             shutil.rmtree(work, ignore_errors=True)
     report(rows)
 
 
-def reference_rows(big: Path, work: Path, ref_mb: float, env: dict) -> list[dict]:
+def reference_rows(big: Path, work: Path, ref_mb: float, env: dict, script: Path) -> list[dict]:
     """The reference and chargen on the first `ref_mb` MB of the big corpus, a few seconds of training."""
     part = work / "part.txt"
     with open(big, "rb") as f:
@@ -102,13 +104,14 @@ def reference_rows(big: Path, work: Path, ref_mb: float, env: dict) -> list[dict
     part.write_bytes(data[: len(data.decode("utf-8", errors="ignore").encode("utf-8"))])
     rows = []
     _, wall, rss = measure(reference_cmd("train", "--corpus", str(part), "--cell", "gru", "--seconds", "5",
-                                         "--eval-every", "1000", "--device", "cpu"), env)
+                                         "--eval-every", "1000", "--device", "cpu", script=script), env)
     rows.append({"run": f"reference train, {ref_mb:g} MB", "corpus_MB": ref_mb, "wall_s": round(wall, 1),
                  "peak_rss_MB": round(rss), "detail": "5 s of training"})
     out, wall, rss = measure(chargen_cmd("train", str(part), "--max-time", "5", "--eval-every", "100000",
                                          "--json", "--device", "cpu", "--out", str(work / "part-run")), env)
     rows.append({"run": f"chargen train, {ref_mb:g} MB", "corpus_MB": ref_mb, "wall_s": round(wall, 1),
-                 "peak_rss_MB": round(rss), "detail": f"5 s of training, startup {out['startup_s']} s (prepare included)"})
+                 "peak_rss_MB": round(rss),
+                 "detail": f"5 s of training, startup {out['startup_s']} s (prepare included)"})
     return rows
 
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Time to quality on tinyshakespeare: chargen's default recipe vs the reference loop.
+"""Time to quality: chargen's default recipe vs the baseline loop (benchmarks/baseline.py).
 
-    python benchmarks/train_quality.py [--seconds 150] [--device cpu] [--skip-reference] [-- EXTRA CHARGEN FLAGS]
+    python benchmarks/train_quality.py [--seconds 150] [--device cpu] [--corpus FILE] [--reference SCRIPT]
+                                       [--skip-reference] [-- EXTRA CHARGEN FLAGS]
 
+The corpus is corpora/shakespeare.txt unless --corpus names another file.
 chargen trains with its defaults and `--max-time SECONDS` (wall time of the training
-loop, evaluations included); the reference trains for the same seconds of training
+loop, evaluations included); the baseline trains for the same seconds of training
 at its CPU shape (GRU 2x256, batch 32, seq 64) on the CPU, or at the issue's GPU
 yardstick (GRU 3x512, batch 128, seq 128, bf16 autocast) on a GPU. Both validation
 figures are in nats per character: the whole tail with state carried, and
@@ -14,9 +16,9 @@ import argparse
 import tempfile
 import time
 
-from _common import TINY, chargen_cmd, reference_cmd, report, run_json
+from _common import add_source_args, chargen_cmd, reference_cmd, report, run_json
 
-REF_CPU = ("--cell", "gru")  # the reference's defaults: 2x256, batch 32, seq 64
+REF_CPU = ("--cell", "gru")  # the baseline's defaults: 2x256, batch 32, seq 64
 REF_GPU = ("--cell", "gru", "--layers", "3", "--hidden", "512", "--batch", "128", "--seq", "128")
 
 
@@ -25,25 +27,27 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=150.0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--skip-reference", action="store_true")
+    add_source_args(p)
     p.add_argument("extra", nargs="*", help="extra chargen train flags (after --)")
     a = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        ours, _ = run_json(chargen_cmd("train", str(TINY), "--max-time", str(a.seconds), "--device", a.device,
+        ours, _ = run_json(chargen_cmd("train", str(a.corpus), "--max-time", str(a.seconds), "--device", a.device,
                                        "--out", f"{out}/run", "--json", "--quiet", *a.extra))
         wall = time.perf_counter() - t0
-        ev, _ = run_json(chargen_cmd("eval", f"{out}/run/best.pt", str(TINY), "--split", "val", "--window", "256",
-                                     "--device", a.device, "--json"))
+        ev, _ = run_json(chargen_cmd("eval", f"{out}/run/best.pt", str(a.corpus), "--split", "val",
+                                     "--window", "256", "--device", a.device, "--json"))
     rows.append({"who": "chargen defaults " + " ".join(a.extra), "train_s": ours["elapsed_s"],
                  "wall_s": round(wall, 1), "steps": ours["steps"], "chars_s": ours["chars_per_s"],
                  "val_carried": ev["loss"], "val_win256": ev["loss_window256"]})
     if not a.skip_reference:
         shape = REF_CPU if a.device == "cpu" else REF_GPU
-        ref, wall = run_json(reference_cmd("train", "--corpus", str(TINY), "--seconds", str(a.seconds),
-                                           "--eval-every", str(a.seconds / 5), "--device", a.device, *shape))
-        rows.append({"who": "reference " + " ".join(shape), "train_s": a.seconds, "wall_s": round(wall, 1),
-                     "steps": ref["steps"], "chars_s": ref["train_chars_per_s"],
+        ref, wall = run_json(reference_cmd("train", "--corpus", str(a.corpus), "--seconds", str(a.seconds),
+                                           "--eval-every", str(a.seconds / 5), "--device", a.device, *shape,
+                                           script=a.reference))
+        rows.append({"who": f"{a.reference.stem} " + " ".join(shape), "train_s": a.seconds,
+                     "wall_s": round(wall, 1), "steps": ref["steps"], "chars_s": ref["train_chars_per_s"],
                      "val_carried": ref["best_val_stream"], "val_win256": ref["best_val_win256"]})
     report(rows)
 

@@ -123,7 +123,8 @@ def main() -> None:
         write_page(model, vocab, page, "chargen GRU on Shakespeare", describe(ckpt, model))
         chrome = DevTools(binary, Path(tmp) / "profile")
         try:
-            runs = [run_page(chrome, page, args.length, args.temp, seed, timeout=600) for seed in range(1, args.runs + 1)]
+            runs = [run_page(chrome, page, args.length, args.temp, seed, timeout=600)
+                    for seed in range(1, args.runs + 1)]
         finally:
             chrome.close()
         size = page.stat().st_size

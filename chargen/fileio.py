@@ -8,7 +8,8 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
+from collections.abc import Iterator
 
 TEMP_SUFFIX = ".tmp"  # a file being written is ".<name>.<random>.tmp" beside its target
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tqdm import tqdm
 
@@ -25,6 +25,8 @@ class PrepareBar:
     `size` gives the bytes the passes will report (asked at the first update, so a cache
     hit costs nothing); without it, two passes over the file at `path`."""
 
+    bar: tqdm | None  # made on the first update, when the size is known
+
     def __init__(self, path: str | Path, enabled: bool | None, size: Callable[[], int] | None = None) -> None:
         self.path, self.enabled, self.bar, self.size = Path(path), enabled, None, size
 
@@ -36,7 +38,8 @@ class PrepareBar:
             total = self.size() if self.size is not None else 2 * self.path.stat().st_size
             self.bar = tqdm(total=total / 1e6, unit="MB", unit_scale=False, desc=f"preparing {self.path.name}",
                             disable=None if self.enabled is None else not self.enabled, leave=False,
-                            dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} MB [{elapsed}, {rate_fmt}]")
+                            dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} MB [{elapsed}, {rate_fmt}]")
         self.bar.update(nbytes / 1e6)
 
     def __exit__(self, *exc) -> None:

@@ -98,7 +98,7 @@ def chatterbot(cache: Path) -> list[str]:
     yaml = ct.import_from_wheel(ct.pip_package(cache, "PyYAML", "6.0.3"), "yaml")
     wheel = ct.pip_package(cache, "chatterbot-corpus", "1.3.3")
     parts = []
-    for name, data in ct.wheel_files(wheel, r"^chatterbot_corpus/data/.*\.yml$").items():
+    for data in ct.wheel_files(wheel, r"^chatterbot_corpus/data/.*\.yml$").values():
         talks = yaml.safe_load(data.decode("utf-8")).get("conversations") or []
         parts.append("\n\n".join("\n".join(str(turn).strip() for turn in talk) for talk in talks))
     return parts

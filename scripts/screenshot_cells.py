@@ -1,6 +1,7 @@
 """Screenshot a `chargen cells` HTML page with headless Chromium and check the picture is not blank.
 
-    python scripts/screenshot_cells.py docs/cells_shakespeare.html docs/cells.png [--size 1200,1600] [--show N]
+    python scripts/screenshot_cells.py docs/assets/cells_shakespeare.html docs/assets/cells.png \
+        [--size 1200,1600] [--show N]
 
 Needs a `chromium` on PATH (Debian: apt-get install -y chromium). Prints what it checked;
 exits 1 if Chromium fails or the PNG is missing, the wrong size, one colour or without colour.

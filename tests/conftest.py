@@ -134,7 +134,10 @@ def plain_ids(model, vocab, cfg) -> list[list[int]]:
     noise = GumbelNoise(torch.Generator().manual_seed(cfg.seed), n, len(vocab), skip=vocab.unk_id)
     with torch.no_grad():
         logits, hidden = model(start_ids(vocab, cfg.prime)[None])  # (1, P, V)
-        expand = lambda h: h.expand(-1, n, -1).contiguous()  # (L, 1, H) -> (L, N, H)
+
+        def expand(h):
+            return h.expand(-1, n, -1).contiguous()  # (L, 1, H) -> (L, N, H)
+
         hidden = tuple(map(expand, hidden)) if isinstance(hidden, tuple) else expand(hidden)
         last = logits[:, -1].expand(n, -1)  # (N, V)
         out = []

@@ -61,7 +61,8 @@ def test_fine_tune_from_base_by_name_credits_its_sources(tmp_path):
     assert json.loads((folder / "config.json").read_text())["fine_tuned_from"][0]["name"] == "base"
 
 
-@pytest.mark.parametrize("name", ["verse_hopkins.txt", "prose_devils_dictionary.txt", "code_bottle.py"])
+@pytest.mark.parametrize("name", ["verse_hopkins.txt", "prose_devils_dictionary.txt",
+                                  pytest.param("code_bottle.py", marks=pytest.mark.slow)])  # 181 KB: about 15 s
 def test_base_scores_unseen_text_as_documented(name):
     """The base's loss on the fine-tuning corpora (none of them in its mix), as checkpoints/README.md
     gives it: nats per byte, state carried over the whole file."""

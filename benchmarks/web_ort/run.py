@@ -46,7 +46,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # chargen from this checkout
 sys.path.insert(0, str(HERE))
-from step_model import export_step
+from step_model import export_step  # noqa: E402 - found through the path set just above
 
 # What a page needs for the wasm CPU backend: the loader, the Emscripten glue it imports, the binary.
 RUNTIME = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
@@ -246,7 +246,8 @@ def main() -> None:
     native.sort()
     print(f"\nnative onnxruntime (Python, 1 thread, same model and loop), chars/s min / median / max: "
           f"{native[0]:,.0f} / {statistics.median(native):,.0f} / {native[-1]:,.0f}")
-    print(f"chars/s, tail_chars_per_s, session_ms, first_run_ms as min / median / max of {args.repeat} runs, {args.length} characters:\n")
+    print(f"chars/s, tail_chars_per_s, session_ms, first_run_ms as min / median / max of {args.repeat} runs, "
+          f"{args.length} characters:\n")
     table([summary(n, runs[n]) for n in names])
     sample_text = next((r["text_head"] for n in names for r in runs[n] if "text_head" in r), "")
     print(f"\nfirst characters of a run: {sample_text[:200]!r}")

@@ -7,9 +7,10 @@ import errno
 import functools
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -93,6 +94,8 @@ class _Survivor:
     """Stands in for stdout or stderr while a run trains: a write that fails (the reader of a pipe
     went away, `| head`; a full disk) drops this and every later write instead of ending the run.
     The stream's file descriptor then points at /dev/null, so that nothing else fails on it."""
+
+    lost: OSError | None  # the error that dropped the stream
 
     def __init__(self, stream) -> None:
         self.stream, self.lost = stream, None

@@ -3,7 +3,7 @@ the default. Flags are the kebab-case of the config fields they set."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -17,15 +17,15 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, ta
 CheckpointArg = Annotated[Optional[Path], typer.Argument(
     help="A .pt file or an exported model folder (default: the newest checkpoints/**/best.pt).",
     show_default=False)]
-Corpus = Annotated[List[Path], typer.Argument(
+Corpus = Annotated[list[Path], typer.Argument(
     help="What to learn from: UTF-8 text files (any files with --vocab bytes), folders (every file below them, "
          "hidden ones skipped) or quoted glob patterns ('src/**/*.py'). Several files are joined in a stable order "
          "(each path's files sorted by relative path), each followed by the file separator U+001C.",
     show_default=False)]
-Include = Annotated[Optional[List[str]], typer.Option(
+Include = Annotated[Optional[list[str]], typer.Option(
     "--include", help="Keep only files matching this pattern (repeatable), tried on the path relative to the "
                       "folder given and on the file name: '*.py', 'docs/*'.", show_default=False)]
-Exclude = Annotated[Optional[List[str]], typer.Option(
+Exclude = Annotated[Optional[list[str]], typer.Option(
     "--exclude", help="Leave out files matching this pattern (repeatable), as --include matches.",
     show_default=False)]
 VOCAB_HELP = ("chars: the corpus's characters (UTF-8 text); bytes: the 256 byte values, so that any file "

@@ -6,7 +6,7 @@ import math
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Optional, cast
 
 import torch
 import typer
@@ -18,7 +18,7 @@ from ..errors import ChargenError
 from ..sample import RecordSample, SampleConfig, Sampler, sample_records
 from ..sample.output import training_records, write_raw, write_records, write_samples
 from ..sample.sampler import check_text, require_bytes
-from ..training import Checkpoint, load_model
+from ..training import Checkpoint, TrainConfig, load_model
 from ..training.score import score_text
 from .common import checkpoint_path, console, field_default, finite, stdout_errors, table
 from .options import CheckpointArg, Device, Exclude, Include, Json, Quiet, StepDevice
@@ -85,7 +85,7 @@ def sample(
     dev = _sampling_device(device, num_samples, compile_, quiet)
     with stdout_errors():  # `> /dev/full`: one line and exit 1
         if mode:
-            known = training_records(ckpt.train_config.corpus, mode) if unique else None
+            known = training_records(cast(TrainConfig, ckpt.train_config).corpus, mode) if unique else None
             _write_records(sample_records(model, vocab, cfg, dev, exclude=known), num_samples, mode, jsonl, unique,
                            quiet)
         elif interactive:
@@ -157,6 +157,7 @@ def info(checkpoint: CheckpointArg = None, as_json: Json = False) -> None:
     path = checkpoint_path(checkpoint, as_json)
     model, vocab, ckpt = load_model(path)
     best = ckpt.best_val_loss
+    rows: dict[str, Any]
     rows = {"checkpoint": str(path), "format_version": ckpt.format_version, "corpus": ckpt.corpus or None,
             "step": ckpt.step, "parameters": model.num_parameters(), "vocab": vocab.kind, "vocab_size": len(vocab),
             "unknown_symbol": vocab.unk,
@@ -177,7 +178,7 @@ def info(checkpoint: CheckpointArg = None, as_json: Json = False) -> None:
 
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A .pt file or an exported model folder.", show_default=False),
-    textfile: List[Path] = typer.Argument(..., help="Text to score: a UTF-8 file (any file for a bytes model), or "
+    textfile: list[Path] = typer.Argument(..., help="Text to score: a UTF-8 file (any file for a bytes model), or "
                                                     "the files, folders and patterns a run read, as train takes them.",
                                           show_default=False),
     include: Include = None,

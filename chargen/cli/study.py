@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
@@ -64,7 +64,7 @@ def compare(
     config = TrainConfig(batch_size=batch_size, seq_len=seq_len, max_time=max_time, max_steps=max_steps,
                          eval_every=eval_every, save_every=eval_every, patience=0, seed=seed, device=device,
                          vocab=vocab, sample_chars=0)  # compare shows its own samples after training
-    sources = Sources(tuple(corpus), tuple(include or ()), tuple(exclude or ()))
+    sources = Sources(tuple(map(str, corpus)), tuple(include or ()), tuple(exclude or ()))
     out = out or Path("checkpoints") / f"{sources.name}-compare"
     if plot is not None:
         require_matplotlib()  # an explicit --plot that cannot be drawn fails now, not after the training budget
@@ -110,7 +110,7 @@ def _results_table(results: list[CellResult]) -> Table:
 
 
 def plot(
-    run_dirs: List[Path] = typer.Argument(..., help="Run folders holding metrics.jsonl.", show_default=False),
+    run_dirs: list[Path] = typer.Argument(..., help="Run folders holding metrics.jsonl.", show_default=False),
     out: Path = typer.Option(Path("curves.png"), help="PNG file to write."),
 ) -> None:
     """Plot training and validation loss against steps and wall time."""

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -113,8 +113,8 @@ def train(
         val_chars=val_chars, val_files=val_files, min_char_count=min_char_count, vocab=vocab, records=records,
         max_record_chars=max_record_chars, seed=seed, device=device, precision=precision, sample_chars=sample_chars,
         tensorboard=tensorboard)
-    sources = Sources(tuple(corpus), tuple(include or ()), tuple(exclude or ()))
-    budget = {}
+    sources = Sources(tuple(map(str, corpus)), tuple(include or ()), tuple(exclude or ()))
+    budget: dict[str, Any] = {}
     if resume:
         _warn_ignored_on_resume(ctx, out)
         budget = {"more_time": max_time if _typed(ctx, "max_time") else None,
@@ -192,7 +192,7 @@ def prepare(
 ) -> None:
     """Count and encode CORPUS into the cache that `chargen train` memory-maps (done once, until a file
     changes)."""
-    sources = Sources(tuple(corpus), tuple(include or ()), tuple(exclude or ()))
+    sources = Sources(tuple(map(str, corpus)), tuple(include or ()), tuple(exclude or ()))
     with PrepareBar(sources.name, False if quiet or as_json else None, size=lambda: work_bytes(sources, vocab)) as bar:
         p = prepare_corpus(sources, min_char_count, progress=bar.update, vocab=vocab)
     size = sum(os.path.getsize(f) for f in p.files)

@@ -13,10 +13,11 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, cast
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def fingerprint(files: list[SourceFile]) -> dict:
     """Every file's absolute path, size and mtime; for a corpus of one file also a hash of its first
     and last MiB. Cheap to compute, and any ordinary edit (adding, removing or renaming a file,
     appending, truncating, touching; with one file, rewriting its head or tail in place) changes it."""
-    stamp = {"files": [[os.path.abspath(f.path), *_stat(f.path)] for f in files]}
+    stamp: dict[str, Any] = {"files": [[os.path.abspath(f.path), *_stat(f.path)] for f in files]}
     if len(files) == 1:
         h = hashlib.blake2b(digest_size=16)
         try:
@@ -121,7 +122,8 @@ def prepare_corpus(corpus: Corpus, min_char_count: int = 1, cache: str | os.Path
     stamp = fingerprint(files)
     found = _open_cached(folder, stamp, vocab)
     if found is not None:
-        return PreparedCorpus(*found[:3], folder, True, time.perf_counter() - t0, *found[3:])
+        vocab_, ids, counts_, names, ends = found
+        return PreparedCorpus(vocab_, ids, counts_, folder, True, time.perf_counter() - t0, names, ends)
     several = len(files) > 1
     if vocab == "bytes":
         _check_not_empty(sum(size for _, size, _ in stamp["files"]), sources, several)
@@ -151,7 +153,8 @@ def _check_unchanged(files: list[SourceFile], stamp: dict) -> None:
                            "wait until it is written, then train again")
 
 
-def _open_cached(folder: Path, stamp: dict, kind: str) -> tuple | None:
+def _open_cached(folder: Path, stamp: dict, kind: str) -> tuple[Vocab, np.ndarray, dict[str, int], tuple[str, ...],
+                                                               tuple[int, ...]] | None:
     """(vocab, ids, counts, files, ends) of the cached corpus in `folder` if it was made from files
     with this fingerprint, else None."""
     try:
@@ -192,7 +195,7 @@ def _write_cache(folder: Path, files: list[SourceFile], vocab: Vocab, counts: di
                 length, ends, counts = _copy_into(f, stream, progress)
                 dtype = np.dtype(np.uint8)
             else:
-                encoder = Encoder(vocab, max(ord(c) for c in counts))
+                encoder = Encoder(vocab, max(ord(c) for c in cast(dict[str, int], counts)))  # chars: counted
                 length, ends = _encode_into(f, stream, encoder, progress)
                 dtype = encoder.dtype
         os.replace(tmp, folder / "ids.bin")
@@ -209,7 +212,7 @@ def _write_cache(folder: Path, files: list[SourceFile], vocab: Vocab, counts: di
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
     ids = np.memmap(folder / "ids.bin", dtype=dtype, mode="r") if length else np.zeros(0, dtype)
-    return ids, counts, tuple(ends)
+    return ids, cast(dict[str, int], counts), tuple(ends)
 
 
 def _encode_into(f, stream: Iterator[Batch], encoder: Encoder, progress: Progress | None) -> tuple[int, list[int]]:

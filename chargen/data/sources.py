@@ -40,8 +40,8 @@ class Sources:
     to folders are not followed (a link loop would repeat the files forever). Each path's files
     come sorted by their relative path (compared folder by folder, code point by code point, so
     the order is the same on every machine), the paths in the order given, a file reached twice
-    (again by name, or through a link: the same device and inode) only the first time. A file is kept when it matches an `include`
-    pattern (if any are given) and no `exclude` pattern; a pattern is tried on the file's
+    (again by name, or through a link: the same device and inode) only the first time. A file is kept
+    when it matches an `include` pattern (if any are given) and no `exclude` pattern; a pattern is tried on the file's
     relative path and on its name ('*' crosses folders: '*.py' and 'tests/*' both work).
     """
 
@@ -133,7 +133,7 @@ def _expand(path: str) -> list[SourceFile]:
         raise ChargenError(f"corpus not found: {path}", "check the path, e.g. corpora/shakespeare.txt")
     parts = _split(path)
     fixed = next(i for i, part in enumerate(parts) if _MAGIC.search(part) or i == len(parts) - 1)
-    files: list[SourceFile] = []
+    files = []
     _match(_fixed_part(path) or ".", [p for p in parts[fixed:] if p], "", files)
     if not files:
         raise ChargenError(f"no file matches {path}", "check the pattern, e.g. 'texts/**/*.txt' (in quotes, "

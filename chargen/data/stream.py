@@ -4,8 +4,9 @@ Reading errors become one ChargenError naming the file; what the bytes mean is n
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, NoReturn
+from typing import NoReturn
 
 from ..errors import ChargenError
 from . import utf8

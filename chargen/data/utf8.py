@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -190,7 +191,7 @@ class Encoder:
         # Every ASCII character sorts before every other, so ASCII ids are below 128 and fit a byte table.
         self.ascii = self.table[:128].astype(np.uint8).tobytes() + bytes(128)
 
-    def encode(self, data: bytes, parts: list[Part], ends: list[int] = ()) -> tuple[np.ndarray, list[int]]:
+    def encode(self, data: bytes, parts: list[Part], ends: Sequence[int] = ()) -> tuple[np.ndarray, list[int]]:
         """Ids (T,) of a batch whose pieces (`parts`) each end on a character boundary, and the
         number of ids before each of the byte positions `ends` (character boundaries)."""
         if data.isascii():

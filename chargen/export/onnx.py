@@ -13,6 +13,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -117,7 +118,7 @@ def export_onnx(model: CharRNN, vocab: Vocab, path: Path, records: bool = False)
     with _quiet(), torch.no_grad():
         program = torch.onnx.export(step, (ids, *state), dynamo=True, input_names=["ids", *inputs],
                                     output_names=["logits", *outputs], dynamic_shapes=shapes, verbose=False)
-    proto = program.model_proto
+    proto = cast(torch.onnx.ONNXProgram, program).model_proto  # dynamo=True always returns one
     proto.doc_string = (f"One step of a chargen {cfg.cell} model ({cfg.num_layers}x{cfg.hidden_size}, "
                         f"{cfg.vocab_size} characters); see the chargen.* metadata.")
     for key, value in metadata(model, vocab, records).items():

@@ -7,6 +7,7 @@ how the recurrent layers run is layers.py's.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -109,7 +110,7 @@ def detach_hidden(hidden: Hidden) -> Hidden:
     epoch (slow, and memory grows without bound): that is what "truncated" BPTT truncates.
     """
     if isinstance(hidden, tuple):
-        return tuple(h.detach() for h in hidden)
+        return cast(Hidden, tuple(h.detach() for h in hidden))  # (h, c)
     return hidden.detach()
 
 
@@ -117,5 +118,5 @@ def zero_where(flag: torch.Tensor, hidden: Hidden) -> Hidden:
     """`hidden`, or zeros of its shape where the 0-d bool `flag` holds: a restart decided on the
     device, without the host waiting to read the flag. Zeros are what a state of None means."""
     if isinstance(hidden, tuple):
-        return tuple(torch.where(flag, 0.0, h) for h in hidden)
+        return cast(Hidden, tuple(torch.where(flag, 0.0, h) for h in hidden))  # (h, c)
     return torch.where(flag, 0.0, hidden)

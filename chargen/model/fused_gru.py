@@ -56,7 +56,7 @@ class _GRULayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, mm_dtype):
-        T, B, I = x.shape
+        T, B, I = x.shape  # noqa: E741 - I is the input size, as in every shape comment here
         H = h0.shape[1]
         with torch.autocast("cpu", enabled=False):  # every cast below is explicit
             w_ih_c = w_ih.to(mm_dtype)  # (3H, I)
@@ -79,7 +79,7 @@ class _GRULayer(torch.autograd.Function):
     def backward(ctx, d_out):
         x_c, hs, gates, hn, w_ih_c, w_hh = ctx.saved_tensors
         T, B, H = d_out.shape
-        I, dtype, mm_dtype = x_c.shape[1], hs.dtype, x_c.dtype
+        I, dtype, mm_dtype = x_c.shape[1], hs.dtype, x_c.dtype  # noqa: E741 - the input size
         with torch.autocast("cpu", enabled=False):
             k_h, a_n = _gate_factors(hs[:-1], gates, hn)  # (T, B, 3H), (T, B, H)
             d_hs, d_g = _backward_in_time(d_out, k_h, gates[..., H: 2 * H], w_hh)  # (T+1, B, H), (T, B, 3H)

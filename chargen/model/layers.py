@@ -8,6 +8,8 @@ speed and in what they let a person see.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -41,7 +43,9 @@ class FusedGRULayers:
     def __call__(self, x: torch.Tensor, hidden: Hidden | None, training: bool) -> tuple[torch.Tensor, Hidden]:
         if not torch.is_grad_enabled():
             return self.rnn(x, hidden)
-        return fused_gru(x, hidden, gru_weights(self.rnn), self.rnn.dropout, training)
+        # A GRU's state is one tensor, and __init__ took GRU layers only.
+        return fused_gru(x, cast(torch.Tensor | None, hidden), gru_weights(cast(nn.GRU, self.rnn)),
+                         self.rnn.dropout, training)
 
 
 class PerLayerLSTM:
@@ -96,8 +100,10 @@ class ReferenceLayers:
         return torch.stack(t.outputs, dim=1), t.hidden  # (B, T, H)
 
 
-RUNNERS = {"torch": TorchLayers, "fused_gru": FusedGRULayers, "per_layer": PerLayerLSTM,
-           "reference": ReferenceLayers}
+# Each runner is built from the model's nn.RNN and its cell name, then called as runner(x, hidden, training).
+Runner = Callable[[torch.Tensor, Hidden | None, bool], tuple[torch.Tensor, Hidden]]
+RUNNERS: dict[str, Callable[[nn.RNNBase, str], Runner]] = {
+    "torch": TorchLayers, "fused_gru": FusedGRULayers, "per_layer": PerLayerLSTM, "reference": ReferenceLayers}
 
 
 def choose_layers(cell: str, num_layers: int, device: torch.device | str, training: bool) -> str:

@@ -66,9 +66,10 @@ class Trace:
     gates: dict[str, torch.Tensor]
 
 
-def layer_weights(rnn: nn.RNNBase, k: int) -> tuple[torch.Tensor, ...]:
+def layer_weights(rnn: nn.RNNBase, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Layer k's (w_ih, w_hh, b_ih, b_hh) of a stacked nn.RNN/LSTM/GRU: the very parameters."""
-    return tuple(getattr(rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    w_ih, w_hh, b_ih, b_hh = (getattr(rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    return w_ih, w_hh, b_ih, b_hh
 
 
 def initial_state(cell: str, hidden: Hidden | None, num_layers: int, batch: int, hidden_size: int,
@@ -85,7 +86,8 @@ def initial_state(cell: str, hidden: Hidden | None, num_layers: int, batch: int,
 def run_layer(cell: str, inputs: list[torch.Tensor], state, weights: tuple[torch.Tensor, ...]) -> tuple[list, dict]:
     """One layer run step by step over `inputs` (T tensors (B, I)) from `state`: its state after each
     step (T of them: h (B, H), or (h, c) for an LSTM) and each gate's values (name -> T tensors (B, H))."""
-    fn, states, gates = CELL_FNS[cell], [], {name: [] for name in GATE_NAMES[cell]}
+    fn, states = CELL_FNS[cell], []
+    gates: dict[str, list[torch.Tensor]] = {name: [] for name in GATE_NAMES[cell]}
     for x_t in inputs:
         state, g = fn(x_t, state, *weights)
         states.append(state)
@@ -104,6 +106,7 @@ def trace(rnn: nn.RNNBase, cell: str, x: torch.Tensor, hidden: Hidden | None = N
     B, T, _ = x.shape
     inputs = list(x.unbind(1))  # T x (B, E)
     states = initial_state(cell, hidden, rnn.num_layers, B, rnn.hidden_size, inputs[0])
+    gates: dict[str, list[torch.Tensor]]
     final, gates = [], {name: [] for name in names}
     for k, state in enumerate(states):
         steps, layer_gates = run_layer(cell, inputs, state, layer_weights(rnn, k))

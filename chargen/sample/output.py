@@ -8,7 +8,8 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import BinaryIO, Iterator, TextIO
+from typing import BinaryIO, TextIO
+from collections.abc import Iterator
 
 import torch
 

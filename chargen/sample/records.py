@@ -75,6 +75,7 @@ def sample_records(model: CharRNN, vocab: Vocab, cfg: SampleConfig, device: torc
                            "sample it without records options, or train with --records")
     sampler = Sampler(model, vocab, cfg, device)
     end_id = vocab.chars.index(RECORD_END)
+    kept: list[str]
     want, kept, ended, seen = cfg.num_samples, [], [], set()
     drawn = known = repeats = 0
     for _ in range(max_rounds if exclude is not None else 1):

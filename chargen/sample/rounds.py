@@ -17,7 +17,8 @@ code rounds differently in the last bit, so where two characters nearly tie it m
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -118,7 +119,7 @@ class Chunk:
             if self.graph is None:
                 self._capture()
                 r.cells.load(state)  # the warm-up and the capture ran the rounds: start again
-            self.graph.replay()
+            cast(torch.cuda.CUDAGraph, self.graph).replay()  # captured just above if it was not
         else:
             self._call()
         return r.ids.to("cpu", copy=True), r.cells.state()  # a copy: the next run overwrites the ids

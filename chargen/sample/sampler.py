@@ -6,7 +6,8 @@ Text is yielded as it is made; writing it anywhere is the caller's job.
 from __future__ import annotations
 
 import functools
-from typing import Iterator, TypeVar
+from collections.abc import Iterator
+from typing import TypeVar
 
 import torch
 
@@ -74,7 +75,7 @@ class Sampler:
 
     def reset(self) -> None:
         """Forget everything fed or drawn: the next draw starts from a zero state."""
-        self.state = None
+        self.state: object = None  # FastStep's state once something is fed
 
     def feed(self, text: str) -> None:
         """Warm the state on `text` (characters the model never saw read as its unknown symbol,
@@ -84,7 +85,10 @@ class Sampler:
         with torch.inference_mode():
             if self.state is None:  # all streams start alike: run the text once and copy the state
                 _, hidden = self.model(ids[None])  # (1, P, V)
-                expand = lambda h: h.expand(-1, n, -1).contiguous()  # (L, 1, H) -> (L, N, H)
+
+                def expand(h):
+                    return h.expand(-1, n, -1).contiguous()  # (L, 1, H) -> (L, N, H)
+
                 hidden = tuple(map(expand, hidden)) if isinstance(hidden, tuple) else expand(hidden)
             else:
                 _, hidden = self.model(ids.expand(n, -1), self.state)  # (N, P, V)

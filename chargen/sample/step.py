@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from contextlib import contextmanager, nullcontext
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -64,7 +65,7 @@ class Cells:
         if self.step.cell == "lstm":  # gates: input, forget, cell, output
             g, sg, cell, tc = new(self.n, 4 * H), new(self.n, 4 * H), new(self.n, H), new(self.n, H)
             return (x, s, g, g[:, 2 * H: 3 * H], sg, sg[:, :H], sg[:, H: 2 * H], sg[:, 3 * H:], cell, tc,
-                    self.cs[k], h)
+                    cast(Tensor, self.cs)[k], h)
         return x, s, h
 
     def load(self, state) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..data.cache import Corpus as CorpusPaths
 from ..errors import ChargenError
 from ..model.charrnn import CELLS, ModelConfig
 from ..sample.sampler import SampleConfig, sample_texts
@@ -44,7 +45,7 @@ def parse_cells(cells: list[str]) -> list[str]:
     return list(cells)
 
 
-def compare_cells(corpus_path: str | Path, cells: list[str], base_model: ModelConfig, config: TrainConfig,
+def compare_cells(corpus_path: CorpusPaths, cells: list[str], base_model: ModelConfig, config: TrainConfig,
                   out_root: Path, sample_length: int = 200, progress: bool | None = False) -> list[CellResult]:
     """Train each cell in order into `out_root/<cell>` with the same corpus, sizes, seed and budget,
     then draw one sample from its best.pt. Results come back in the order of `cells`.
@@ -65,7 +66,7 @@ def compare_cells(corpus_path: str | Path, cells: list[str], base_model: ModelCo
                               progress) for cell in cells]
 
 
-def _train_and_sample(corpus_path: str | Path, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
+def _train_and_sample(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
                       sample_cfg: SampleConfig, progress: bool | None) -> CellResult:
     result = train(corpus_path, model_config, config, out=run_dir, progress=progress)
     model, vocab, _ = load_model(result.run_dir / "best.pt")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +65,7 @@ def _norms(grads) -> list[float]:
     return [0.0 if g is None else g.double().norm().item() for g in grads]
 
 
-def gradient_flow(model: CharRNN, ids: torch.Tensor, max_lag: int, device: str = "cpu") -> list[float]:
+def gradient_flow(model: CharRNN, ids: torch.Tensor, max_lag: int, device: str | torch.device = "cpu") -> list[float]:
     """Norms of d loss / d h_{t-k} for k = 0..max_lag (index k of the list).
 
     The model reads ids[:-1] from a zero state; the loss is the cross-entropy of predicting
@@ -80,7 +81,7 @@ def gradient_flow(model: CharRNN, ids: torch.Tensor, max_lag: int, device: str =
 
 
 def clipping_effect(model: CharRNN, ids: torch.Tensor, max_lag: int, max_norm: float,
-                    device: str = "cpu") -> dict:
+                    device: str | torch.device = "cpu") -> dict:
     """What gradient-norm clipping at `max_norm` does to the gradient of the same loss.
 
     On a copy of the model: backward into every parameter's .grad, then
@@ -98,9 +99,10 @@ def clipping_effect(model: CharRNN, ids: torch.Tensor, max_lag: int, max_norm: f
     loss, lagged = _loss_and_lagged(model, ids, max_lag)
     loss.backward(retain_graph=True)  # keep the graph for the rescaled pass below
     params = [p for p in model.parameters() if p.grad is not None]
-    before = torch.cat([p.grad.detach().double().flatten() for p in params])  # (P,)
+    grads = [cast(torch.Tensor, p.grad) for p in params]  # the same tensors clipping scales in place
+    before = torch.cat([g.detach().double().flatten() for g in grads])  # (P,)
     total = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    after = torch.cat([p.grad.detach().double().flatten() for p in params])  # (P,)
+    after = torch.cat([g.detach().double().flatten() for g in grads])  # (P,)
     b, a = before.norm().item(), after.norm().item()
     scale = a / b if b > 0 else 1.0
     cosine = (before @ after).item() / (a * b) if a * b > 0 else math.nan
@@ -110,7 +112,7 @@ def clipping_effect(model: CharRNN, ids: torch.Tensor, max_lag: int, max_norm: f
 
 
 def gradient_flow_report(model: CharRNN, ids: torch.Tensor, max_lag: int, threshold: float = 1e-3,
-                         device: str = "cpu", max_norm: float | None = None,
+                         device: str | torch.device = "cpu", max_norm: float | None = None,
                          recurrent_scale: float = 1.0) -> dict:
     """gradient_flow as a plain dict for a table, a plot or JSON.
 

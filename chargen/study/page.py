@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from typing import Any, cast
 import os
 import tempfile
 from pathlib import Path
@@ -92,8 +93,9 @@ def label(m: Match, feature: str | None = None) -> str:
 def page_units(features: list[FeatureMatch], chosen: Match | None = None) -> list[tuple[str, Match]]:
     """Units for the picker, first one shown: `chosen` if given, then the best unit of each usable
     feature (strongest |r| first), then the runners-up; a unit appears once."""
-    usable = sorted((f for f in features if f.usable), key=lambda f: -abs(f.best.r))
-    ranked = [(f.name, f.best) for f in usable] + [(f.name, m) for f in usable for m in f.matches[1:]]
+    usable = sorted((f for f in features if f.usable), key=lambda f: -abs(cast(Match, f.best).r))
+    ranked = [(f.name, cast(Match, f.best)) for f in usable] + [(f.name, m) for f in usable for m in f.matches[1:]]
+    out: list[tuple[str, Match]]
     out, seen = ([(label(chosen), chosen)], {(chosen.state, chosen.layer, chosen.unit)}) if chosen else ([], set())
     for name, m in ranked:
         if (m.state, m.layer, m.unit) not in seen:
@@ -105,12 +107,14 @@ def page_units(features: list[FeatureMatch], chosen: Match | None = None) -> lis
 def _text_spans(text: str, first: str) -> str:
     parts = []
     for ch, lv in zip(text, first):
-        parts.append(f"<span class={lv}>\u21b5</span>\n" if ch == "\n" else f"<span class={lv}>{html.escape(ch)}</span>")
+        parts.append(f"<span class={lv}>\u21b5</span>\n" if ch == "\n"
+                     else f"<span class={lv}>{html.escape(ch)}</span>")
     return "".join(parts)
 
 
 def _level_css() -> str:
-    return "".join(f"#text .{c},#legend .{c}{{background:{colour(i / 10 - 1)}{';color:#fff' if abs(i - 10) > 6 else ''}}}"
+    return "".join(f"#text .{c},#legend .{c}"
+                   f"{{background:{colour(i / 10 - 1)}{';color:#fff' if abs(i - 10) > 6 else ''}}}"
                    for i, c in enumerate(LEVELS)) + "\n"
 
 
@@ -124,7 +128,8 @@ def _feature_table(features: list[FeatureMatch], min_support: int, min_runs: int
                         f"in {min_runs} stretches</td></tr>")
             continue
         others = ", ".join(f"{label(m)} ({m.r:+.2f})" for m in f.matches[1:])
-        rows.append(f"<tr>{head}<td>{label(f.best)}</td><td>{f.best.r:+.3f}</td><td class=left>{others}</td></tr>")
+        best = cast(Match, f.best)  # a usable feature has one
+        rows.append(f"<tr>{head}<td>{label(best)}</td><td>{best.r:+.3f}</td><td class=left>{others}</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
 
 
@@ -143,12 +148,12 @@ def _saturation_table(saturation: list[Saturation]) -> str:
 
 
 def render_page(acts: Activations, features: list[FeatureMatch], saturation: list[Saturation],
-                units: list[tuple[str, Match]], meta: dict[str, str], min_support: int = MIN_SUPPORT,
+                units: list[tuple[str, Match]], meta: dict[str, object], min_support: int = MIN_SUPPORT,
                 min_runs: int = MIN_RUNS) -> str:
     """The whole page as one string; `units[0]` is the unit the text is coloured by at first."""
     if not units:
         raise ChargenError("no unit to show on the page", "pass --unit N or a longer --text")
-    data = []
+    data: list[dict[str, Any]] = []
     for name, m in units:
         values, scale = scaled(acts.unit(m.state, m.layer, m.unit))
         data.append({"label": name, "scale": scale if math.isfinite(scale) else 0.0, "levels": levels(values)})

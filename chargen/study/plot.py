@@ -2,7 +2,7 @@
 
 It reads what train() logged or what gradflow measured, and never touches checkpoints or models.
 `*_figure` functions build a matplotlib Figure (inspectable, nothing written); `save_png` writes one.
-matplotlib is a dependency of chargen, imported only when a figure is built so `import chargen` stays light.
+matplotlib (the `plot` extra) is imported only when a figure is built, so `import chargen` stays light.
 """
 from __future__ import annotations
 

@@ -63,8 +63,8 @@ def record(model: CharRNN, vocab: Vocab, text: str) -> Activations:
         raise ChargenError("no text to read", "pass a --text with characters the model knows")
     cell, names = model.config.cell, GATE_NAMES[model.config.cell]
     inputs = list(model.embedding(vocab.encode(text).unsqueeze(0)).unbind(1))  # T x (1, E)
-    states = {"h": [], "c": []}
-    gates = {name: [] for name in names}
+    states: dict[str, list[torch.Tensor]] = {"h": [], "c": []}
+    gates: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     final = []
     cfg = model.config
     for k, state in enumerate(initial_state(cell, None, cfg.num_layers, 1, cfg.hidden_size, inputs[0])):
@@ -77,6 +77,7 @@ def record(model: CharRNN, vocab: Vocab, text: str) -> Activations:
             gates[name].append(torch.cat(layer_gates[name]))  # (T, H)
         final.append(steps[-1])
         inputs = hs
+    hidden: Hidden
     if cell == "lstm":
         hidden = torch.stack([h for h, _ in final]), torch.stack([c for _, c in final])  # (L, 1, H) each
     else:
@@ -182,7 +183,7 @@ def find_units(acts: Activations, top_k: int = 3, min_support: int = MIN_SUPPORT
     """For each feature (default FEATURES) the `top_k` units of every state and layer with the
     largest |Pearson r|, or none when fewer than `min_support` characters in `min_runs` stretches
     show it: a correlation with one quoted phrase would measure that phrase, not quoting."""
-    keys = [(s, layer) for s, arr in acts.states.items() for layer in range(arr.shape[0])]
+    keys: list[tuple[str, int]] = [(s, layer) for s, arr in acts.states.items() for layer in range(arr.shape[0])]
     columns = np.concatenate([acts.states[s][layer] for s, layer in keys], axis=1)  # (T, N)
     H = acts.states["h"].shape[2]
     results = []
@@ -193,7 +194,7 @@ def find_units(acts: Activations, top_k: int = 3, min_support: int = MIN_SUPPORT
         if support >= min_support and runs >= min_runs:
             r = correlations(columns, values)  # (N,)
             order = np.argsort(-np.abs(r), kind="stable")[:top_k]
-            matches = tuple(Match(*keys[i // H], int(i % H), float(r[i])) for i in order)
+            matches = tuple(Match(keys[i // H][0], keys[i // H][1], int(i % H), float(r[i])) for i in order)
         results.append(FeatureMatch(name, (fn.__doc__ or "").strip(), support, runs, matches))
     return results
 

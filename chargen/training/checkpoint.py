@@ -15,7 +15,7 @@ import reprlib
 import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import torch
 
@@ -36,7 +36,8 @@ PER_CHARACTER = ("embedding.weight", "head.weight", "head.bias")  # the weights 
 # The run's figures and the type each must have: checked on reading, so a card, a table or a resume never
 # formats a tampered value. best_val_loss may be infinite (never measured); the others are finite and non-negative
 # (integers within 64 bits).
-SCALARS = {"step": int, "epoch": int, "window": int, "evals_since_best": int, "corpus_chars": int,
+SCALARS: dict[str, type | tuple[type, ...]] = {
+           "step": int, "epoch": int, "window": int, "evals_since_best": int, "corpus_chars": int,
            "elapsed": (int, float), "best_val_loss": (int, float), "corpus": str}
 # A format 1 model's new unknown symbol gets the smallest bias minus this: e^-10 of the rarest character's
 # weight, so the known characters' probabilities (and a validation loss) move by less than 1e-4 of themselves.
@@ -80,6 +81,8 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
 class _Remembering:
     """A file that keeps the OSError of its failed write, which torch.save turns into a RuntimeError."""
 
+    error: OSError | None
+
     def __init__(self, f) -> None:
         self.f, self.error = f, None
 
@@ -98,7 +101,7 @@ def _save(state: dict[str, Any], f) -> None:
     """torch.save into `f`; a full disk raises the OSError it met, not torch's RuntimeError."""
     out = _Remembering(f)
     try:
-        torch.save(state, out)
+        torch.save(state, cast(BinaryIO, out))  # it writes and flushes, all torch.save calls
     except RuntimeError:
         if out.error is None:
             raise
@@ -134,7 +137,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             raise ChargenError(f"{path} is not a valid chargen checkpoint: it is not a PyTorch file or "
                                "its contents are damaged", _other_checkpoint(path)) from None
         raise ChargenError(f"{path} is not a valid chargen checkpoint: it asks to load {found.group(1)}, "
-                           "which could run code, so it was refused", "only load checkpoints written by chargen") from None
+                           "which could run code, so it was refused",
+                           "only load checkpoints written by chargen") from None
     except Exception as e:  # noqa: BLE001 - untrusted bytes can fail inside torch in many ways
         raise ChargenError(f"{path} is not a valid chargen checkpoint: it is truncated, damaged or not a "
                            f"PyTorch file ({type(e).__name__}: {_first_line(e)})",
@@ -210,7 +214,7 @@ def _add_unknown(state: dict[str, Any], vocab: Vocab, config: ModelConfig) -> tu
     new = vocab.with_unknown()
     if len(new) == len(vocab):  # U+FFFD was already a character: it becomes the symbol, nothing moves
         return new, config, state
-    i, v = new.unk_id, len(vocab)
+    i, v = cast(int, new.unk_id), len(vocab)  # the vocabulary just made holds the symbol
     model = dict(state["model"]) if isinstance(state["model"], dict) else state["model"]
     if isinstance(model, dict):
         rows = {"embedding.weight": lambda t: t.mean(0), "head.weight": lambda t: torch.zeros_like(t[0]),

@@ -61,7 +61,7 @@ class TrainConfig:
     init: str = ""  # start from this model (a path, or a shipped model's name: training/init.py); "" = random weights
 
     def __post_init__(self) -> None:
-        checks = [
+        checks: list[tuple[str, float, float]] = [
             ("batch_size", 1, 1 << 20), ("seq_len", 1, 1 << 20), ("warmup_steps", 0, 1 << 40),
             ("max_steps", 0, 1 << 40), ("patience", 0, 1 << 40), ("eval_every", 1, 1 << 40),
             ("save_every", 1, 1 << 40), ("seed", 0, 2**63 - 1),

@@ -2,6 +2,8 @@
 corpus read from its one text file. Which data a run trains on is decided here, not in the loop."""
 from __future__ import annotations
 
+from typing import Any
+
 from ..data import Corpus, RecordCorpus, Sources, load_corpus, load_records
 from ..data.cache import Corpus as CorpusPaths
 from ..data.cache import work_bytes
@@ -21,7 +23,7 @@ def load_for_run(corpus_path: CorpusPaths, config: TrainConfig, world: World,
                             config.min_char_count,
                             config.max_record_chars)
     corpus = None
-    split = dict(min_char_count=config.min_char_count, vocab=config.vocab, val_files=config.val_files)
+    split: dict[str, Any] = dict(min_char_count=config.min_char_count, vocab=config.vocab, val_files=config.val_files)
     if world.local_rank == 0:
         sources = Sources.of(corpus_path)
         with PrepareBar(sources.name, progress if world.is_main else False,

@@ -31,7 +31,8 @@ MAX_DEPTH = 4  # config -> training -> train_config -> include -> a pattern
 MAX_TEXT = 4096  # characters in one string (a name, a setting)
 MAX_ITEMS = 0x110001  # entries in one list or object: the vocabulary holds at most every code point
 NUMBER = ((int, float), "a non-negative number")
-TRAINING = {"corpus": (str, "a string"), "corpus_chars": (int, "a non-negative integer"),
+TRAINING: dict[str, tuple[Any, str]] = {  # the type(s) isinstance takes, and in words
+            "corpus": (str, "a string"), "corpus_chars": (int, "a non-negative integer"),
             "step": (int, "a non-negative integer"), "seconds": NUMBER, "best_val_loss": NUMBER, "best_val_bpc": NUMBER,
             "train_config": (dict, "an object")}  # config.json's training summary: each may also be null
 

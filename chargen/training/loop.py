@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -167,9 +168,9 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
                 model_config = replace(model_config, dropout=choice.dropout)
             trainer = _make_trainer(corpus, model_config, config, run_dir, device, world)
             if start is not None:
-                trainer.start_from(start.weights, [start.base, *base[1].lineage])
+                trainer.start_from(start.weights, [start.base, *cast(tuple[Path, Checkpoint], base)[1].lineage])
             if ckpt is not None:
-                _restore(trainer, ckpt, source, new_budget=more_time is not None or max_steps is not None)
+                _restore(trainer, ckpt, cast(Path, source), new_budget=more_time is not None or max_steps is not None)
             with Board(run_dir, config.tensorboard and world.is_main, trainer.state.step) as board:
                 result = _run(trainer, progress if world.is_main else False, time.perf_counter() - t0, board,
                               on_eval if world.is_main else None, resumed=ckpt is not None)
@@ -205,7 +206,8 @@ def _start_note(start: Start) -> str:
 
 def _resume_configs(run_dir: Path, config: TrainConfig, more_time: float | None,
                     max_steps: int | None) -> tuple[Path, Checkpoint, ModelConfig, TrainConfig]:
-    """The run's newest checkpoint (its path and contents) and its own configs, but for where it runs, what it shows, and any new budget."""
+    """The run's newest checkpoint (its path and contents) and its own configs, but for where it runs,
+    what it shows, and any new budget."""
     path = resume_checkpoint(run_dir)
     ckpt = Checkpoint.read(path)
     if ckpt.train_config is None or ckpt.optimizer is None or ckpt.rng is None:
@@ -244,7 +246,7 @@ def _choose_dropout(corpus: Corpus | RecordCorpus, model_config: ModelConfig, co
     return choose_dropout(config, train_chars, from_main(world, speed, device))  # one verdict on all ranks
 
 
-def _make_trainer(corpus: Corpus, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
+def _make_trainer(corpus: Corpus | RecordCorpus, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
                   device, world: World) -> Trainer:
     try:
         return Trainer(corpus, model_config, config, run_dir, device, world)
@@ -325,8 +327,9 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
             if trainer.bad_steps >= MAX_BAD_STEPS:
                 trainer.save("last.pt")
                 raise ChargenError(f"the loss was not finite for {MAX_BAD_STEPS} steps in a row at step {s.step}, "
-                                   f"down to 1/{2 ** (MAX_BAD_STEPS - 1)} of the learning rate; the last finite weights "
-                                   f"are in {trainer.run_dir / 'last.pt'}", "lower --lr or --grad-clip")
+                                   f"down to 1/{2 ** (MAX_BAD_STEPS - 1)} of the learning rate; "
+                                   f"the last finite weights are in {trainer.run_dir / 'last.pt'}",
+                                   "lower --lr or --grad-clip")
             s.elapsed = from_main(trainer.world, time.perf_counter() - start, trainer.device)  # one clock for all ranks
             if s.step % cfg.eval_every == 0:
                 evaluate()

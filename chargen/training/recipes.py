@@ -70,6 +70,7 @@ def planned_passes(train: TrainConfig, train_chars: int, chars_per_s: float | No
     """Passes over `train_chars` characters of training text that the budget allows. With a step
     limit, its characters (`max_steps x batch_size x seq_len`), which no machine changes; with a
     time limit alone, the time at `chars_per_s`, the speed measured on this machine."""
+    budget: float  # characters
     if train.max_steps:
         budget = train.max_steps * train.batch_size * train.seq_len
     elif chars_per_s is None:

@@ -9,6 +9,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -90,12 +91,14 @@ class Trainer:
         layers = "reference" if model_config.impl == "reference" else choose_layers(
             model_config.cell, model_config.num_layers, device, training=True)
         self.model = CharRNN(model_config, layers).to(device)
-        self.net = self.model
+        self.net: torch.nn.Module = self.model
         if world.distributed:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[device] if device.type == "cuda" else None)
         # The kind of data is chosen here, once: a stream carries its state from window to window,
         # a record starts from zeros; train_step calls what was chosen and never asks which.
+        # StreamBatcher or RecordBatcher: only the methods chosen with it call it.
+        self.batcher: Any
         if isinstance(corpus, RecordCorpus):
             self.batcher = RecordBatcher(corpus.train, config.batch_size * config.seq_len, config.seed, device)
             self.next_batch, self.keep_state, self.score_val = self._record_batch, self._drop_state, self._val_records
@@ -153,13 +156,14 @@ class Trainer:
         """Continue exactly where `ckpt` (a last.pt of this run) stopped."""
         self.model.load_state_dict(ckpt.model)
         self.lineage = ckpt.lineage
-        self.optimizer.load_state_dict(ckpt.optimizer)
+        self.optimizer.load_state_dict(cast(dict, ckpt.optimizer))  # a last.pt holds the optimizer and the RNG
         if self.scaler.is_enabled() and ckpt.scaler:
             self.scaler.load_state_dict(ckpt.scaler)
-        torch.set_rng_state(ckpt.rng["cpu"])
-        if self.device.type == "cuda" and "cuda" in ckpt.rng:
-            torch.cuda.set_rng_state(ckpt.rng["cuda"], self.device)
-        hidden = ckpt.hidden
+        rng = cast(dict, ckpt.rng)
+        torch.set_rng_state(rng["cpu"])
+        if self.device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        hidden: Any = ckpt.hidden  # a list of tensors, then the model's Hidden
         if hidden and not self.world.distributed:
             hidden = [h.to(self.device) for h in hidden]
             hidden = tuple(hidden) if self.model.config.cell == "lstm" else hidden[0]
@@ -247,11 +251,11 @@ class Trainer:
         return self.state.step - len(self.unread)
 
     def _val_stream(self) -> EvalResult | None:
-        ids = self.corpus.val_ids
+        ids = cast(Corpus, self.corpus).val_ids
         return evaluate_carried(self.model, ids, self.device) if len(ids) > 1 else None
 
     def _val_records(self) -> EvalResult | None:
-        val = self.corpus.val
+        val = cast(RecordCorpus, self.corpus).val
         return evaluate_records(self.model, val, self.device) if val.count else None
 
     def evaluate(self, chars_per_s: float) -> dict:
@@ -263,7 +267,7 @@ class Trainer:
         val = self.score_val()
         if val is not None and self.world.distributed:  # rank 0's figure decides patience everywhere
             val = EvalResult(from_main(self.world, val.loss, self.device), val.chars)
-        record = {"step": s.step, "epoch": s.epoch, "elapsed": round(s.elapsed, 2),
+        record: dict[str, Any] = {"step": s.step, "epoch": s.epoch, "elapsed": round(s.elapsed, 2),
                   "lr": self.lr, "train_loss": train_loss, "grad_norm": grad_norm,
                   "val_loss": val.loss if val else None, "val_bpc": val.bpc if val else None,
                   "chars_per_s": round(chars_per_s)}
@@ -275,7 +279,7 @@ class Trainer:
         # The state changes only now: a Ctrl-C above leaves it as it was, to evaluate again on resume.
         before = s.best_val_loss, s.evals_since_best
         if improved:
-            s.best_val_loss, s.evals_since_best = val.loss, 0
+            s.best_val_loss, s.evals_since_best = cast(EvalResult, val).loss, 0
         elif val is not None:  # without a validation set there is nothing to be patient about
             s.evals_since_best += 1
         self.history.append(record)

@@ -48,7 +48,8 @@ def poem_file(tmp_path) -> Path:
 
 def test_json_report(trained_run, poem_file, tmp_path):
     """--json: stdout is one JSON object; characters the model never learned are kept and read as its
-    unknown symbol after one warning line naming them (the report lists them too); features come in FEATURES order with r in [-1, 1]; 2 layers x 3 LSTM gates of saturation; the page exists."""
+    unknown symbol after one warning line naming them (the report lists them too); features come in FEATURES
+    order with r in [-1, 1]; 2 layers x 3 LSTM gates of saturation; the page exists."""
     page = tmp_path / "p.html"
     result = invoke("cells", trained_run.best, "--text", poem_file, "--json", "--out", page)
     assert result.exit_code == 0, result.stderr

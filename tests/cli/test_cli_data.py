@@ -279,8 +279,8 @@ def test_a_binary_file_in_a_folder_is_named_with_an_exclude_hint(tmp_path):
     (docs / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
     line = one_error_line(invoke("train", docs, *TINY, "--out", tmp_path / "run"))
     assert line == (f"error: {docs / 'pic.png'} is a binary file, not text (it holds a NUL byte in its first "
-                    "8 KB) (hint: leave it out with --exclude pic.png (every *.png file: --exclude '*.png'), or train on bytes "
-                    "with --vocab bytes)")
+                    "8 KB) (hint: leave it out with --exclude pic.png (every *.png file: --exclude '*.png'), "
+                    "or train on bytes with --vocab bytes)")
     assert invoke("train", docs, "--exclude", "*.png", *TINY, "--out", tmp_path / "run", "--json").exit_code == 0
 
 

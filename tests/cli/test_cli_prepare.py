@@ -21,7 +21,8 @@ def test_prepare_json_then_train_hits_the_cache(tmp_path, monkeypatch):
     assert first.exit_code == 0, first.output
     summary = json.loads(first.stdout)
     assert summary["bytes"] == len(text.encode("utf-8")) and summary["characters"] == len(text)
-    assert (summary["vocab_size"], summary["rare_characters"], summary["unknown_symbol"]) == (len(set(text)) + 1, 0, UNKNOWN)
+    assert (summary["vocab_size"], summary["rare_characters"], summary["unknown_symbol"]) == \
+        (len(set(text)) + 1, 0, UNKNOWN)
     assert summary["dtype"] == "uint8" and summary["cache_hit"] is False
     assert summary["cache"].startswith(str(tmp_path / "cache"))
     again = json.loads(runner.invoke(app, ["prepare", str(path), "--json"]).stdout)

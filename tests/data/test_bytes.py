@@ -72,7 +72,7 @@ def test_a_character_split_across_steps_comes_out_whole():
     """Guards against decoding each drawn byte on its own (which turns every multi-byte character into
     U+FFFD): the text of ids fed one at a time is the text of all of them at once, each character
     appearing with its last byte; a sequence that is not UTF-8, or one cut by the end, is U+FFFD."""
-    data = "aé😀한\n".encode() + b"\xff" + "z".encode() + b"\xe2\x82"
+    data = "aé😀한\n".encode() + b"\xff" + b"z" + b"\xe2\x82"
     pieces = list(text_pieces(BYTES, iter(data)))
     assert pieces == ["a", "é", "😀", "한", "\n", UNKNOWN, "z", UNKNOWN]
     assert "".join(pieces) == data.decode("utf-8", "replace") == BYTES.decode(list(data))

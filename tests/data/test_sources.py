@@ -256,7 +256,7 @@ def test_load_corpus_splits_a_folder_by_files(tmp_path):
     root = tree(tmp_path / "corpus", {f"{i}.txt": f"text number {i}\n" * 3 for i in range(4)})
     corpus = load_corpus(root, val_frac=0.25, cache=tmp_path / "c", val_files=0)
     assert corpus.vocab.decode(corpus.val_ids) == "text number 3\n" * 3 + FS
-    assert corpus.vocab.decode(corpus.train_ids) == "".join("text number %d\n" % i * 3 + FS for i in range(3))
+    assert corpus.vocab.decode(corpus.train_ids) == "".join(f"text number {i}\n" * 3 + FS for i in range(3))
     two = load_corpus(root, val_frac=0.25, cache=tmp_path / "c", val_files=2)
     assert len(two.val_ids) == 2 * (len("text number 3\n") * 3 + 1) and two.val_ids.dtype == torch.int64
     with pytest.raises(ChargenError, match="--val-files 2 splits a corpus of several files"):

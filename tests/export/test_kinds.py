@@ -69,6 +69,7 @@ def test_a_bytes_folder_and_card_say_bytes_and_hold_only_text(bytes_run, tmp_pat
     assert vocab.kind == "bytes" and vocab == load_model(bytes_run)[1]
 
 
+@pytest.mark.slow  # two ONNX exports: about 20 s on a busy 2-core CPU
 def test_onnx_metadata_says_the_vocabulary_kind_and_the_record_end(records_run, bytes_run, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     for run, kind, records in ((records_run, "chars", True), (bytes_run, "bytes", False)):

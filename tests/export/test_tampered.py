@@ -162,7 +162,8 @@ def test_sample_with_stdout_closed_is_one_line(folder):
     proc = subprocess.run(["sh", "-c", 'exec "$0" "$@" >&-', sys.executable, "-m", "chargen", "sample", str(folder),
                            "--length", "3"], stderr=subprocess.PIPE, text=True, timeout=120, env=env, check=False)
     assert proc.returncode == 1
-    assert proc.stderr == "error: stdout is closed, and the text goes there (hint: redirect it instead, e.g. > sample.txt)\n"
+    assert proc.stderr == ("error: stdout is closed, and the text goes there "
+                           "(hint: redirect it instead, e.g. > sample.txt)\n")
 
 
 @pytest.mark.parametrize("key, value, shown", [

@@ -244,7 +244,8 @@ def test_spec_holds_the_weights_exactly_and_the_page_escapes_text(pages, tmp_pat
         offset, size = spec["tensors"][name]
         assert np.array_equal(blob[offset: offset + size], tensor.numpy().ravel())
     assert blob.size == model.num_parameters()
-    assert spec["chars"] == list(vocab.chars) and spec["unk"] == vocab.unk_id and spec["start"] == vocab.chars.index("\n")
+    assert spec["chars"] == list(vocab.chars) and spec["unk"] == vocab.unk_id
+    assert spec["start"] == vocab.chars.index("\n")
     write_page(model, vocab, tmp_path / "p.html", "</title><script>alert(1)</script>", {"a<b": "</dd></dl>"})
     page = (tmp_path / "p.html").read_text(encoding="utf-8")
     assert "<script>alert" not in page and "</dd></dl>" not in page

@@ -71,7 +71,7 @@ def test_reference_gradients_match_torch(cell, layers):
     want = grads(model(x)[0])
     got = grads(run_reference(model, x)[0])
     for p, g, w in zip(params, got, want):
-        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5, msg=lambda m: f"{tuple(p.shape)}: {m}")
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5, msg=lambda m, p=p: f"{tuple(p.shape)}: {m}")
 
 
 @pytest.mark.parametrize("cell,layers", CASES)

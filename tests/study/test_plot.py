@@ -193,7 +193,8 @@ def test_gradflow_figure_plots_relative_and_absolute_norms():
     assert a["gru 2x6 (0 from k=0: underflow)"][0] == []
     assert rel.get_yscale() == ab.get_yscale() == "log"
     assert rel.get_xlabel() == ab.get_xlabel() == "lag k (steps back)"
-    assert (rel.get_title(), ab.get_title()) == ("relative to lag 0", "absolute: before (solid) and after clipping (dashed)")
+    assert (rel.get_title(), ab.get_title()) == ("relative to lag 0",
+                                                 "absolute: before (solid) and after clipping (dashed)")
     assert _legend(ab) == list(a)
     assert "Gradient flow, test" in [t.get_text() for t in fig.findobj(Text)]
 

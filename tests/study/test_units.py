@@ -179,7 +179,8 @@ def test_rare_or_missing_features_are_absent_not_bogus():
     text = "a plain line\n" * 10 + '"a quoted stretch, 35 characters in"' + "\nmore\n" * 5
     found = {f.name: f for f in find_units(planted(text, rng), min_support=20, min_runs=2)}
     quotes, brackets = found["in_quotes"], found["bracket_depth"]
-    assert (quotes.support, quotes.runs, quotes.usable, quotes.best) == (35, 1, False, None)  # the closing quote is outside
+    # The closing quote is outside.
+    assert (quotes.support, quotes.runs, quotes.usable, quotes.best) == (35, 1, False, None)
     assert (brackets.support, brackets.runs, brackets.matches) == (0, 0, ())
     assert found["line_position"].usable
 

@@ -1,4 +1,5 @@
-"""checkpoint.py: the schema, atomic saves, safe loads, older formats, and a distinct error for each kind of bad file."""
+"""checkpoint.py: the schema, atomic saves, safe loads, older formats, and a distinct error for each kind of
+bad file."""
 from __future__ import annotations
 
 import errno

@@ -232,7 +232,8 @@ def test_conflicting_flags_are_refused(base, new_corpus, tmp_path, extra, needle
 
 
 def test_matching_shape_flags_are_accepted(base, new_corpus, tmp_path):
-    result = invoke("train", new_corpus, "--init", base, "--cell", "gru", "--hidden-size", 12, "--max-steps", 2, "--batch-size", 4, "--seq-len", 8,
+    result = invoke("train", new_corpus, "--init", base, "--cell", "gru", "--hidden-size", 12, "--max-steps", 2,
+                    "--batch-size", 4, "--seq-len", 8,
                     "--max-time", 0, "--out", tmp_path / "x", "--device", "cpu", "-q")
     assert result.exit_code == 0, result.stderr
 

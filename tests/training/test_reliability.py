@@ -30,7 +30,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import chargen.training.runs
 from chargen import (
     ChargenError,
     CharRNN,
@@ -163,7 +162,7 @@ def test_sigkill_at_random_moments_never_corrupts_a_run(interrupt_at, tmp_path, 
                 assert proc.poll() is None, err.read_text()
             else:  # after this process has written a checkpoint: mostly inside the next saves
                 after_save += 1
-                wait_for(lambda: file_id(run_dir / "last.pt") not in (None, before), proc, 60,
+                wait_for(lambda before=before: file_id(run_dir / "last.pt") not in (None, before), proc, 60,
                          "a new last.pt", err)
                 time.sleep(rng.uniform(0.0, 0.2))
             proc.send_signal(signal.SIGKILL)

@@ -314,8 +314,8 @@ def test_first_step_loss_is_near_uniform(tmp_path, corpus_file, make_model_confi
 
 # -- resume -----------------------------------------------------------------------------
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_resume_equals_uninterrupted_run(interrupt_at, tmp_path, corpus_file, make_model_config, make_train_config, monkeypatch,
-                                         cell):
+def test_resume_equals_uninterrupted_run(interrupt_at, tmp_path, corpus_file, make_model_config, make_train_config,
+                                         monkeypatch, cell):
     """Stopping at step k and resuming must reproduce the N-step run exactly: weights, optimizer and metrics."""
     mc = make_model_config(cell=cell, dropout=0.2)  # dropout: the RNG state must be restored too
     cfg = make_train_config(max_steps=12, eval_every=4, save_every=4)
@@ -503,7 +503,8 @@ def test_nan_message_states_smallest_rate_tried(tmp_path, corpus_file, make_mode
     assert f"1/{2 ** (MAX_BAD_STEPS - 1)} of the learning rate" in err.value.message
 
 
-def test_keyboard_interrupt_saves_last(interrupt_at, tmp_path, corpus_file, make_model_config, make_train_config, monkeypatch):
+def test_keyboard_interrupt_saves_last(interrupt_at, tmp_path, corpus_file, make_model_config, make_train_config,
+                                       monkeypatch):
     """Ctrl-C at step k must save last.pt at step k, release the lock, and return stop_reason 'interrupted'."""
     interrupt_at(monkeypatch, 7)
     result = train(corpus_file, make_model_config(), make_train_config(max_steps=30, save_every=5),
