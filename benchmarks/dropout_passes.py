@@ -25,7 +25,7 @@ from pathlib import Path
 from _common import TINY, chargen_cmd, report, run_json
 
 from chargen.data import read_text
-from chargen.training import TrainConfig
+from chargen.config import TrainConfig
 
 
 def main() -> None:

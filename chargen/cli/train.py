@@ -15,7 +15,8 @@ from ..data.cache import work_bytes
 from ..device import resolve_device
 from ..model import ModelConfig
 from ..progress import PrepareBar
-from ..training import TrainConfig, default_configs
+from ..config import TrainConfig
+from ..training import default_configs
 from ..training import train as run_training
 from ..training.distributed import world_from_env
 from ..training.preview import SAMPLE_TEMPERATURE

@@ -11,7 +11,8 @@ from dataclasses import fields, replace
 from ..data.text import escape_controls
 from ..model import CharRNN
 from ..sample import SampleConfig, sample_records, sample_texts
-from ..training import Checkpoint, TrainConfig
+from ..config import TrainConfig
+from ..modelfile import Checkpoint
 
 CARD = "README.md"  # the card's file name in a model folder
 CARD_SAMPLE = SampleConfig(length=400, temperature=0.8, seed=1)  # the card's sample: seeded, so it is reproducible

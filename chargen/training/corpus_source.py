@@ -7,7 +7,7 @@ from ..data.cache import Corpus as CorpusPaths
 from ..data.cache import work_bytes
 from ..errors import ChargenError
 from ..progress import PrepareBar
-from .config import TrainConfig
+from ..config import TrainConfig
 from .distributed import World, barrier
 
 

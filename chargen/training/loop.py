@@ -26,8 +26,9 @@ from ..model import ModelConfig
 from ..progress import TrainBar
 from .board import EVERY as BOARD_EVERY
 from .board import Board, require_tensorboard
-from .checkpoint import Checkpoint, remove_stale_temp_files
-from .config import TrainConfig, extend_budget
+from ..modelfile.checkpoint import Checkpoint, remove_stale_temp_files
+from ..config import TrainConfig
+from .schedule import extend_budget
 from .corpus_source import changed_note, load_for_run, run_sources
 from .distributed import World, barrier, connect, disconnect, from_main, world_from_env
 from .init import Start, read_base, start_from

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import ChargenError
 from ..model.charrnn import ModelConfig
-from .config import TrainConfig
+from ..config import TrainConfig
 from .init import ARCHITECTURE, check_architecture, read_base
 
 GPU = {"cell": "lstm", "num_layers": 3, "hidden_size": 1024, "embedding_dim": 256, "dropout": 0.5,

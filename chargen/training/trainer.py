@@ -25,11 +25,12 @@ from ..model import (
     detach_hidden,
     zero_where,
 )
-from .checkpoint import Checkpoint
-from .config import TrainConfig, lr_at
+from ..modelfile.checkpoint import Checkpoint
+from ..config import TrainConfig
+from .schedule import lr_at
 from .distributed import World, from_main, mean
 from .evaluate import EvalResult, evaluate_carried, evaluate_records
-from .interrupts import interrupts_held
+from ..interrupts import interrupts_held
 from .preview import draw_sample
 from .metrics_log import append_metrics
 

@@ -32,7 +32,7 @@ from chargen.cli import app
 from chargen.data import Sources
 from chargen.data.corpus import split_ids
 from chargen.data.vocab import UNKNOWN
-from chargen.training.checkpoint import FORMAT_VERSION
+from chargen.modelfile.checkpoint import FORMAT_VERSION
 
 
 # This typer's CliRunner keeps stdout and stderr apart: result.stdout, result.stderr (result.output mixes them).

@@ -14,7 +14,7 @@ from safetensors import safe_open
 from chargen import ChargenError, SampleConfig, load_model, sample_texts
 from chargen.export import export
 from chargen.export.card import CARD_SAMPLE
-from chargen.training.folder import CONFIG, FOLDER_FORMAT, WEIGHTS
+from chargen.modelfile.folder import CONFIG, FOLDER_FORMAT, WEIGHTS
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from chargen import (
     train,
 )
 from chargen.data.vocab import UNKNOWN
-from chargen.training.checkpoint import FORMAT_VERSION
+from chargen.modelfile.checkpoint import FORMAT_VERSION
 
 
 class Exploit:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from chargen import SampleConfig, load_model, sample_texts, train
-from chargen.training.checkpoint import read_checkpoint, save_checkpoint
+from chargen.modelfile.checkpoint import read_checkpoint, save_checkpoint
 from chargen.training.distributed import World, world_from_env
 
 pytestmark = pytest.mark.slow

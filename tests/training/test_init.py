@@ -17,7 +17,7 @@ from chargen import ModelConfig, Vocab, load_model, train
 from chargen.cli import app
 from chargen.data.renumber import id_table
 from chargen.training.init import fitted_vocab, new_char_bias, resolve_init, start_from, weights_sha256
-from chargen.training.load import read_model
+from chargen.modelfile.load import read_model
 
 runner = CliRunner()
 BASE_TEXT = "abc abd abe cab bad dab\n" * 60  # 8 distinct characters

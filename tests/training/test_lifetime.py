@@ -255,7 +255,7 @@ def test_a_checkpoint_write_that_meets_a_full_disk_is_one_line(tmp_path, corpus_
         return FullAfter(f, 1000) if len(opened) == 3 else f
 
     prepare_corpus(corpus_file)  # the cache's own files are written with os.fdopen too
-    monkeypatch.setattr(chargen.training.checkpoint.os, "fdopen", full_on_the_third)
+    monkeypatch.setattr(chargen.modelfile.checkpoint.os, "fdopen", full_on_the_third)
     run_dir = tmp_path / "run"
     line = one_error_line(invoke("train", corpus_file, *TINY, "--max-steps", "30", "--eval-every", "5",
                                  "--out", run_dir, "-q"))

@@ -45,7 +45,7 @@ from chargen import (
 )
 from chargen.cli import app
 from chargen.data.cache import prepare_corpus
-from chargen.training.checkpoint import FORMAT_VERSION, Checkpoint
+from chargen.modelfile.checkpoint import FORMAT_VERSION, Checkpoint
 from chargen.training.runs import RunLock, resume_checkpoint
 from chargen.training.trainer import Trainer
 

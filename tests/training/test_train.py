@@ -23,7 +23,7 @@ from chargen import (
     train,
 )
 from chargen.model.charrnn import ModelConfig
-from chargen.training.config import lr_at
+from chargen.training.schedule import lr_at
 from chargen.training.loop import MAX_BAD_STEPS
 from chargen.training.trainer import Trainer
 
@@ -108,7 +108,7 @@ def test_lr_schedule_by_time():
 def test_extended_schedule_is_continuous_and_ends_at_the_floor(warmup, steps, at, extra, by_time, floor):
     """A budget extended at any point (in the warmup, mid-decay, or after the end) must keep the rate the
     run had there, never rise after it once past the warmup, and end at the floor; a second extension too."""
-    from chargen.training.config import extend_budget
+    from chargen.training.schedule import extend_budget
 
     cfg = TrainConfig(lr=0.01, warmup_steps=warmup, min_lr_frac=floor, max_steps=0 if by_time else steps,
                       max_time=100.0 if by_time else 0.0)
@@ -134,7 +134,7 @@ def test_extended_schedule_is_continuous_and_ends_at_the_floor(warmup, steps, at
 def test_extended_schedule_of_a_finished_run_stays_at_the_floor_and_takes_the_new_limits():
     """A finished run has decayed to the floor: an extension continues there. The limits given replace the
     run's (the other turns off), a step limit already reached is refused, and no limit at all is refused."""
-    from chargen.training.config import extend_budget
+    from chargen.training.schedule import extend_budget
 
     cfg = TrainConfig(lr=0.01, warmup_steps=5, min_lr_frac=0.1, max_steps=100, max_time=600.0)
     new = extend_budget(cfg, 100, 42.0, max_steps=150)
@@ -379,7 +379,7 @@ def test_resume_with_more_steps_continues_and_resumes_exactly(interrupt_at, tmp_
 
 def test_new_budget_restarts_patience(tmp_path, corpus_file, make_model_config, make_train_config):
     """A run stopped by patience stays stopped on a plain resume, but a new budget gives patience a fresh count."""
-    from chargen.training.checkpoint import save_checkpoint
+    from chargen.modelfile.checkpoint import save_checkpoint
 
     train(corpus_file, make_model_config(), make_train_config(max_steps=10, eval_every=5), out=tmp_path / "run",
           progress=False)

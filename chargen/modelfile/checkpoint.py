@@ -22,8 +22,8 @@ import torch
 from ..data import Vocab
 from ..errors import ChargenError, write_error
 from ..model import CharRNN, ModelConfig
-from .config import TrainConfig
-from .interrupts import interrupts_held
+from ..config import TrainConfig
+from ..interrupts import interrupts_held
 
 # 2: a chars vocabulary always holds the unknown symbol U+FFFD (format 1 files gain it on reading);
 # 3: the vocabulary's kind, "chars" or "bytes" (`vocab_kind`; older files are "chars")

@@ -19,7 +19,7 @@ from ..data import Vocab
 from ..errors import ChargenError
 from ..model import ModelConfig
 from .checkpoint import Checkpoint, check_lineage, check_version
-from .config import TrainConfig
+from ..config import TrainConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
