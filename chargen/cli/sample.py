@@ -24,6 +24,7 @@ from ..sample import (RecordSample, SampleConfig, Sampler, generate, generate_id
 from ..sample.sampler import check_text, require_bytes, shown_prime
 from ..config import TrainConfig
 from ..modelfile import Checkpoint, load_model
+from ..modelfile.state import RunState
 from ..training import evaluate_carried, evaluate_records, evaluate_windows
 from .common import checkpoint_path, console, field_default, finite, stdout_errors, table
 from .options import CheckpointArg, Device, Exclude, Include, Json, Quiet, StepDevice
@@ -159,7 +160,7 @@ def _records_mode(ckpt: Checkpoint, unique: bool, interactive: bool) -> str:
 
 def _training_corpus(ckpt: Checkpoint) -> Path:
     """The corpus file a records model was trained on, which --unique reads; ChargenError when it is gone."""
-    path = ckpt.train_config.corpus
+    path = ckpt.run_state.corpus
     if not path:
         raise ChargenError("this model does not name the corpus it was trained on (an exported folder leaves "
                            "out the trainer's paths)", "use --unique with the run's best.pt where it was trained, "
@@ -244,7 +245,7 @@ def evaluate(
     if stored.records and window:
         raise ChargenError("--window scores windows of a stream, and this model is scored record by record",
                            "drop --window")
-    sources = _scored_sources(textfile, include, exclude, stored)
+    sources = _scored_sources(textfile, include, exclude, ckpt.run_state)
     dev = resolve_device(device)
     model.to(dev)
     if stored.records:
@@ -269,7 +270,7 @@ def evaluate(
 
 
 def _scored_sources(paths: list[Path], include: Optional[list[str]], exclude: Optional[list[str]],
-                    stored: TrainConfig) -> Sources:
+                    stored: RunState) -> Sources:
     """The text `chargen eval` scores: the paths given with the patterns given, or, for the run's own
     corpus given without patterns, the run's patterns (the files it read, so --split val is its split)."""
     given = tuple(os.fspath(p) for p in paths)

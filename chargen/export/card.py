@@ -57,7 +57,7 @@ def train_command(ckpt: Checkpoint) -> str | None:
             parts.append(f"--{name.replace('_', '-')} {value:g}" if isinstance(value, float) else
                          f"--{name.replace('_', '-')} {value}")
     for name in ("include", "exclude"):  # the files the run chose: without them it reads others
-        parts += [f"--{name} {shlex.quote(p)}" for p in getattr(t, name, ())]
+        parts += [f"--{name} {shlex.quote(p)}" for p in getattr(ckpt.run_state, name)]
     return " ".join(parts)
 
 

@@ -318,7 +318,7 @@ def test_folder_fine_tune_reads_every_file_with_its_patterns(base, tmp_path):
     assert invoke(*args, "--max-steps", 4).exit_code == 0
     first = read_model(out / "last.pt")
     assert "Q" not in first.vocab.chars and {"x", "y", "z"} <= set(first.vocab.chars)
-    assert first.train_config.include == ("*.md",)
+    assert first.run_state.include == ("*.md",)
     resumed = invoke("train", folder, "--resume", "--out", out, "--max-steps", 6, "-q")
     assert resumed.exit_code == 0, resumed.stderr
     after = read_model(out / "last.pt")
