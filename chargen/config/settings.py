@@ -123,8 +123,8 @@ class DataConfig(_Settings):
                                     1, 1 << 30)
 
     def __post_init__(self) -> None:
+        check_records_mode(self.records)  # first: its message names the modes
         check_settings(self)
-        check_records_mode(self.records)
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,8 @@ class TrainConfig(RunConfig, DataConfig, ScheduleConfig, OptimConfig):
     defaults are the CPU recipe measured in the README."""
 
     def __post_init__(self) -> None:
+        check_records_mode(self.records)  # first: its message names the modes
         check_settings(self)
-        check_records_mode(self.records)
         if self.max_steps == 0 and self.max_time == 0:
             raise ChargenError("training needs a limit", "set --max-steps or --max-time")
 

@@ -45,6 +45,8 @@ def write_config_file(folder: Path, model: ModelConfig, train: TrainConfig, sour
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; the file is as readable as the run's others
         os.replace(tmp, path)
     except BaseException:

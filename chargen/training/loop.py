@@ -90,7 +90,7 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
     run goes and what it shows of itself: nothing that changes its training),
     and it reads the run's own include/exclude patterns when `corpus_path` gives none. `more_time`
     (seconds on top of what the run has spent) and `max_steps` (a new total), when given,
-    replace its budget (config.extend_budget: the schedule decays anew from where it stands)
+    replace its budget (schedule.extend_budget: the schedule decays anew from where it stands)
     and restart its patience count. `progress=None` shows a bar only on a terminal; `notes`, when
     given, is called with each line worth telling a person before training (records left out; a
     line starting "warning: " when a resumed run's corpus changed size). Ctrl-C saves last.pt and
