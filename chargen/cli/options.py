@@ -31,8 +31,9 @@ Corpus = Annotated[List[Path], typer.Argument(
          "(each path's files sorted by relative path), each followed by the file separator U+001C.",
     show_default=False)]
 Include = Annotated[Optional[List[str]], typer.Option(
-    "--include", metavar="PATTERN", help="Keep only files matching this pattern (repeatable), tried on the path relative to the "
-                      "folder given and on the file name: '*.py', 'docs/*'.", show_default=False)]
+    "--include", metavar="PATTERN", show_default=False,
+    help="Keep only files matching this pattern (repeatable), tried on the path relative to the folder given and on "
+         "the file name: '*.py', 'docs/*'.")]
 Exclude = Annotated[Optional[List[str]], typer.Option(
     "--exclude", metavar="PATTERN", help="Leave out files matching this pattern (repeatable), as --include matches.",
     show_default=False)]

@@ -52,8 +52,8 @@ def train(
         metavar="PATH", rich_help_panel=PANELS["output"],
         help="Run folder (default checkpoints/<corpus>-<cell>).")] = None,
     resume: Annotated[bool, typer.Option(
-        "--resume", metavar="", rich_help_panel=PANELS["run"], help="Continue the run in --out, else the newest run of CORPUS (of --cell, "
-                                            "if given), from its last.pt.")] = False,
+        "--resume", metavar="", rich_help_panel=PANELS["run"],
+        help="Continue the run in --out, else the newest run of CORPUS (of --cell, if given), from its last.pt.")] = False,
     quiet: in_panel(Quiet, PANELS["output"]) = False,
     as_json: in_panel(Json, PANELS["output"]) = False,
     **flags,
@@ -65,15 +65,16 @@ def train(
     Each evaluation shows a short sample on stderr (not with --quiet or --json).
     """
     values, sources = resolve_settings(corpus, include, exclude, config_file, set_values, flags, resume)
+    if resume:
+        _warn_ignored_on_resume(values, out)
     init = values.pop("init", None)
     target = resolve_device(values.get("device", "auto"))
     model_config, config = default_configs(target, init=None if resume else init, **values)
     budget = {}
     if resume:
-        _warn_ignored_on_resume(flags, out)
-        budget = {"more_time": flags["max_time"], "max_steps": flags["max_steps"]}
+        budget = {"more_time": values.get("max_time"), "max_steps": values.get("max_steps")}
         if out is None:  # the newest run of this corpus (of --cell, if given), named before it starts
-            out = newest_run(sources, flags["cell"])
+            out = newest_run(sources, values.get("cell"))
             if world_from_env().is_main and not quiet:
                 sys.stderr.write(f"resuming {out}\n")
     result = run_training(sources, model_config, config, out=out, resume=resume,
@@ -130,14 +131,14 @@ def _note(line: str) -> None:
     sys.stderr.write(f"{line}\n" if line.startswith("warning: ") else f"note: {line}\n")
 
 
-def _warn_ignored_on_resume(flags: dict, out: Optional[Path]) -> None:
-    """Name the settings given on the command line that a resume ignores: it continues with the run's own
-    but for where it runs and what it shows (RunConfig), a new budget, and (without --out) the --cell
-    that picks the run."""
+def _warn_ignored_on_resume(given: dict, out: Optional[Path]) -> None:
+    """Name the settings given (flags, --set) that a resume ignores: it continues with the run's own but
+    for where it runs and what it shows (RunConfig), a new budget, and (without --out) the --cell that
+    picks the run."""
     takes = {f.name for f in fields(RunConfig)} | {"max_time", "max_steps"} | ({"cell"} if out is None else set())
-    given = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value is not None and name not in takes]
-    if given:
-        sys.stderr.write(f"warning: --resume continues with the run's own settings; ignored: {', '.join(given)} "
+    ignored = [f"--{name.replace('_', '-')}" for name in given if name not in takes]
+    if ignored:
+        sys.stderr.write(f"warning: --resume continues with the run's own settings; ignored: {', '.join(ignored)} "
                          "(start a new run to change them)\n")
 
 

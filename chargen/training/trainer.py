@@ -171,7 +171,8 @@ class Trainer:
             hidden = None
         self.state = TrainState(ckpt.step, ckpt.epoch, ckpt.window, ckpt.elapsed,
                                 ckpt.best_val_loss, ckpt.evals_since_best, hidden)
-        self.lr = lr_at(self.config, max(ckpt.step - 1, 0), ckpt.elapsed, self.run_state)  # the last step's, for an evaluation first
+        # The last step's rate, for an evaluation first.
+        self.lr = lr_at(self.config, max(ckpt.step - 1, 0), ckpt.elapsed, self.run_state)
 
     def save(self, name: str) -> None:
         if self.world.is_main:

@@ -145,3 +145,24 @@ def test_every_flag_is_made_from_a_declared_setting():
     for name, field in {**ModelConfig.__dataclass_fields__, **TrainConfig.__dataclass_fields__}.items():
         if name != "vocab_size":
             assert helps[name].startswith(field.metadata["help"].replace("[", "\\["))
+
+
+def test_a_resume_takes_its_budget_from_set_and_names_what_it_ignores(monkeypatch):
+    """--set is a way to give a setting like a flag: on --resume a new budget from it is taken, and a
+    setting the run keeps its own of is named in the warning, not silently dropped."""
+    from chargen import TrainResult
+
+    calls = []
+
+    def fake_train(corpus, model_config, config, **kwargs):
+        calls.append(kwargs)
+        return TrainResult(Path("runs/x"), 3, 1.5, 0.5, 123, 1000.4, "max_steps", "cpu")
+
+    monkeypatch.setattr("chargen.cli.train.run_training", fake_train)
+    result = invoke("train", "poem.txt", "--out", "runs/x", "--resume", "--set", "lr=0.5", "--set", "max_steps=50",
+                    "--device", "cpu", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ("warning: --resume continues with the run's own settings; ignored: --lr (start a new run "
+                             "to change them)\n")
+    ((kwargs),) = calls
+    assert (kwargs["resume"], kwargs["max_steps"], kwargs["more_time"]) == (True, 50, None)
