@@ -24,7 +24,9 @@ from ..config import TrainConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-FOLDER_FORMAT = 1  # config.json's "chargen_folder_format"; a newer one is refused with a hint to update
+# config.json's "chargen_folder_format"; a newer one is refused with a hint to update. 2: the run's history
+# (training.run_state) apart from its settings (format 1 kept it inside training.train_config).
+FOLDER_FORMAT = 2
 MODEL_FIELDS = tuple(f.name for f in fields(ModelConfig))
 # What an export writes, with room to spare; a tampered config.json beyond these is refused before it is used.
 MAX_CONFIG_BYTES = 64 << 20  # a vocabulary of every Unicode character is about 10 MB of JSON

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -128,3 +129,18 @@ def test_corpus_names_the_corpus_an_older_checkpoint_did_not_record(trained_run,
     card = (tmp_path / "named" / "README.md").read_text(encoding="utf-8")
     assert "| corpus | poems-2026.txt" in card and "chargen sample named --temp 0.8" in card
     assert load_model(tmp_path / "named")[2].corpus == "poems-2026.txt"
+
+
+def test_a_format_1_folder_keeps_its_run_state_apart_from_its_settings(folder, tmp_path):
+    """Guards against stranding the folders exported before the run's history had a place of its own:
+    their flat train_config (patterns and budget extension among the settings) reads into both."""
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    config = json.loads((old / CONFIG).read_text(encoding="utf-8"))
+    training = config["training"]
+    flat = {**training.pop("train_config"), **training.pop("run_state"), "include": ["*.txt"], "extended_at_step": 7}
+    _edit(old, chargen_folder_format=1, training={**training, "train_config": flat})
+    _, _, ckpt = load_model(old)
+    _, _, new = load_model(folder)
+    assert ckpt.train_config == new.train_config
+    assert (ckpt.run_state.include, ckpt.run_state.extended_at_step, ckpt.run_state.corpus) == (("*.txt",), 7, "")
