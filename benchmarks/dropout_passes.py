@@ -26,7 +26,7 @@ from pathlib import Path
 from _common import add_source_args, chargen_cmd, report, run_json
 
 from chargen.data import read_text
-from chargen.training import TrainConfig
+from chargen.config import TrainConfig
 
 
 def main() -> None:

@@ -71,7 +71,7 @@ def main() -> None:
     import onnxruntime as ort
 
     from chargen.export.onnx import export_onnx
-    from chargen.training import load_model
+    from chargen.modelfile import load_model
 
     torch.set_num_threads(args.threads)
     model, vocab, _ = load_model(args.checkpoint)

@@ -132,7 +132,7 @@ def process_seconds(args: list[str], env: dict) -> float:
 
 
 def process_rows(a) -> list[dict]:
-    from chargen.training import load_model
+    from chargen.modelfile import load_model
 
     checkpoint = Path(a.checkpoint).resolve()
     cfg = load_model(checkpoint)[0].config

@@ -24,7 +24,7 @@ from _common import ROOT, machine
 
 from chargen.export.card import describe
 from chargen.export.web import write_page
-from chargen.training import load_model
+from chargen.modelfile import load_model
 
 SHIPPED = ROOT / "checkpoints" / "shakespeare-gru" / "best.pt"
 

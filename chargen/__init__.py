@@ -9,18 +9,15 @@ from .errors import ChargenError
 from .export import export as export_model
 from .model import CharRNN, ModelConfig
 from .sample import RecordSample, SampleConfig, generate, sample_records, sample_texts
+from .config import TrainConfig
+from .modelfile import Checkpoint, load_model, read_checkpoint, save_checkpoint
 from .training import (
-                       Checkpoint,
                        EvalResult,
-                       TrainConfig,
                        TrainResult,
                        default_configs,
                        evaluate_carried,
                        evaluate_records,
                        evaluate_windows,
-                       load_model,
-                       read_checkpoint,
-                       save_checkpoint,
                        train,
 )
 from .sample import training_records, write_raw, write_records, write_samples

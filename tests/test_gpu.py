@@ -18,7 +18,7 @@ from chargen import (
     sample_texts,
     train,
 )
-from chargen.training.checkpoint import read_checkpoint
+from chargen.modelfile.checkpoint import read_checkpoint
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

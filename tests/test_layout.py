@@ -34,10 +34,11 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(chargen.__file__).parent
 # Each layer may import only the layers before it: data first, cli last. The top-level modules
-# (errors, fileio, device, progress) sit below every package; chargen/__init__.py, the facade, above all.
-# sample/ sits below training/: it needs only data and model, and the training preview draws through it.
-ORDER = ["errors", "fileio", "device", "progress", "data", "model", "sample", "training", "study", "export", "cli",
-         "__main__"]
+# (errors, fileio, device, progress, interrupts) sit below every package; the settings (config) below the
+# model files that store them (modelfile), and those below training. sample/ sits below training/: it needs only
+# data and model, and the training preview draws through it. chargen/__init__.py, the facade, above all.
+ORDER = ["errors", "fileio", "device", "progress", "interrupts", "data", "model", "config", "modelfile", "sample",
+         "training", "study", "export", "cli", "__main__"]
 
 
 def modules() -> dict[str, Path]:
@@ -83,6 +84,27 @@ def test_imports_point_down_the_layers_only():
     upward = [(name, target) for name, path in modules().items() if name != "__init__"
               for target in imports_of(name, path) if layer(target) > layer(name)]
     assert upward == []
+
+
+MODEL_READERS = {"Checkpoint", "load_model", "read_model", "read_checkpoint", "read_model_folder"}
+
+
+def test_models_are_read_through_modelfile_not_the_trainer():
+    """Guards against reading a model through the trainer: sample/, study/, export/ and cli/ take the
+    model files' names from modelfile (below training), and sample/ and export/ import no training at all."""
+    wrong = []
+    for name, path in modules().items():
+        if name == "__init__" or layer(name) <= layer("training"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and {a.name for a in node.names} & MODEL_READERS:
+                if "modelfile" not in (node.module or "").split("."):
+                    wrong.append((name, node.module))
+        if name.split(".")[0] in ("sample", "export") and any(t.split(".")[0] == "training"
+                                                              for t in imports_of(name, path)):
+            wrong.append((name, "training"))
+    assert wrong == []
+    assert layer("modelfile") < layer("training") and layer("modelfile") < layer("sample")
 
 
 def test_no_import_closes_a_circle():

@@ -51,7 +51,7 @@ def export_step(checkpoint: Path, out: Path) -> dict:
     """Write the step model of `checkpoint` to `out` (one self-contained .onnx) and check it against the
     checkpoint's own CharRNN over 50 characters, and against Python onnxruntime. Returns the vocabulary
     (a list of characters), the shape and the largest differences seen."""
-    from chargen.training import load_model
+    from chargen.modelfile import load_model
 
     model, vocab, _ = load_model(checkpoint)
     model.eval()

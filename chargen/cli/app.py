@@ -6,8 +6,11 @@ stdout; bars, tables and messages go to stderr. Exit codes: 0 ok, 1 a ChargenErr
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from .. import __version__
 from .cells import cells
 from .common import guard
 from .export import export_command
@@ -25,10 +28,24 @@ COMMANDS = [  # (name, function): the order of `chargen --help`
 
 def build_app() -> typer.Typer:
     app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                      context_settings={"help_option_names": ["-h", "--help"]},
                       help="Train character-level RNN / LSTM / GRU models on any text file and sample from them.")
+    app.callback()(_top_level)
     for name, fn in COMMANDS:
         app.command(name)(guard(fn))
     return app
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"chargen {__version__}")
+        raise typer.Exit()
+
+
+def _top_level(version: Annotated[bool, typer.Option(
+        "--version", metavar="", callback=_show_version, is_eager=True, help="Print the version and exit.")] = False
+               ) -> None:
+    """Options before the command: --version."""
 
 
 app = build_app()

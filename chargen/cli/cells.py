@@ -23,7 +23,7 @@ from ..errors import ChargenError
 from ..study.page import colour, label, page_units, render_page, scaled, write_page
 from ..study.units import (HIGH, LOW, MIN_RUNS, MIN_SUPPORT, Activations, FeatureMatch, Match, Saturation,
                            find_units, gate_saturation, record)
-from ..training.load import load_model
+from ..modelfile.load import load_model
 from .common import checkpoint_path, console, finite
 from .options import Json
 from .terminal import warn_unknown_chars

@@ -22,8 +22,8 @@ from ..study.gradflow import fresh_model, gradient_flow_report
 from ..study.passage import NAME as PASSAGE_NAME
 from ..study.passage import PASSAGE
 from ..study.plot import plot_gradflow
-from ..training.config import TrainConfig
-from ..training.load import load_model
+from ..config import TrainConfig
+from ..modelfile.load import load_model
 from .common import checkpoint_path, console, field_default
 from .options import Json, StepDevice
 from .terminal import warn_unknown

@@ -6,7 +6,7 @@ import math
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional, cast
+from typing import Any, Optional
 
 import torch
 import typer
@@ -18,7 +18,7 @@ from ..errors import ChargenError
 from ..sample import RecordSample, SampleConfig, Sampler, sample_records
 from ..sample.output import training_records, write_raw, write_records, write_samples
 from ..sample.sampler import check_text, require_bytes
-from ..training import Checkpoint, TrainConfig, load_model
+from ..modelfile import Checkpoint, load_model
 from ..training.score import score_text
 from .common import checkpoint_path, console, field_default, finite, stdout_errors, table
 from .options import CheckpointArg, Device, Exclude, Include, Json, Quiet, StepDevice
@@ -85,7 +85,7 @@ def sample(
     dev = _sampling_device(device, num_samples, compile_, quiet)
     with stdout_errors():  # `> /dev/full`: one line and exit 1
         if mode:
-            known = training_records(cast(TrainConfig, ckpt.train_config).corpus, mode) if unique else None
+            known = training_records(ckpt.run_state.corpus, mode) if unique else None
             _write_records(sample_records(model, vocab, cfg, dev, exclude=known), num_samples, mode, jsonl, unique,
                            quiet)
         elif interactive:

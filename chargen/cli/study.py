@@ -17,7 +17,7 @@ from ..errors import ChargenError
 from ..model.charrnn import ModelConfig
 from ..study.compare import CellResult, compare_cells
 from ..study.plot import plot_runs, require_matplotlib
-from ..training.config import TrainConfig
+from ..config import TrainConfig
 from .common import console, field_default, finite
 from .options import (
     BatchSize,

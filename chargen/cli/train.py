@@ -1,134 +1,114 @@
-"""`chargen train` and `chargen prepare`: build the configs from the flags and the device's
-recipe, call the library, and render its summary."""
+"""`chargen train` and `chargen prepare`: build the configs from the flags (made from the config
+dataclasses), --set, a --config file and the device's recipe, call the library, and render its summary."""
 from __future__ import annotations
 
 import json
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional, get_args
 
 import typer
 
+from ..config import RunConfig, TrainConfig
+from ..config.toml import parse_assignment, read_config_file
 from ..data import Sources, prepare_corpus
 from ..data.cache import work_bytes
 from ..device import resolve_device
+from ..errors import ChargenError
 from ..model import ModelConfig
 from ..progress import PrepareBar
-from ..training import TrainConfig, default_configs
+from ..training import default_configs
 from ..training import train as run_training
 from ..training.distributed import world_from_env
-from ..sample.preview import SAMPLE_TEMPERATURE
 from ..training.recipes import default_help, dropout_rule_applies
 from ..training.runs import newest_run
 from .common import Interrupted, console, field_default, finite, outlives_its_output, table
-from .options import VOCAB_HELP, Corpus, Device, Exclude, Include, Json, MinCharCount, Quiet, VocabKind
+from .options import (PANELS, Corpus, Exclude, Include, Json, MinCharCount, Quiet, VocabKind, in_panel,
+                      setting_parameters, with_settings)
 from .watch import show_sample
 
-TC = TrainConfig  # the flags' defaults come from the config dataclasses
+TC = TrainConfig  # prepare's defaults come from the config dataclasses
+TrainCorpus = Annotated[Optional[list[Path]], typer.Argument(
+    metavar="CORPUS", help=get_args(Corpus)[1].help + " (default: the corpus of --config)", show_default=False)]
+ConfigFile = Annotated[Optional[Path], typer.Option(
+    "--config", metavar="FILE", rich_help_panel=PANELS["run"],
+    help="Start from the settings in FILE: a run folder's config.toml repeats that run. --set and the "
+         "flags given override them.")]
+SetValue = Annotated[Optional[list[str]], typer.Option(
+    "--set", metavar="KEY=VALUE", rich_help_panel=PANELS["run"],
+    help="Set one setting by its name (repeatable): --set lr=0.01 --set cell=lstm.")]
 
 
 @outlives_its_output  # `chargen train ... | head`: the run goes on to its end and saves
 def train(
-    ctx: typer.Context,
-    corpus: Corpus,
-    include: Include = None,
-    exclude: Exclude = None,
-    init: Optional[str] = typer.Option(
-        None, metavar="MODEL", help="Start from a trained model instead of random weights (fine-tune it): a .pt "
-                                    "file, an exported model folder, or a shipped model: base, shakespeare. Its "
-                                    "shape comes with it; settings left out follow the fine-tuning recipe."),
-    vocab: Optional[str] = typer.Option(None, "--vocab", help=VOCAB_HELP + " (default: chars; with --init, the "
-                                                                         "model's own)"),
-    cell: Optional[str] = typer.Option(None, help=f"Recurrent cell: rnn, lstm or gru. {default_help('cell')}"),
-    num_layers: Optional[int] = typer.Option(None, "--num-layers", "--layers", help=default_help('num_layers')),
-    hidden_size: Optional[int] = typer.Option(None, help=default_help('hidden_size')),
-    embedding_dim: Optional[int] = typer.Option(None, help=default_help('embedding_dim')),
-    dropout: Optional[float] = typer.Option(
-        None, help="(default: on a CPU 0 when the budget allows at most 6 passes over the corpus, else 0.1: "
-                   "passes from --max-steps if set, else from --max-time at the speed measured at the start; "
-                   "0.5 on a GPU; 0.1 with --init)"),
-    impl: str = typer.Option(field_default(ModelConfig, "impl"),
-                             help="torch (fast), or reference: the cell equations step by step (slow, for study)."),
-    batch_size: Optional[int] = typer.Option(None, help=f"Parallel streams. {default_help('batch_size')}"),
-    seq_len: Optional[int] = typer.Option(None, help=f"Characters per BPTT window. {default_help('seq_len')}"),
-    lr: Optional[float] = typer.Option(None, help=f"Peak learning rate. {default_help('lr')}"),
-    weight_decay: Optional[float] = typer.Option(None, help=default_help('weight_decay')),
-    warmup_steps: Optional[int] = typer.Option(None, help=default_help("warmup_steps")),
-    min_lr_frac: float = typer.Option(field_default(TC, "min_lr_frac"), help="Final lr as a fraction of --lr."),
-    grad_clip: float = typer.Option(field_default(TC, "grad_clip"), help="Max global gradient L2 norm."),
-    max_steps: int = typer.Option(field_default(TC, "max_steps"),
-                                  help="0 = no step limit. With --resume: the run's new step limit."),
-    max_time: float = typer.Option(field_default(TC, "max_time"),
-                                   help="Seconds; 0 = no time limit. With --resume: seconds added to the run."),
-    patience: Optional[int] = typer.Option(None, help="Evaluations without improvement; 0 = off. "
-                                                      + default_help("patience")),
-    eval_every: Optional[int] = typer.Option(None, help="Steps between evaluations. " + default_help("eval_every")),
-    save_every: int = typer.Option(field_default(TC, "save_every"), help="Steps between last.pt saves."),
-    val_frac: float = typer.Option(field_default(TC, "val_frac"),
-                                   help="Validation fraction: of one file, its tail; of several, about this "
-                                        "share of the files (the last ones)."),
-    val_chars: int = typer.Option(field_default(TC, "val_chars"), help="Cap on the validation tail; 0 = none."),
-    val_files: int = typer.Option(field_default(TC, "val_files"),
-                                  help="Of several files, validate on the last this many (whole files); "
-                                       "0 = about --val-frac of them."),
-    min_char_count: MinCharCount = field_default(TC, "min_char_count"),
-    records: str = typer.Option(field_default(TC, "records"), metavar="MODE",
-                                help="Read CORPUS as separate records, each learned from a zero state up to an "
-                                     "end-of-record symbol: lines, paragraphs (separated by blank lines) or "
-                                     "jsonl:FIELD (the string FIELD of each JSON line)."),
-    max_record_chars: int = typer.Option(field_default(TC, "max_record_chars"),
-                                         help="With --records: longer records are left out (and counted)."),
-    seed: int = typer.Option(field_default(TC, "seed")),
-    device: Device = field_default(TC, "device"),
-    precision: str = typer.Option(field_default(TC, "precision"),
-                                  help="auto, fp32, bf16 or fp16 (autocast; fp16 on CUDA only)."),
-    sample_chars: int = typer.Option(field_default(TC, "sample_chars"),
-                                     help=f"Characters drawn at each evaluation (seeded, temperature "
-                                          f"{SAMPLE_TEMPERATURE}), shown on stderr and kept in metrics.jsonl; "
-                                          "0 = none."),
-    # `\\[` is a literal bracket in the help's rich markup, which would otherwise swallow "[tensorboard]".
-    tensorboard: bool = typer.Option(field_default(TC, "tensorboard"), "--tensorboard",
-                                     help="Also write TensorBoard event files to <run>/tensorboard/ "
-                                          "(needs: pip install 'chargen\\[tensorboard]')."),
-    out: Optional[Path] = typer.Option(None, help="Run folder (default checkpoints/<corpus>-<cell>)."),
-    resume: bool = typer.Option(False, help="Continue the run in --out, else the newest run of CORPUS "
-                                            "(of --cell, if given), from its last.pt."),
-    quiet: Quiet = False,
-    as_json: Json = False,
+    corpus: TrainCorpus = None,
+    include: in_panel(Include, PANELS["data"]) = None,  # type: ignore[valid-type]
+    exclude: in_panel(Exclude, PANELS["data"]) = None,  # type: ignore[valid-type]
+    config_file: ConfigFile = None,
+    set_values: SetValue = None,
+    out: Annotated[Optional[Path], typer.Option(
+        metavar="PATH", rich_help_panel=PANELS["output"],
+        help="Run folder (default checkpoints/<corpus>-<cell>).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", metavar="", rich_help_panel=PANELS["run"],
+        help="Continue the run in --out, else the newest run of CORPUS (of --cell, if given), from its "
+             "last.pt.")] = False,
+    quiet: in_panel(Quiet, PANELS["output"]) = False,  # type: ignore[valid-type]
+    as_json: in_panel(Json, PANELS["output"]) = False,  # type: ignore[valid-type]
+    **flags,
 ) -> None:
-    """Train a model on CORPUS (files, folders, glob patterns); writes best.pt, last.pt and
-    metrics.jsonl to the run folder, named after the first path.
+    """Train a model on CORPUS (files, folders, glob patterns); writes best.pt, last.pt, metrics.jsonl and
+    config.toml (the run's settings) to the run folder, named after the first path.
 
-    Settings left out come from the device's recipe (GRU 2x256 on a CPU, LSTM 3x1024 on a GPU).
+    Settings left out come from --config, else the device's recipe (GRU 2x256 on a CPU, LSTM 3x1024 on a GPU).
     Each evaluation shows a short sample on stderr (not with --quiet or --json).
     """
-    target = resolve_device(device)
-    model_config, config = default_configs(
-        target, init=None if resume else init, cell=cell, num_layers=num_layers, hidden_size=hidden_size,
-        embedding_dim=embedding_dim, dropout=dropout, impl=impl, batch_size=batch_size, seq_len=seq_len, lr=lr,
-        weight_decay=weight_decay,
-        warmup_steps=warmup_steps, min_lr_frac=min_lr_frac, grad_clip=grad_clip, max_steps=max_steps,
-        max_time=max_time, patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
-        val_chars=val_chars, val_files=val_files, min_char_count=min_char_count, vocab=vocab, records=records,
-        max_record_chars=max_record_chars, seed=seed, device=device, precision=precision, sample_chars=sample_chars,
-        tensorboard=tensorboard)
-    sources = Sources(tuple(map(str, corpus)), tuple(include or ()), tuple(exclude or ()))
+    values, sources = resolve_settings(corpus, include, exclude, config_file, set_values, flags, resume)
+    if resume:
+        _warn_ignored_on_resume(values, out)
+    init = values.pop("init", None)
+    target = resolve_device(values.get("device", "auto"))
+    model_config, config = default_configs(target, init=None if resume else init, **values)
     budget: dict[str, Any] = {}
     if resume:
-        _warn_ignored_on_resume(ctx, out)
-        budget = {"more_time": max_time if _typed(ctx, "max_time") else None,
-                  "max_steps": max_steps if _typed(ctx, "max_steps") else None}
+        budget = {"more_time": values.get("max_time"), "max_steps": values.get("max_steps")}
         if out is None:  # the newest run of this corpus (of --cell, if given), named before it starts
-            out = newest_run(sources, cell)
+            out = newest_run(sources, values.get("cell"))
             if world_from_env().is_main and not quiet:
                 sys.stderr.write(f"resuming {out}\n")
     result = run_training(sources, model_config, config, out=out, resume=resume,
                           progress=False if quiet or as_json else None,
-                          auto_dropout=not resume and not init and dropout_rule_applies(target, dropout),
+                          auto_dropout=not resume and not init and dropout_rule_applies(target, values.get("dropout")),
                           on_eval=None if quiet or as_json else show_sample, notes=None if quiet else _note, **budget)
-    if not result.is_main:  # another rank of a torchrun: rank 0 reports
-        return
+    if result.is_main:  # another rank of a torchrun: rank 0 reports
+        _report(result, quiet, as_json)
+
+
+train = with_settings(train, setting_parameters(default_help))
+
+
+def resolve_settings(corpus: Optional[list[Path]], include: Optional[list[str]], exclude: Optional[list[str]],
+                     config_file: Optional[Path], set_values: Optional[list[str]], flags: dict,
+                     resume: bool) -> tuple[dict, Sources]:
+    """The settings given, flags over --set over --config (None: left to the recipe), and the corpus."""
+    stored, stored_sources = read_config_file(config_file) if config_file is not None else ({}, None)
+    if config_file is not None and resume:
+        raise ChargenError("--resume continues with the run's own settings, and --config starts a run from a file",
+                           "drop --config to resume, or --resume to start a new run")
+    sets = dict(parse_assignment(text) for text in set_values or ())
+    values = {**stored, **sets, **{k: v for k, v in flags.items() if v is not None}}
+    if corpus:
+        return values, Sources(tuple(map(str, corpus)), tuple(include or ()), tuple(exclude or ()))
+    if stored_sources is None:
+        raise typer.BadParameter("missing: give the corpus to train on, or --config FILE that names one",
+                                 param_hint="CORPUS")
+    return values, stored_sources
+
+
+def _report(result, quiet: bool, as_json: bool) -> None:
+    """The run's summary as JSON on stdout or a table on stderr; exit 130 when it was interrupted."""
     best = result.run_dir / "best.pt"  # absent when a run stops before its first evaluation
     summary = {"run_dir": str(result.run_dir), "best_checkpoint": str(best) if best.is_file() else None,
                "steps": result.steps, "stop_reason": result.stop_reason,
@@ -152,25 +132,14 @@ def _note(line: str) -> None:
     sys.stderr.write(f"{line}\n" if line.startswith("warning: ") else f"note: {line}\n")
 
 
-# `chargen train` options that a resume still takes from the command line: where it runs, what it shows
-# (--sample-chars, --tensorboard), and a new budget (--max-time adds seconds, --max-steps sets a new total).
-# Without --out, --cell picks the run.
-_RESUME_TAKES = {"corpus", "include", "exclude", "device", "precision", "out", "resume", "quiet", "as_json",
-                 "max_time", "max_steps", "sample_chars", "tensorboard"}
-
-
-def _typed(ctx: typer.Context, name: str) -> bool:
-    """Whether the user gave this option, rather than its default (click's ParameterSource, by name)."""
-    return getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
-
-
-def _warn_ignored_on_resume(ctx: typer.Context, out: Optional[Path]) -> None:
-    """Name the settings given on the command line that a resume ignores (it continues with the run's own)."""
-    takes = _RESUME_TAKES | ({"cell"} if out is None else set())
-    given = [p for p in ctx.command.params if p.name not in takes and _typed(ctx, p.name)]
-    if given:
-        names = ", ".join(max(p.opts, key=len) for p in given)
-        sys.stderr.write(f"warning: --resume continues with the run's own settings; ignored: {names} "
+def _warn_ignored_on_resume(given: dict, out: Optional[Path]) -> None:
+    """Name the settings given (flags, --set) that a resume ignores: it continues with the run's own but
+    for where it runs and what it shows (RunConfig), a new budget, and (without --out) the --cell that
+    picks the run."""
+    takes = {f.name for f in fields(RunConfig)} | {"max_time", "max_steps"} | ({"cell"} if out is None else set())
+    ignored = [f"--{name.replace('_', '-')}" for name in given if name not in takes]
+    if ignored:
+        sys.stderr.write(f"warning: --resume continues with the run's own settings; ignored: {', '.join(ignored)} "
                          "(start a new run to change them)\n")
 
 

@@ -11,7 +11,8 @@ from dataclasses import fields, replace
 from ..data.text import escape_controls
 from ..model import CharRNN
 from ..sample import SampleConfig, sample_records, sample_texts
-from ..training import Checkpoint, TrainConfig
+from ..config import TrainConfig
+from ..modelfile import Checkpoint
 
 CARD = "README.md"  # the card's file name in a model folder
 CARD_SAMPLE = SampleConfig(length=400, temperature=0.8, seed=1)  # the card's sample: seeded, so it is reproducible
@@ -56,7 +57,7 @@ def train_command(ckpt: Checkpoint) -> str | None:
             parts.append(f"--{name.replace('_', '-')} {value:g}" if isinstance(value, float) else
                          f"--{name.replace('_', '-')} {value}")
     for name in ("include", "exclude"):  # the files the run chose: without them it reads others
-        parts += [f"--{name} {shlex.quote(p)}" for p in getattr(t, name, ())]
+        parts += [f"--{name} {shlex.quote(p)}" for p in getattr(ckpt.run_state, name)]
     return " ".join(parts)
 
 

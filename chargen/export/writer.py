@@ -12,8 +12,8 @@ from pathlib import Path
 from ..data.text import escape_controls
 from ..data.vocab import utf8_bytes
 from ..errors import ChargenError
-from ..training import Checkpoint, read_model
-from ..training.folder import CONFIG, WEIGHTS, is_chargen_config, write_model_files
+from ..modelfile import Checkpoint, read_model
+from ..modelfile.folder import CONFIG, WEIGHTS, is_chargen_config, write_model_files
 from .card import CARD, describe, model_card
 
 FORMATS = ("safetensors", "onnx", "web")

@@ -6,7 +6,7 @@ how the recurrent layers run is layers.py's.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import cast
 
 import torch
@@ -24,13 +24,16 @@ CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 class ModelConfig:
     """Shape of a CharRNN. `vocab_size` comes from the corpus, the rest from the user."""
 
+    # Each setting's help and group (config/settings.py's convention): `chargen train`'s options come from these.
     vocab_size: int = 0
-    cell: str = "gru"
-    num_layers: int = 2
-    hidden_size: int = 256
-    embedding_dim: int = 64
-    dropout: float = 0.1
-    impl: str = "torch"
+    cell: str = field(default="gru", metadata={"group": "model", "help": "Recurrent cell: rnn, lstm or gru."})
+    num_layers: int = field(default=2, metadata={"group": "model", "help": "Stacked recurrent layers."})
+    hidden_size: int = field(default=256, metadata={"group": "model", "help": "Units per recurrent layer."})
+    embedding_dim: int = field(default=64, metadata={"group": "model", "help": "Size of a character's embedding."})
+    dropout: float = field(default=0.1, metadata={"group": "model", "help": "Dropout between layers and before the "
+                                                                            "head."})
+    impl: str = field(default="torch", metadata={"group": "model", "help": "torch (fast), or reference: the cell "
+                                                                           "equations step by step (slow, for study)."})
 
     def __post_init__(self) -> None:
         if self.impl not in IMPLS:

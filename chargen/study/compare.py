@@ -12,8 +12,8 @@ from ..data.cache import Corpus as CorpusPaths
 from ..errors import ChargenError
 from ..model.charrnn import CELLS, ModelConfig
 from ..sample.sampler import SampleConfig, sample_texts
-from ..training.config import TrainConfig
-from ..training.load import load_model
+from ..config import TrainConfig
+from ..modelfile.load import load_model
 from ..training.loop import train
 from ..training.runs import has_checkpoints, mark_comparison
 

@@ -9,7 +9,8 @@ from ..data.cache import Corpus as CorpusPaths
 from ..data.cache import work_bytes
 from ..errors import ChargenError
 from ..progress import PrepareBar
-from .config import TrainConfig
+from ..config import TrainConfig
+from ..modelfile.state import RunState
 from .distributed import World, barrier
 
 
@@ -35,13 +36,13 @@ def load_for_run(corpus_path: CorpusPaths, config: TrainConfig, world: World,
     return corpus
 
 
-def run_sources(corpus_path: CorpusPaths, config: TrainConfig) -> Sources:
-    """What the run reads: `corpus_path` as Sources, with `config`'s include/exclude patterns (a
+def run_sources(corpus_path: CorpusPaths, state: RunState) -> Sources:
+    """What the run reads: `corpus_path` as Sources, with `state`'s include/exclude patterns (a
     resumed run's own) when it gives none, so that a resume without them reads the same files."""
     sources = Sources.of(corpus_path)
     if sources.include or sources.exclude:
         return sources
-    return Sources(sources.paths, config.include, config.exclude)
+    return Sources(sources.paths, state.include, state.exclude)
 
 
 def changed_note(corpus: Corpus | RecordCorpus, run_chars: int) -> str | None:

@@ -15,8 +15,8 @@ import torch
 from ..data import Vocab
 from ..errors import ChargenError
 from ..model import ModelConfig
-from .checkpoint import Checkpoint
-from .load import read_model
+from ..modelfile.checkpoint import Checkpoint
+from ..modelfile.load import read_model
 
 # Models shipped in the repository's checkpoints/ folder, by the name `--init` takes.
 SHIPPED = {"base": "base-gru/best.pt", "shakespeare": "shakespeare-gru/best.pt"}

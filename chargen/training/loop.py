@@ -12,7 +12,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import cast
 
@@ -20,15 +20,18 @@ import numpy as np
 
 from ..data import Corpus, RecordCorpus, Sources, Vocab
 from ..data.renumber import in_vocab
+from ..config import RunConfig, TrainConfig
+from ..config.toml import CONFIG_FILE, write_config_file
 from ..data.cache import Corpus as CorpusPaths
 from ..device import resolve_device
-from ..errors import ChargenError
+from ..errors import ChargenError, write_error
 from ..model import ModelConfig
+from ..modelfile.checkpoint import Checkpoint, remove_stale_temp_files
+from ..modelfile.state import RunState
 from ..progress import TrainBar
 from .board import EVERY as BOARD_EVERY
 from .board import Board, require_tensorboard
-from .checkpoint import Checkpoint, remove_stale_temp_files
-from .config import TrainConfig, extend_budget
+from .schedule import extend_budget
 from .corpus_source import changed_note, load_for_run, run_sources
 from .distributed import World, barrier, connect, disconnect, from_main, world_from_env
 from .init import Start, read_base, start_from
@@ -84,11 +87,11 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
     With `resume`, the run in `out` (without `out`: the newest run of this corpus, any cell,
     runs.newest_run) continues from the newer of its last.pt and best.pt (both hold the
     training state: last.pt is written at every evaluation too), which supplies both configs
-    and the exact position; the passed configs are ignored but for the device, the precision and
-    what the run shows of itself (sample_chars, tensorboard: they change nothing in the training),
+    and the exact position; the passed configs are ignored but for their RunConfig part (where the
+    run goes and what it shows of itself: nothing that changes its training),
     and it reads the run's own include/exclude patterns when `corpus_path` gives none. `more_time`
     (seconds on top of what the run has spent) and `max_steps` (a new total), when given,
-    replace its budget (config.extend_budget: the schedule decays anew from where it stands)
+    replace its budget (schedule.extend_budget: the schedule decays anew from where it stands)
     and restart its patience count. `progress=None` shows a bar only on a terminal; `notes`, when
     given, is called with each line worth telling a person before training (records left out; a
     line starting "warning: " when a resumed run's corpus changed size). Ctrl-C saves last.pt and
@@ -123,18 +126,19 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
     default = default_run_dir(corpus_path, model_config.cell, root)
     run_dir = choose_run_dir(out, default, resume) if world.is_main or resume else (out or default)
     ckpt = source = None
+    state = RunState()
     # What the folder holds now, before the corpus is read (minutes, for a large one): checked
     # again under the lock, for another run that saved there in the meantime.
     seen = state_files(run_dir) if resume else {}
     if resume:
-        source, ckpt, model_config, config = _resume_configs(run_dir, config, more_time, max_steps)
+        source, ckpt, model_config, config, state = _resume_configs(run_dir, config, more_time, max_steps)
     elif more_time is not None or max_steps is not None:
         raise ChargenError("more_time and max_steps extend a resumed run", "set a new run's budget in its TrainConfig")
     if config.tensorboard:
         require_tensorboard()
-    corpus_path = run_sources(corpus_path, config)
-    config = replace(config, corpus=" ".join(os.path.abspath(p) for p in corpus_path.paths),
-                     include=corpus_path.include, exclude=corpus_path.exclude)
+    corpus_path = run_sources(corpus_path, state)
+    state = replace(state, corpus=" ".join(os.path.abspath(p) for p in corpus_path.paths),
+                    include=corpus_path.include, exclude=corpus_path.exclude)
     device = connect(world, resolve_device(config.device))
     try:
         corpus = load_for_run(corpus_path, config, world, progress)
@@ -166,7 +170,9 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
             if auto_dropout and ckpt is None:
                 choice = _choose_dropout(corpus, model_config, config, run_dir, device, world)
                 model_config = replace(model_config, dropout=choice.dropout)
-            trainer = _make_trainer(corpus, model_config, config, run_dir, device, world)
+            if world.is_main and not (resume and (run_dir / CONFIG_FILE).is_file()):
+                _write_settings(run_dir, model_config, config, corpus_path)
+            trainer = _make_trainer(corpus, model_config, config, run_dir, device, world, state)
             if start is not None:
                 trainer.start_from(start.weights, [start.base, *cast(tuple[Path, Checkpoint], base)[1].lineage])
             if ckpt is not None:
@@ -184,6 +190,15 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
             return result
     finally:
         disconnect(world)
+
+
+def _write_settings(run_dir: Path, model_config: ModelConfig, config: TrainConfig, sources: Sources) -> None:
+    """config.toml: the settings the run starts with, from which `chargen train --config` repeats it (a
+    resume keeps the file of the run's start, and writes one only into a folder that has none)."""
+    try:
+        write_config_file(run_dir, model_config, config, sources)
+    except OSError as e:
+        raise write_error("settings file", run_dir / CONFIG_FILE, e) from None
 
 
 def _char_counts(corpus: Corpus | RecordCorpus) -> dict[str, int]:
@@ -204,21 +219,22 @@ def _start_note(start: Start) -> str:
     return f"starting from {start.base['name']} (sha256 {start.base['sha256'][:12]}){added}"
 
 
-def _resume_configs(run_dir: Path, config: TrainConfig, more_time: float | None,
-                    max_steps: int | None) -> tuple[Path, Checkpoint, ModelConfig, TrainConfig]:
-    """The run's newest checkpoint (its path and contents) and its own configs, but for where it runs,
-    what it shows, and any new budget."""
+def _resume_configs(run_dir: Path, config: TrainConfig, more_time: float | None, max_steps: int | None
+                    ) -> tuple[Path, Checkpoint, ModelConfig, TrainConfig, RunState]:
+    """The run's newest checkpoint (its path and contents), its own configs, but for where it runs,
+    what it shows, and any new budget, and its run state."""
     path = resume_checkpoint(run_dir)
     ckpt = Checkpoint.read(path)
     if ckpt.train_config is None or ckpt.optimizer is None or ckpt.rng is None:
         raise ChargenError(f"cannot resume from {path}: it holds a model but no training state",
                            "start a new run without --resume")
     # A run that wrote TensorBoard events goes on writing them: its curves would otherwise stop unasked.
-    own = replace(ckpt.train_config, device=config.device, precision=config.precision,
-                  sample_chars=config.sample_chars, tensorboard=config.tensorboard or ckpt.train_config.tensorboard)
+    own = replace(ckpt.train_config, **{f.name: getattr(config, f.name) for f in fields(RunConfig)})
+    own = replace(own, tensorboard=config.tensorboard or ckpt.train_config.tensorboard)
+    state = ckpt.run_state
     if more_time is not None or max_steps is not None:
-        own = extend_budget(own, ckpt.step, ckpt.elapsed, more_time, max_steps)
-    return path, ckpt, ckpt.model_config, own
+        own, state = extend_budget(own, ckpt.step, ckpt.elapsed, more_time, max_steps, state)
+    return path, ckpt, ckpt.model_config, own, state
 
 
 def _choose_dropout(corpus: Corpus | RecordCorpus, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
@@ -247,9 +263,9 @@ def _choose_dropout(corpus: Corpus | RecordCorpus, model_config: ModelConfig, co
 
 
 def _make_trainer(corpus: Corpus | RecordCorpus, model_config: ModelConfig, config: TrainConfig, run_dir: Path,
-                  device, world: World) -> Trainer:
+                  device, world: World, state: RunState = RunState()) -> Trainer:
     try:
-        return Trainer(corpus, model_config, config, run_dir, device, world)
+        return Trainer(corpus, model_config, config, run_dir, device, world, state)
     except (MemoryError, RuntimeError) as e:  # torch reports a failed allocation as a RuntimeError
         if isinstance(e, RuntimeError) and "alloc" not in str(e).lower():
             raise

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import write_error
-from .interrupts import interrupts_held
+from ..interrupts import interrupts_held
 
 
 def append_metrics(run_dir: Path, record: dict) -> None:

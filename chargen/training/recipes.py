@@ -18,7 +18,7 @@ import torch
 
 from ..errors import ChargenError
 from ..model.charrnn import ModelConfig
-from .config import TrainConfig
+from ..config import TrainConfig
 from .init import ARCHITECTURE, check_architecture, read_base
 
 GPU = {"cell": "lstm", "num_layers": 3, "hidden_size": 1024, "embedding_dim": 256, "dropout": 0.5,
@@ -114,8 +114,19 @@ def default_configs(target: torch.device, init: str | None = None, **given) -> t
     return model, train
 
 
+# What the help says of a default that no single value states.
+DEFAULT_TEXT = {
+    "dropout": "(default: on a CPU 0 when the budget allows at most 6 passes over the corpus, else 0.1: passes "
+               "from --max-steps if set, else from --max-time at the speed measured at the start; 0.5 on a GPU; "
+               "0.1 with --init)",
+    "vocab": "(default: chars; with --init, the model's own)", "init": "(default: random weights)",
+    "records": "(default: none, one stream)"}
+
+
 def default_help(name: str) -> str:
     """'(default: x on a CPU, y on a GPU; z with --init)' for a setting the recipes choose, for the CLI's help."""
+    if name in DEFAULT_TEXT:
+        return DEFAULT_TEXT[name]
     cpu = {f.name: f.default for f in fields(ModelConfig) + fields(TrainConfig)}[name]
     text = f"{cpu} on a CPU, {GPU[name]} on a GPU" if name in GPU else f"{cpu}"
     return f"(default: {text}; {FINETUNE[name]} with --init)" if name in FINETUNE else f"(default: {text})"

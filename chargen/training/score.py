@@ -14,8 +14,9 @@ from ..data.corpus import encode_file_with_unknown
 from ..data.records import encode_record_file
 from ..errors import ChargenError
 from ..model import CharRNN
-from .checkpoint import Checkpoint
-from .config import TrainConfig
+from ..config import TrainConfig
+from ..modelfile import Checkpoint
+from ..modelfile.state import RunState
 from .evaluate import EvalResult, evaluate_carried, evaluate_records, evaluate_windows
 
 SPLITS = ("all", "val")
@@ -65,7 +66,7 @@ def score_text(model: CharRNN, ckpt: Checkpoint, paths: Sequence[str | os.PathLi
     if stored.records and window:
         raise ChargenError("--window scores windows of a stream, and this model is scored record by record",
                            "drop --window")
-    sources = scored_sources(paths, include, exclude, stored)
+    sources = scored_sources(paths, include, exclude, ckpt.run_state)
     dev = torch.device(device)
     model.to(dev)
     if stored.records:
@@ -78,7 +79,7 @@ def score_text(model: CharRNN, ckpt: Checkpoint, paths: Sequence[str | os.PathLi
 
 
 def scored_sources(paths: Sequence[str | os.PathLike], include: Sequence[str], exclude: Sequence[str],
-                   stored: TrainConfig) -> Sources:
+                   stored: RunState) -> Sources:
     """The text scored: the paths given with the patterns given, or, for the run's own corpus given
     without patterns, the run's patterns (the files it read, so that split="val" is its split)."""
     given = tuple(os.fspath(p) for p in paths)

@@ -26,11 +26,13 @@ from ..model import (
     detach_hidden,
     zero_where,
 )
-from .checkpoint import Checkpoint
-from .config import TrainConfig, lr_at
+from ..config import TrainConfig
+from ..modelfile.checkpoint import Checkpoint
+from ..modelfile.state import RunState
+from .schedule import NEVER_EXTENDED, lr_at
 from .distributed import World, from_main, mean
 from .evaluate import EvalResult, evaluate_carried, evaluate_records
-from .interrupts import interrupts_held
+from ..interrupts import interrupts_held
 from ..sample.preview import draw_sample
 from .metrics_log import append_metrics
 
@@ -82,8 +84,10 @@ class Trainer:
     """
 
     def __init__(self, corpus: Corpus | RecordCorpus, model_config: ModelConfig, config: TrainConfig,
-                 run_dir: Path, device: torch.device, world: World = World()) -> None:
+                 run_dir: Path, device: torch.device, world: World = World(),
+                 run_state: RunState = NEVER_EXTENDED) -> None:
         self.corpus, self.config, self.run_dir, self.device, self.world = corpus, config, run_dir, device, world
+        self.run_state = run_state  # the run's history, for the schedule and the checkpoint
         if isinstance(corpus, RecordCorpus) and world.distributed:
             raise ChargenError("training on records runs in one process", "start it without torchrun")
         torch.manual_seed(config.seed)  # the same seed everywhere: every rank starts from the same weights
@@ -150,7 +154,7 @@ class Trainer:
                           self.scaler.state_dict() if self.scaler.is_enabled() else None,
                           s.step, s.epoch, s.window, s.elapsed, s.best_val_loss, s.evals_since_best,
                           [h.cpu() for h in hidden] if hidden else None, corpus=self.corpus.name,
-                          corpus_chars=self.corpus.size, lineage=self.lineage)
+                          corpus_chars=self.corpus.size, lineage=self.lineage, run_state=self.run_state)
 
     def restore(self, ckpt: Checkpoint) -> None:
         """Continue exactly where `ckpt` (a last.pt of this run) stopped."""
@@ -171,7 +175,8 @@ class Trainer:
             hidden = None
         self.state = TrainState(ckpt.step, ckpt.epoch, ckpt.window, ckpt.elapsed,
                                 ckpt.best_val_loss, ckpt.evals_since_best, hidden)
-        self.lr = lr_at(self.config, max(ckpt.step - 1, 0), ckpt.elapsed)  # the last step's, for an evaluation first
+        # The last step's rate, for an evaluation first.
+        self.lr = lr_at(self.config, max(ckpt.step - 1, 0), ckpt.elapsed, self.run_state)
 
     def save(self, name: str) -> None:
         if self.world.is_main:
@@ -186,7 +191,7 @@ class Trainer:
             s.epoch, s.window, s.hidden = s.epoch + 1, 0, None
         x, y, hidden, self.step_chars = self.next_batch()  # (B, T) each
         # Halved while retrying a bad step (as far as read: see `lag`).
-        self.lr = lr_at(cfg, s.step, s.elapsed) * 0.5 ** self.bad_steps
+        self.lr = lr_at(cfg, s.step, s.elapsed, self.run_state) * 0.5 ** self.bad_steps
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):

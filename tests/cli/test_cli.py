@@ -32,7 +32,8 @@ from chargen.cli import app
 from chargen.data import Sources
 from chargen.data.corpus import split_ids
 from chargen.data.vocab import UNKNOWN
-from chargen.training.checkpoint import FORMAT_VERSION
+from chargen.modelfile.checkpoint import FORMAT_VERSION
+from chargen.modelfile.state import RunState
 
 
 # This typer's CliRunner keeps stdout and stderr apart: result.stdout, result.stderr (result.output mixes them).
@@ -149,7 +150,7 @@ def test_resume_max_time_adds_to_the_run(tmp_path, corpus_file):
     summary, after = json.loads(more.stdout), read_checkpoint(tmp_path / "run" / "last.pt")
     assert summary["stop_reason"] == "max_time" and summary["steps"] > 10
     assert after["train_config"]["max_time"] == pytest.approx(before["elapsed"] + 0.3)
-    assert (after["train_config"]["max_steps"], after["train_config"]["extended_at_step"]) == (0, 10)
+    assert (after["train_config"]["max_steps"], after["run_state"]["extended_at_step"]) == (0, 10)
     assert after["elapsed"] >= before["elapsed"] + 0.3
     assert assert_domain_error(invoke("train", corpus_file, "--out", tmp_path / "run", "--resume", "--max-steps",
                                       "5"), f"at step {summary['steps']} already", "--max-steps above")
@@ -177,18 +178,19 @@ FLAG_VALUES = {  # distinctive, non-default values for every config field
     "grad_clip": 0.5, "max_steps": 123, "max_time": 45.5, "patience": 4, "eval_every": 13, "save_every": 17,
     "val_frac": 0.15, "seed": 99, "device": "cpu", "precision": "fp32", "impl": "reference",
     "val_chars": 5000, "min_char_count": 2, "sample_chars": 37, "tensorboard": True, "val_files": 3,
-    "vocab": "bytes", "records": "jsonl:name", "max_record_chars": 321,
+    "vocab": "bytes", "records": "jsonl:name", "max_record_chars": 321, "threads": 3,
 }
 
 
-# Fields that record a run's history, not settings: written by a resume that extends the budget, and the corpus path.
+# A run's history, not settings: written by a resume that extends the budget, and the corpus as read.
 RUN_RECORD = {"extended_at_step", "extended_at_time", "extended_from_lr", "corpus", "include", "exclude"}
 
 
 def test_flag_values_cover_every_field():
     """A new config field needs a distinctive value here, or the flag-mapping test below would skip it."""
     assert set(config_fields()) <= FLAG_VALUES.keys()
-    assert RUN_RECORD <= {f.name for f in fields(TrainConfig)}  # a renamed field must not slip out of the tests
+    # The run's history is the checkpoint's, never a setting (no flag, no carve-out for a resume).
+    assert {f.name for f in fields(RunState)} == RUN_RECORD and not RUN_RECORD & {f.name for f in fields(TrainConfig)}
 
 
 @pytest.fixture
@@ -285,7 +287,7 @@ def test_a_run_stopped_before_its_first_evaluation_names_no_best_checkpoint(tmp_
     assert result.exit_code == 130
     summary = json.loads(result.stdout)
     assert summary["best_checkpoint"] is None and summary["steps"] == 2
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["last.pt"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.toml", "last.pt"]
 
 
 # -- sample -----------------------------------------------------------------------------
@@ -477,7 +479,7 @@ def test_eval_bad_options(trained_run):
 @pytest.mark.parametrize("args, needle", [
     (["sample", "x.pt", "--bogus"], "--bogus"),
     (["sample", "x.pt", "--length", "ten"], "Invalid value for '--length'"),
-    (["train"], "Missing argument"),
+    (["train"], "Invalid value for CORPUS: missing"),
 ])
 def test_usage_errors_exit_2(args, needle):
     """Unknown options, non-integer numbers and missing arguments are usage errors: exit 2, stdout empty."""

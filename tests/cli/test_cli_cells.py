@@ -114,7 +114,7 @@ def test_unknown_characters_are_read_as_the_symbol_not_dropped(trained_run, tmp_
     of the text, and the units' values are those of the text with U+FFFD in their place."""
     from chargen.data.vocab import UNKNOWN
     from chargen.study.units import record
-    from chargen.training import load_model
+    from chargen.modelfile import load_model
 
     text = tmp_path / "k.txt"
     text.write_text("\ud55c\uad6d " + POEM, encoding="utf-8")  # two Hangul syllables the model never saw

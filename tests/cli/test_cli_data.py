@@ -115,7 +115,7 @@ def test_stop_escapes_name_the_file_separator():
 def test_info_shows_the_vocabulary_kind(bytes_run):
     rows = json.loads(invoke("info", bytes_run, "--json").stdout)
     assert (rows["vocab"], rows["vocab_size"], rows["unknown_symbol"], rows["format_version"]) == ("bytes", 256,
-                                                                                                  None, 3)
+                                                                                                  None, 4)
     assert rows["train_config"]["vocab"] == "bytes"
 
 
@@ -248,8 +248,8 @@ def test_resume_without_include_reads_the_runs_files_and_the_card_names_them(tmp
     again = invoke("train", docs, "--resume", "--out", "run", "--max-steps", 9, "--json")
     assert again.exit_code == 0, again.stderr
     assert json.loads(again.stdout)["steps"] == 9 and again.stderr == ""
-    config = read_checkpoint(tmp_path / "run" / "last.pt")["train_config"]
-    assert (config["include"], config["exclude"]) == (["*.txt"], ["d0.txt"])
+    state = read_checkpoint(tmp_path / "run" / "last.pt")["run_state"]
+    assert (state["include"], state["exclude"]) == (["*.txt"], ["d0.txt"])
     exported = invoke("export", "run/last.pt", "--out", "folder", "--json")
     assert exported.exit_code == 0, exported.stderr
     card = (tmp_path / "folder" / "README.md").read_text()

@@ -33,8 +33,8 @@ def test_train_records_summary_and_checkpoint(records_run):
     corpus, run, summary = records_run
     assert summary["records_train"] + summary["records_val"] == len(NAMES) and summary["records_skipped"] == 0
     assert summary["records_val"] >= 1 and summary["steps"] == 40
-    config = read_checkpoint(run / "best.pt")["train_config"]
-    assert (config["records"], config["corpus"]) == ("lines", str(corpus.resolve()))
+    state = read_checkpoint(run / "best.pt")
+    assert (state["train_config"]["records"], state["run_state"]["corpus"]) == ("lines", str(corpus.resolve()))
 
 
 def test_train_notes_what_it_skipped(tmp_path):

@@ -14,8 +14,8 @@ from chargen.cli import app
 from chargen.data.vocab import Vocab
 from chargen.model.charrnn import ModelConfig
 from chargen.study.gradflow import fresh_model, gradient_flow_report
-from chargen.training import load_model
-from chargen.training.config import TrainConfig
+from chargen.modelfile import load_model
+from chargen.config import TrainConfig
 
 TWINKLE = "Twinkle, twinkle, little star,\nHow I wonder what you are!\n"
 

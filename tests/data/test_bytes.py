@@ -136,7 +136,7 @@ def test_a_bytes_checkpoint_round_trips_with_identical_logits(tmp_path):
     model = byte_model(3, "lstm")
     Checkpoint(model.config, BYTES, model.state_dict()).save(tmp_path / "b.pt")
     raw = read_checkpoint(tmp_path / "b.pt")
-    assert (raw["format_version"], raw["vocab_kind"], raw["unk"]) == (3, "bytes", None)
+    assert (raw["format_version"], raw["vocab_kind"], raw["unk"]) == (4, "bytes", None)
     loaded, vocab, _ = load_model(tmp_path / "b.pt")
     assert vocab == BYTES and loaded.head.out_features == 256
     ids = BYTES.encode("déjà vu 😀")[None]  # (1, T)
@@ -153,7 +153,7 @@ def test_a_format_2_file_reads_as_characters(tmp_path):
              "unk": vocab.unk, "model": model.state_dict()}
     torch.save(state, tmp_path / "v2.pt")
     loaded = Checkpoint.read(tmp_path / "v2.pt")
-    assert loaded.vocab == vocab and loaded.vocab.kind == "chars" and loaded.format_version == 3
+    assert loaded.vocab == vocab and loaded.vocab.kind == "chars" and loaded.format_version == 4
 
 
 # -- sampling -----------------------------------------------------------------------------------

@@ -253,7 +253,7 @@ def test_prime_with_unseen_characters_is_read_as_unknown_with_a_warning(tmp_path
     from typer.testing import CliRunner
 
     from chargen.cli import app
-    from chargen.training.checkpoint import save_checkpoint
+    from chargen.modelfile.checkpoint import save_checkpoint
     vocab = Vocab(("\n", "a", "b", UNKNOWN), UNKNOWN)
     model = unk_model(vocab)
     save_checkpoint({"model_config": model.config.to_dict(), "vocab": list(vocab.chars), "unk": vocab.unk,

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chargen.cli import app
-from chargen.training.folder import WEIGHTS
+from chargen.modelfile.folder import WEIGHTS
 
 FORMATS = {"safetensors": "m", "web": "m.html", "onnx": "m.onnx"}
 

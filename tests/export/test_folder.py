@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from safetensors import safe_open
 from chargen import ChargenError, SampleConfig, load_model, sample_texts
 from chargen.export import export
 from chargen.export.card import CARD_SAMPLE
-from chargen.training.folder import CONFIG, FOLDER_FORMAT, WEIGHTS
+from chargen.modelfile.folder import CONFIG, FOLDER_FORMAT, WEIGHTS
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,9 @@ def test_a_folder_loads_with_identical_logits_vocab_and_figures(trained_run, fol
     assert ckpt2.step == ckpt.step == 60 and ckpt2.corpus == "poem.txt"
     assert ckpt2.corpus_chars == ckpt.corpus_chars > 2000
     assert ckpt2.best_val_loss == pytest.approx(ckpt.best_val_loss, abs=1e-4)
-    assert ckpt2.train_config == replace(ckpt.train_config, corpus="") and ckpt2.optimizer is None
-    assert ckpt.train_config.corpus.endswith("poem.txt")  # the trainer's own path stays on the trainer's machine
+    assert ckpt2.train_config == ckpt.train_config and ckpt2.optimizer is None
+    assert ckpt2.run_state == replace(ckpt.run_state, corpus="")
+    assert ckpt.run_state.corpus.endswith("poem.txt")  # the trainer's own path stays on the trainer's machine
 
 
 def test_the_folder_has_the_hub_layout_and_a_card_with_real_figures(trained_run, folder):
@@ -127,3 +129,18 @@ def test_corpus_names_the_corpus_an_older_checkpoint_did_not_record(trained_run,
     card = (tmp_path / "named" / "README.md").read_text(encoding="utf-8")
     assert "| corpus | poems-2026.txt" in card and "chargen sample named --temp 0.8" in card
     assert load_model(tmp_path / "named")[2].corpus == "poems-2026.txt"
+
+
+def test_a_format_1_folder_keeps_its_run_state_apart_from_its_settings(folder, tmp_path):
+    """Guards against stranding the folders exported before the run's history had a place of its own:
+    their flat train_config (patterns and budget extension among the settings) reads into both."""
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    config = json.loads((old / CONFIG).read_text(encoding="utf-8"))
+    training = config["training"]
+    flat = {**training.pop("train_config"), **training.pop("run_state"), "include": ["*.txt"], "extended_at_step": 7}
+    _edit(old, chargen_folder_format=1, training={**training, "train_config": flat})
+    _, _, ckpt = load_model(old)
+    _, _, new = load_model(folder)
+    assert ckpt.train_config == new.train_config
+    assert (ckpt.run_state.include, ckpt.run_state.extended_at_step, ckpt.run_state.corpus) == (("*.txt",), 7, "")

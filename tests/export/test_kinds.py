@@ -43,7 +43,7 @@ def test_a_records_folder_keeps_its_records_and_its_card_shows_records(records_r
     sample = card.split("```text\n")[1].split("\n```")[0]
     assert RECORD_END not in sample and len(sample.split("\n")) == 10
     model, vocab, ckpt = load_model(tmp_path / "names")
-    assert ckpt.train_config.records == "lines" and ckpt.train_config.corpus == ""  # no local path shared
+    assert ckpt.train_config.records == "lines" and ckpt.run_state.corpus == ""  # no local path shared
     again = load_model(records_run)
     cfg = SampleConfig(num_samples=4, length=20, temperature=0.9, seed=3)
     assert sample_records(model, vocab, cfg).records == sample_records(*again[:2], cfg).records

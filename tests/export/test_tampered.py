@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from chargen import Checkpoint, load_model
 from chargen.cli import app
-from chargen.training.folder import CONFIG, WEIGHTS
+from chargen.modelfile.folder import CONFIG, WEIGHTS
 
 HINT = "(hint: export the model again with: chargen export CHECKPOINT --format safetensors)"
 

@@ -8,8 +8,8 @@ import pytest
 from chargen.errors import ChargenError
 from chargen.model.charrnn import ModelConfig
 from chargen.study.compare import compare_cells, parse_cells
-from chargen.training.checkpoint import read_checkpoint
-from chargen.training.config import TrainConfig
+from chargen.modelfile.checkpoint import read_checkpoint
+from chargen.config import TrainConfig
 
 POEM = "The rain in spring falls soft and thin,\nthe wind comes round to let it in.\n"
 TINY = ModelConfig(cell="gru", num_layers=1, hidden_size=8, embedding_dim=4, dropout=0.0)

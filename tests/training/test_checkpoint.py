@@ -27,7 +27,7 @@ from chargen import (
     train,
 )
 from chargen.data.vocab import UNKNOWN
-from chargen.training.checkpoint import FORMAT_VERSION
+from chargen.modelfile.checkpoint import FORMAT_VERSION
 
 
 class Exploit:
@@ -229,7 +229,7 @@ def test_format_1_files_load_and_compute_what_they_computed(cell):
     expected = json.loads((FIXTURES / "v1-expected.json").read_text())[cell]
     assert read_checkpoint(FIXTURES / expected["file"])["format_version"] == 1  # the file itself stays format 1
     model, vocab, ckpt = load_model(FIXTURES / expected["file"])
-    assert ckpt.format_version == FORMAT_VERSION == 3 and ckpt.step == expected["step"] == 4
+    assert ckpt.format_version == FORMAT_VERSION == 4 and ckpt.step == expected["step"] == 4
     assert vocab.kind == "chars"  # format 1 and 2 files read characters
     assert ckpt.model_config.cell == cell and ckpt.train_config.batch_size == 3
     assert vocab.unk == UNKNOWN and vocab.chars[-2:] == ("y", UNKNOWN) and len(vocab) == 62
@@ -249,14 +249,14 @@ def test_the_schema_writes_the_keys_format_1_has():
     """Guards against a writer that drifts from the format it claims: what Checkpoint writes has
     the keys of a format 1 file written by the earlier release (format 2 changed what the vocabulary
     holds) plus the fields added since (format 3's vocab_kind, the optional corpus and corpus_chars,
-    lineage and credits), and reads back equal without gaining a second symbol."""
+    lineage and credits, format 4's run_state), and reads back equal without gaining a second symbol."""
     old = read_checkpoint(FIXTURES / "v1-lstm-last.pt")
     ckpt = Checkpoint.from_dict(old)
     keys = set(json.loads((FIXTURES / "v1-expected.json").read_text())["lstm"]["keys"])
     assert set(old) == keys
-    assert set(ckpt.to_dict()) == keys | {"vocab_kind", "corpus", "corpus_chars", "lineage", "credits"}
+    assert set(ckpt.to_dict()) == keys | {"vocab_kind", "corpus", "corpus_chars", "lineage", "credits", "run_state"}
     assert ckpt.to_dict()["lineage"] == [] and ckpt.to_dict()["credits"] == ""
-    assert ckpt.to_dict()["format_version"] == 3 and ckpt.to_dict()["unk"] == UNKNOWN
+    assert ckpt.to_dict()["format_version"] == 4 and ckpt.to_dict()["unk"] == UNKNOWN
     assert ckpt.to_dict()["vocab_kind"] == "chars"
     again = Checkpoint.from_dict(ckpt.to_dict())
     assert again.vocab == ckpt.vocab and again.train_config == ckpt.train_config and again.step == 4
@@ -358,3 +358,20 @@ def test_a_weights_only_file_samples_but_does_not_resume(tmp_path):
     assert ckpt.train_config is None and ckpt.step == 0 and len(vocab) == model.config.vocab_size
     with pytest.raises(ChargenError, match="holds a model but no training state"):
         train(FIXTURES / "v1-corpus.txt", ModelConfig(), TrainConfig(), out=tmp_path / "run", resume=True)
+
+
+def test_a_format_3_file_keeps_its_run_state_apart_from_its_settings(trained_run, tmp_path):
+    """Guards against stranding the format 3 files (the shipped checkpoints among them), which kept the run's
+    history (a budget extension, the corpus as read) inside the flat training settings: they read into the
+    settings and a RunState of their own, and a resume from them decays from the same point."""
+    new = read_checkpoint(trained_run.best)
+    run_state = {**new["run_state"], "extended_at_step": 40, "extended_at_time": 1.5, "extended_from_lr": 0.002}
+    old = {k: v for k, v in new.items() if k != "run_state"}
+    old.update(format_version=3, train_config={**new["train_config"], **run_state})
+    save_checkpoint(old, tmp_path / "v3.pt")  # save_checkpoint writes the current number first: put 3 back
+    torch.save({**torch.load(tmp_path / "v3.pt", weights_only=True), "format_version": 3}, tmp_path / "v3.pt")
+    ckpt = Checkpoint.read(tmp_path / "v3.pt")
+    assert ckpt.train_config == Checkpoint.from_dict(new).train_config
+    assert (ckpt.run_state.extended_at_step, ckpt.run_state.extended_from_lr) == (40, 0.002)
+    assert ckpt.run_state.corpus == str(trained_run.corpus.resolve()) and ckpt.run_state.include == ()
+    assert ckpt.to_dict()["format_version"] == 4 and "corpus" not in ckpt.to_dict()["train_config"]

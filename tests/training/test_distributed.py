@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from chargen import SampleConfig, load_model, sample_texts, train
-from chargen.training.checkpoint import read_checkpoint, save_checkpoint
+from chargen.modelfile.checkpoint import read_checkpoint, save_checkpoint
 from chargen.training.distributed import World, world_from_env
 
 pytestmark = pytest.mark.slow
@@ -80,7 +80,7 @@ def test_only_rank_zero_writes(two_ranks):
     assert len(lines) == 1 and json.loads(lines[0])["steps"] == 12
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["ddp", "one"] or \
         sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["ddp"]
-    assert sorted(p.name for p in (folder / "ddp").iterdir()) == ["best.pt", "last.pt", "metrics.jsonl"]
+    assert sorted(p.name for p in (folder / "ddp").iterdir()) == ["best.pt", "config.toml", "last.pt", "metrics.jsonl"]
 
 
 def test_resume_and_load_on_one_cpu(two_ranks):

@@ -17,7 +17,7 @@ from chargen import ModelConfig, Vocab, load_model, train
 from chargen.cli import app
 from chargen.data.renumber import id_table
 from chargen.training.init import fitted_vocab, new_char_bias, resolve_init, start_from, weights_sha256
-from chargen.training.load import read_model
+from chargen.modelfile.load import read_model
 
 runner = CliRunner()
 BASE_TEXT = "abc abd abe cab bad dab\n" * 60  # 8 distinct characters
@@ -319,7 +319,7 @@ def test_folder_fine_tune_reads_every_file_with_its_patterns(base, tmp_path):
     assert invoke(*args, "--max-steps", 4).exit_code == 0
     first = read_model(out / "last.pt")
     assert "Q" not in first.vocab.chars and {"x", "y", "z"} <= set(first.vocab.chars)
-    assert first.train_config.include == ("*.md",)
+    assert first.run_state.include == ("*.md",)
     resumed = invoke("train", folder, "--resume", "--out", out, "--max-steps", 6, "-q")
     assert resumed.exit_code == 0, resumed.stderr
     after = read_model(out / "last.pt")

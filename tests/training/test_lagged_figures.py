@@ -97,7 +97,7 @@ def test_a_run_read_a_step_late_recovers_from_bad_steps(tmp_path, corpus_file, m
     goes on to its last step with finite weights, and each evaluation logs its own step's loss
     (step 8's is finite, though step 7's, a step late, is not)."""
     from chargen import train
-    from chargen.training.checkpoint import read_checkpoint
+    from chargen.modelfile.checkpoint import read_checkpoint
 
     lagged_and_poisoned(monkeypatch, {6, 7, 9, 10, 11, 12})
     result = train(corpus_file, make_model_config(), make_train_config(max_steps=16, eval_every=4),
@@ -116,7 +116,7 @@ def test_a_run_read_a_step_late_stops_at_the_limit_with_the_smallest_rate_it_tri
     """Bad steps without end, read a step late: the run stops after the fifth, whose rate (1/16)
     the message names, with finite weights in last.pt."""
     from chargen import ChargenError, train
-    from chargen.training.checkpoint import read_checkpoint
+    from chargen.modelfile.checkpoint import read_checkpoint
     from chargen.training.loop import MAX_BAD_STEPS
 
     lagged_and_poisoned(monkeypatch, range(6, 1000))
@@ -135,7 +135,7 @@ def test_a_run_read_a_step_late_logs_what_a_run_read_at_once_logs(tmp_path, corp
     """Same seed, no bad step: the metrics (each evaluation's own step's loss and norm, the
     validation loss) and the final weights are those of a run that reads every step at once."""
     from chargen import train
-    from chargen.training.checkpoint import read_checkpoint
+    from chargen.modelfile.checkpoint import read_checkpoint
 
     cfg = make_train_config(max_steps=12, eval_every=3)
     at_once = train(corpus_file, make_model_config(), cfg, out=tmp_path / "now", progress=False)

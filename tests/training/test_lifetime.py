@@ -184,7 +184,7 @@ def test_ctrl_c_while_last_pt_is_written_finishes_the_save_and_exits_130(tmp_pat
     assert (result.exit_code, result.stderr) == (130, "\ninterrupted\n"), result.exception
     assert ctrl_c.sent == 1
     assert read_checkpoint(tmp_path / "run" / "last.pt")["step"] == 10
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["last.pt"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.toml", "last.pt"]
 
 
 def test_a_second_ctrl_c_during_the_final_save_keeps_it(tmp_path, corpus_file, monkeypatch, ctrl_c_works,
@@ -249,13 +249,13 @@ def test_a_checkpoint_write_that_meets_a_full_disk_is_one_line(tmp_path, corpus_
 
     opened = []
 
-    def full_on_the_third(fd, *args, **kwargs):
+    def full_on_the_third(fd, *args, **kwargs):  # of the checkpoints (config.toml is opened first)
         opened.append(fd)
         f = fdopen(fd, *args, **kwargs)
-        return FullAfter(f, 1000) if len(opened) == 3 else f
+        return FullAfter(f, 1000) if len(opened) == 4 else f
 
     prepare_corpus(corpus_file)  # the cache's own files are written with os.fdopen too
-    monkeypatch.setattr(chargen.training.checkpoint.os, "fdopen", full_on_the_third)
+    monkeypatch.setattr(chargen.modelfile.checkpoint.os, "fdopen", full_on_the_third)
     run_dir = tmp_path / "run"
     line = one_error_line(invoke("train", corpus_file, *TINY, "--max-steps", "30", "--eval-every", "5",
                                  "--out", run_dir, "-q"))
@@ -368,7 +368,7 @@ def test_a_run_killed_before_its_first_last_pt_resumes_from_best_pt(tmp_path, co
     except Killed:
         pass
     monkeypatch.undo()
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "metrics.jsonl"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "config.toml", "metrics.jsonl"]
     result = invoke("train", corpus_file, "--out", run_dir, "--resume", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["steps"] == 20

@@ -120,7 +120,7 @@ def test_records_run_learns_and_records_its_mode(tmp_path, names_file, make_mode
     assert result.records["train"] + result.records["val"] == len(NAMES) and result.records["skipped"] == 0
     stored = read_checkpoint(tmp_path / "run" / "last.pt")
     assert stored["train_config"]["records"] == "lines" and stored["hidden"] is None
-    assert stored["train_config"]["corpus"] == str(names_file.resolve())
+    assert stored["run_state"]["corpus"] == str(names_file.resolve())
 
 
 def test_records_resume_equals_uninterrupted_run(interrupt_at, tmp_path, names_file, make_model_config,

@@ -44,7 +44,7 @@ from chargen import (
 )
 from chargen.cli import app
 from chargen.data.cache import prepare_corpus
-from chargen.training.checkpoint import FORMAT_VERSION, Checkpoint
+from chargen.modelfile.checkpoint import FORMAT_VERSION, Checkpoint
 from chargen.training.runs import RunLock, resume_checkpoint
 from chargen.training.trainer import Trainer
 
@@ -53,7 +53,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
 TINY = ["--hidden-size", "8", "--embedding-dim", "4", "--num-layers", "1", "--batch-size", "2", "--seq-len", "8",
         "--max-time", "0", "--device", "cpu", "-q"]
 TMP_NAME = re.compile(r"\.(best|last)\.pt\.[^/]+\.tmp")  # what save_checkpoint's mkstemp names its temp files
-RUN_FILES = {"best.pt", "last.pt", "metrics.jsonl", "run.lock"}
+RUN_FILES = {"best.pt", "last.pt", "metrics.jsonl", "run.lock", "config.toml"}
 VOLATILE = ("elapsed", "chars_per_s")  # wall-clock fields: the only ones that may differ after a resume
 
 
@@ -192,7 +192,7 @@ def test_sigkill_at_random_moments_never_corrupts_a_run(interrupt_at, tmp_path, 
                    progress=False)
     assert (result.stop_reason, result.steps) == ("interrupted", last_step + 3)
     assert read_checkpoint(run_dir / "last.pt")["step"] == last_step + 3
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "last.pt", "metrics.jsonl"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "config.toml", "last.pt", "metrics.jsonl"]
     print(f"\n{kills} kills ({kills - after_save} early, {mid_save} inside a checkpoint write), step {last_step}")
 
 
@@ -253,11 +253,12 @@ class Fault:
         raise OSError(self.err, os.strerror(self.err))
 
 
+# (config.toml is written first: one fsync, replace and mkstemp before the checkpoints')
 FAULTS = {  # where a failed write can strike: (owner, attribute, nth call, errno, partial write)
     "torch.save": (torch, "save", 3, errno.ENOSPC, True),
-    "fsync": (os, "fsync", 3, errno.ENOSPC, False),
-    "replace": (os, "replace", 3, errno.ENOSPC, False),
-    "mkstemp": (tempfile, "mkstemp", 3, errno.EROFS, False),
+    "fsync": (os, "fsync", 4, errno.ENOSPC, False),
+    "replace": (os, "replace", 4, errno.ENOSPC, False),
+    "mkstemp": (tempfile, "mkstemp", 4, errno.EROFS, False),
     "metrics": (os, "write", 3, errno.ENOSPC, False),  # the lock's holder line, then step 5's record, step 10's
 }
 
@@ -279,7 +280,7 @@ def test_failed_write_mid_run_keeps_previous_checkpoints(tmp_path, corpus_file, 
     assert fault.calls >= nth and fault.before is not None
     assert os.strerror(err) in raised.value.message and raised.value.hint
     assert "\n" not in raised.value.message and str(run_dir) in raised.value.message
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "last.pt", "metrics.jsonl"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "config.toml", "last.pt", "metrics.jsonl"]
     assert check_run_folder(run_dir)["last.pt"] == 10  # saved after the failure at step 10's evaluation
     best, last = read_checkpoint(run_dir / "best.pt"), read_checkpoint(run_dir / "last.pt")
     assert last["best_val_loss"] == best["best_val_loss"]  # last.pt never claims a best.pt that was not written

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from chargen import ChargenError, train
-from chargen.training.checkpoint import remove_stale_temp_files
+from chargen.modelfile.checkpoint import remove_stale_temp_files
 from chargen.training.runs import (
     choose_run_dir,
     mark_comparison,
@@ -51,7 +51,7 @@ def test_damaged_resume_state_is_a_chargen_error(tmp_path, corpus_file, make_mod
     import torch
 
     from chargen import ChargenError
-    from chargen.training.checkpoint import save_checkpoint
+    from chargen.modelfile.checkpoint import save_checkpoint
 
     run = tmp_path / "run"
     train(corpus_file, make_model_config(), make_train_config(max_steps=10), out=run, progress=False)

@@ -23,7 +23,7 @@ from chargen import (
     train,
 )
 from chargen.model.charrnn import ModelConfig
-from chargen.training.config import lr_at
+from chargen.training.schedule import lr_at
 from chargen.training.loop import MAX_BAD_STEPS
 from chargen.training.trainer import Trainer
 
@@ -108,47 +108,50 @@ def test_lr_schedule_by_time():
 def test_extended_schedule_is_continuous_and_ends_at_the_floor(warmup, steps, at, extra, by_time, floor):
     """A budget extended at any point (in the warmup, mid-decay, or after the end) must keep the rate the
     run had there, never rise after it once past the warmup, and end at the floor; a second extension too."""
-    from chargen.training.config import extend_budget
+    from chargen.training.schedule import extend_budget
 
     cfg = TrainConfig(lr=0.01, warmup_steps=warmup, min_lr_frac=floor, max_steps=0 if by_time else steps,
                       max_time=100.0 if by_time else 0.0)
     step, elapsed = max(1, round(at * steps)), at * 100.0
     more = dict(more_time=float(extra)) if by_time else dict(max_steps=step + extra)
-    new = extend_budget(cfg, step, elapsed, **more)
-    assert lr_at(new, step, elapsed) == pytest.approx(lr_at(cfg, step, elapsed), rel=1e-12, abs=1e-15)
+    new, state = extend_budget(cfg, step, elapsed, **more)
+    assert lr_at(new, step, elapsed, state) == pytest.approx(lr_at(cfg, step, elapsed), rel=1e-12, abs=1e-15)
 
     def rate(k: int) -> float:  # the rate k steps (or k seconds) past the resume point
-        return lr_at(new, step + k, elapsed + k if by_time else elapsed)
+        return lr_at(new, step + k, elapsed + k if by_time else elapsed, state)
 
     rates = [rate(k) for k in range(extra + 1)]
     if step + extra > warmup:  # a budget that ends inside the warmup never decays, as in a fresh run
         assert rates[-1] == pytest.approx(floor * 0.01)
     past_warmup = rates[max(0, warmup - step):]
     assert all(b <= a + 1e-12 for a, b in zip(past_warmup, past_warmup[1:]))
-    again = extend_budget(new, step + extra // 2, elapsed + extra // 2 if by_time else elapsed,
-                          **(dict(more_time=50.0) if by_time else dict(max_steps=step + extra + 50)))
+    again, again_state = extend_budget(new, step + extra // 2, elapsed + extra // 2 if by_time else elapsed,
+                                       **(dict(more_time=50.0) if by_time else dict(max_steps=step + extra + 50)),
+                                       state=state)
     k = extra // 2
-    assert lr_at(again, step + k, elapsed + k if by_time else elapsed) == pytest.approx(rate(k), rel=1e-12, abs=1e-15)
+    assert lr_at(again, step + k, elapsed + k if by_time else elapsed, again_state) == pytest.approx(
+        rate(k), rel=1e-12, abs=1e-15)
 
 
 def test_extended_schedule_of_a_finished_run_stays_at_the_floor_and_takes_the_new_limits():
     """A finished run has decayed to the floor: an extension continues there. The limits given replace the
     run's (the other turns off), a step limit already reached is refused, and no limit at all is refused."""
-    from chargen.training.config import extend_budget
+    from chargen.training.schedule import extend_budget
 
     cfg = TrainConfig(lr=0.01, warmup_steps=5, min_lr_frac=0.1, max_steps=100, max_time=600.0)
-    new = extend_budget(cfg, 100, 42.0, max_steps=150)
-    assert (new.max_steps, new.max_time, new.extended_at_step) == (150, 0.0, 100)
-    assert new.extended_from_lr == pytest.approx(0.001)
-    assert [lr_at(new, s, 0.0) for s in (100, 120, 150)] == [pytest.approx(0.001)] * 3
-    timed = extend_budget(cfg, 100, 42.0, more_time=300.0)
+    new, state = extend_budget(cfg, 100, 42.0, max_steps=150)
+    assert (new.max_steps, new.max_time, state.extended_at_step) == (150, 0.0, 100)
+    assert state.extended_from_lr == pytest.approx(0.001)
+    assert [lr_at(new, s, 0.0, state) for s in (100, 120, 150)] == [pytest.approx(0.001)] * 3
+    timed, timed_state = extend_budget(cfg, 100, 42.0, more_time=300.0)
     assert (timed.max_steps, timed.max_time) == (0, 342.0)
-    assert lr_at(timed, 101, 342.0) == pytest.approx(0.001)
-    mid = extend_budget(cfg, 50, 20.0, more_time=10.0)  # interrupted halfway down: a new decay from there
-    assert lr_at(mid, 50, 20.0) == pytest.approx(lr_at(cfg, 50, 20.0)) and lr_at(cfg, 50, 20.0) > 0.005
-    assert lr_at(mid, 60, 25.0) < lr_at(mid, 60, 20.0) and lr_at(mid, 60, 30.0) == pytest.approx(0.001)
-    early = extend_budget(cfg, 3, 1.0, max_steps=300)  # in the warmup: it goes on, then one decay to 300
-    assert early.extended_at_step == 0 and [lr_at(early, s, 0.0) for s in (3, 4, 5)] == [
+    assert lr_at(timed, 101, 342.0, timed_state) == pytest.approx(0.001)
+    mid, mid_state = extend_budget(cfg, 50, 20.0, more_time=10.0)  # interrupted halfway down: a new decay from there
+    assert lr_at(mid, 50, 20.0, mid_state) == pytest.approx(lr_at(cfg, 50, 20.0)) and lr_at(cfg, 50, 20.0) > 0.005
+    assert lr_at(mid, 60, 25.0, mid_state) < lr_at(mid, 60, 20.0, mid_state)
+    assert lr_at(mid, 60, 30.0, mid_state) == pytest.approx(0.001)
+    early, early_state = extend_budget(cfg, 3, 1.0, max_steps=300)  # in the warmup: it goes on, then one decay
+    assert early_state.extended_at_step == 0 and [lr_at(early, s, 0.0, early_state) for s in (3, 4, 5)] == [
         pytest.approx(0.008), pytest.approx(0.01), pytest.approx(0.01)]
     with pytest.raises(ChargenError, match="at step 100 already") as err:
         extend_budget(cfg, 100, 42.0, max_steps=100)
@@ -379,7 +382,7 @@ def test_resume_with_more_steps_continues_and_resumes_exactly(interrupt_at, tmp_
 
 def test_new_budget_restarts_patience(tmp_path, corpus_file, make_model_config, make_train_config):
     """A run stopped by patience stays stopped on a plain resume, but a new budget gives patience a fresh count."""
-    from chargen.training.checkpoint import save_checkpoint
+    from chargen.modelfile.checkpoint import save_checkpoint
 
     train(corpus_file, make_model_config(), make_train_config(max_steps=10, eval_every=5), out=tmp_path / "run",
           progress=False)

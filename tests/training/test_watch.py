@@ -14,7 +14,8 @@ import torch
 from chargen import ChargenError, TrainConfig, load_corpus, load_model, read_checkpoint, train
 from chargen.sample.preview import draw_sample
 from chargen.training.board import BOARD_DIR
-from chargen.training.config import MAX_SAMPLE_CHARS, lr_at
+from chargen.config import MAX_SAMPLE_CHARS
+from chargen.training.schedule import lr_at
 from chargen.training.trainer import Trainer
 
 

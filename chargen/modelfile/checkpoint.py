@@ -22,16 +22,18 @@ import torch
 from ..data import Vocab
 from ..errors import ChargenError, write_error
 from ..model import CharRNN, ModelConfig
-from .config import TrainConfig
-from .interrupts import interrupts_held
+from ..config import TrainConfig
+from ..interrupts import interrupts_held
+from .state import RunState, split_flat
 
 # 2: a chars vocabulary always holds the unknown symbol U+FFFD (format 1 files gain it on reading);
-# 3: the vocabulary's kind, "chars" or "bytes" (`vocab_kind`; older files are "chars")
-FORMAT_VERSION = 3
+# 3: the vocabulary's kind, "chars" or "bytes" (`vocab_kind`; older files are "chars");
+# 4: the run's history (`run_state`) apart from its settings (older files kept it inside `train_config`)
+FORMAT_VERSION = 4
 TEMP_SUFFIX = ".tmp"  # a file being written is ".<name>.<random><TEMP_SUFFIX>" beside its target
 REQUIRED = ("format_version", "model_config", "vocab", "model")
 OPTIONAL = ("train_config", "optimizer", "rng", "scaler", "step", "epoch", "window", "elapsed", "best_val_loss",
-            "evals_since_best", "hidden", "corpus", "corpus_chars", "lineage", "credits")
+            "evals_since_best", "hidden", "corpus", "corpus_chars", "lineage", "credits", "run_state")
 PER_CHARACTER = ("embedding.weight", "head.weight", "head.bias")  # the weights with one row per character
 # The run's figures and the type each must have: checked on reading, so a card, a table or a resume never
 # formats a tampered value. best_val_loss may be infinite (never measured); the others are finite and non-negative
@@ -192,10 +194,14 @@ def _migrate(state: dict[str, Any]) -> dict[str, Any]:
 
     Files written before a field existed lack it: format 1 the unknown symbol, the
     training state (a file holding weights alone), the scaler and the carried state;
-    formats 1 and 2 the vocabulary's kind, which was always "chars". A chars vocabulary
-    without the unknown symbol gains it later, in _add_unknown.
+    formats 1 and 2 the vocabulary's kind, which was always "chars"; formats 1 to 3 kept the run
+    state inside the training config, whence it is taken apart. A chars vocabulary without the
+    unknown symbol gains it later, in _add_unknown.
     """
-    return {"unk": None, "train_config": None, "vocab_kind": "chars", **state, "format_version": FORMAT_VERSION}
+    state = {"unk": None, "train_config": None, "vocab_kind": "chars", **state, "format_version": FORMAT_VERSION}
+    if "run_state" not in state and isinstance(state["train_config"], dict):
+        state["train_config"], state["run_state"] = split_flat(state["train_config"])
+    return state
 
 
 def _add_unknown(state: dict[str, Any], vocab: Vocab, config: ModelConfig) -> tuple[Vocab, ModelConfig, dict]:
@@ -303,6 +309,7 @@ class Checkpoint:
     # [] for a model trained from scratch.
     lineage: list[dict] = field(default_factory=list)
     credits: str = ""  # the sources (and licences) of what it learned, for a model card; "" = its corpus
+    run_state: RunState = field(default_factory=RunState)  # the run's history that is no setting (state.py)
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -310,7 +317,8 @@ class Checkpoint:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d.update(format_version=FORMAT_VERSION, model_config=self.model_config.to_dict(),
                  train_config=None if self.train_config is None else self.train_config.to_dict(),
-                 vocab=list(self.vocab.chars), unk=self.vocab.unk, vocab_kind=self.vocab.kind)
+                 vocab=list(self.vocab.chars), unk=self.vocab.unk, vocab_kind=self.vocab.kind,
+                 run_state=self.run_state.to_dict())
         return d
 
     @classmethod
@@ -321,6 +329,7 @@ class Checkpoint:
             vocab = Vocab(tuple(state["vocab"]), state["unk"], state["vocab_kind"])
             model_config = ModelConfig(**state["model_config"])
             train_config = None if state["train_config"] is None else TrainConfig(**state["train_config"])
+            run_state = RunState(**(state.get("run_state") or {}))
         except (TypeError, ValueError, ArithmeticError, RecursionError, ChargenError) as e:
             raise ChargenError(f"{path} has a damaged configuration or vocabulary ({_first_line(e)})",
                                "use another checkpoint") from None
@@ -330,9 +339,9 @@ class Checkpoint:
         _check_scalars(state, Path(path))
         if vocab.unk is None and vocab.kind == "chars":  # a bytes vocabulary knows every byte: it needs none
             vocab, model_config, state = _add_unknown(state, vocab, model_config)
-        rest = {k: state[k] for k in OPTIONAL if k in state and k != "train_config"}
+        rest = {k: state[k] for k in OPTIONAL if k in state and k not in ("train_config", "run_state")}
         rest["lineage"], rest["credits"] = check_lineage(state.get("lineage"), state.get("credits"), path)
-        return cls(model_config, vocab, state["model"], train_config, **rest)
+        return cls(model_config, vocab, state["model"], train_config, **rest, run_state=run_state)
 
     def save(self, path: str | os.PathLike) -> None:
         save_checkpoint(self.to_dict(), path)

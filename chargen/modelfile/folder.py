@@ -19,11 +19,14 @@ from ..data import Vocab
 from ..errors import ChargenError
 from ..model import ModelConfig
 from .checkpoint import Checkpoint, check_lineage, check_version
-from .config import TrainConfig
+from .state import RunState, split_flat
+from ..config import TrainConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-FOLDER_FORMAT = 1  # config.json's "chargen_folder_format"; a newer one is refused with a hint to update
+# config.json's "chargen_folder_format"; a newer one is refused with a hint to update. 2: the run's history
+# (training.run_state) apart from its settings (format 1 kept it inside training.train_config).
+FOLDER_FORMAT = 2
 MODEL_FIELDS = tuple(f.name for f in fields(ModelConfig))
 # What an export writes, with room to spare; a tampered config.json beyond these is refused before it is used.
 MAX_CONFIG_BYTES = 64 << 20  # a vocabulary of every Unicode character is about 10 MB of JSON
@@ -34,7 +37,8 @@ NUMBER = ((int, float), "a non-negative number")
 TRAINING: dict[str, tuple[Any, str]] = {  # the type(s) isinstance takes, and in words
             "corpus": (str, "a string"), "corpus_chars": (int, "a non-negative integer"),
             "step": (int, "a non-negative integer"), "seconds": NUMBER, "best_val_loss": NUMBER, "best_val_bpc": NUMBER,
-            "train_config": (dict, "an object")}  # config.json's training summary: each may also be null
+            "train_config": (dict, "an object"), "run_state": (dict, "an object")}
+# (config.json's training summary: each may also be null)
 
 
 def is_model_folder(path: str | os.PathLike) -> bool:
@@ -51,8 +55,9 @@ def folder_config(ckpt: Checkpoint) -> dict[str, Any]:
         "seconds": round(ckpt.elapsed, 1),
         "best_val_loss": round(best, 4) if math.isfinite(best) else None,
         "best_val_bpc": round(best / math.log(2), 4) if math.isfinite(best) else None,
+        "train_config": None if ckpt.train_config is None else ckpt.train_config.to_dict(),
         # The corpus's path on the trainer's machine is not shared: the name above says what it was.
-        "train_config": None if ckpt.train_config is None else {**ckpt.train_config.to_dict(), "corpus": ""},
+        "run_state": {**ckpt.run_state.to_dict(), "corpus": ""},
     }
     return {**ckpt.model_config.to_dict(), "library_name": "chargen", "chargen_folder_format": FOLDER_FORMAT,
             "vocab_kind": ckpt.vocab.kind, "vocab": list(ckpt.vocab.chars), "unk": ckpt.vocab.unk,
@@ -83,12 +88,15 @@ def read_model_folder(folder: str | os.PathLike) -> Checkpoint:
         vocab = Vocab(tuple(config["vocab"]), config.get("unk"), config.get("vocab_kind", "chars"))
         training = config.get("training") or {}
         stored = training.get("train_config")
-        train_config = None if stored is None else TrainConfig(**stored)
+        settings, state = split_flat(stored) if stored is not None else (None, {})  # older folders: one dict
+        train_config = None if settings is None else TrainConfig(**settings)
+        run_state = RunState(**{**state, **(training.get("run_state") or {})})
         best = training.get("best_val_loss")
         ckpt = Checkpoint(model_config, vocab, weights, train_config, step=int(training.get("step") or 0),
                           elapsed=float(training.get("seconds") or 0.0),
                           best_val_loss=math.inf if best is None else float(best),
-                          corpus=training.get("corpus") or "", corpus_chars=int(training.get("corpus_chars") or 0))
+                          corpus=training.get("corpus") or "", corpus_chars=int(training.get("corpus_chars") or 0),
+                          run_state=run_state)
         ckpt.lineage, ckpt.credits = check_lineage(config.get("fine_tuned_from"), config.get("credits"), folder)
     except (TypeError, ValueError, KeyError, AttributeError, ChargenError) as e:
         raise ChargenError(f"{folder / CONFIG} has a damaged configuration or vocabulary ({str(e)[:160]})",
