@@ -21,9 +21,7 @@ from ..model import ModelConfig
 from ..progress import PrepareBar
 from ..training import default_configs
 from ..training import train as run_training
-from ..training.distributed import world_from_env
 from ..training.recipes import default_help, dropout_rule_applies
-from ..training.runs import newest_run
 from .common import Interrupted, console, field_default, finite, outlives_its_output, table
 from .options import (PANELS, Corpus, Exclude, Include, Json, MinCharCount, Quiet, VocabKind, in_panel,
                       setting_parameters, with_settings)
@@ -74,14 +72,11 @@ def train(
     budget: dict[str, Any] = {}
     if resume:
         budget = {"more_time": values.get("max_time"), "max_steps": values.get("max_steps")}
-        if out is None:  # the newest run of this corpus (of --cell, if given), named before it starts
-            out = newest_run(sources, values.get("cell"))
-            if world_from_env().is_main and not quiet:
-                sys.stderr.write(f"resuming {out}\n")
     result = run_training(sources, model_config, config, out=out, resume=resume,
                           progress=False if quiet or as_json else None,
                           auto_dropout=not resume and not init and dropout_rule_applies(target, values.get("dropout")),
-                          on_eval=None if quiet or as_json else show_sample, notes=None if quiet else _note, **budget)
+                          on_eval=None if quiet or as_json else show_sample, notes=None if quiet else _note,
+                          resume_cell=values.get("cell"), **budget)
     if result.is_main:  # another rank of a torchrun: rank 0 reports
         _report(result, quiet, as_json)
 
@@ -129,7 +124,8 @@ def _report(result, quiet: bool, as_json: bool) -> None:
 
 
 def _note(line: str) -> None:
-    sys.stderr.write(f"{line}\n" if line.startswith("warning: ") else f"note: {line}\n")
+    plain = line.startswith(("warning: ", "resuming "))  # a warning says so itself; "resuming RUN" is news
+    sys.stderr.write(f"{line}\n" if plain else f"note: {line}\n")
 
 
 def _warn_ignored_on_resume(given: dict, out: Optional[Path]) -> None:

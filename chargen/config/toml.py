@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ..data import Sources
 from ..errors import ChargenError
+from ..fileio import atomic_write
 from ..model import ModelConfig
 from .settings import DataConfig, OptimConfig, RunConfig, ScheduleConfig, TrainConfig
 
@@ -43,17 +43,8 @@ def write_config_file(folder: Path, model: ModelConfig, train: TrainConfig, sour
     for section, names in SECTIONS.items():
         lines += ["", f"[{section}]", *(f"{name} = {_value(values[name])}" for name in names)]
     path = Path(folder) / CONFIG_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{CONFIG_FILE}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the file is as readable as the run's others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", encoding="utf-8", fsync=True) as f:
+        f.write("\n".join(lines) + "\n")
     return path
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from typing import Any, cast
 import numpy as np
 
 from ..errors import ChargenError
+from ..fileio import atomic_write
 from .sources import FILE_SEPARATOR, SourceFile, Sources
 from .stream import Batch, batches, unreadable
 from .utf8 import Encoder, Progress, count_chars
@@ -184,13 +184,11 @@ def _write_cache(folder: Path, files: list[SourceFile], vocab: Vocab, counts: di
     meta.json is removed first and written last, each file by rename, so a reader
     sees either a complete cache or none.
     """
-    tmp = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "meta.json").unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".ids.", suffix=".tmp", dir=folder)
         stream = batches(files, vocab.kind, len(files) > 1)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(folder / "ids.bin", "wb") as f:
             if vocab.kind == "bytes":
                 length, ends, counts = _copy_into(f, stream, progress)
                 dtype = np.dtype(np.uint8)
@@ -198,8 +196,6 @@ def _write_cache(folder: Path, files: list[SourceFile], vocab: Vocab, counts: di
                 encoder = Encoder(vocab, max(ord(c) for c in cast(dict[str, int], counts)))  # chars: counted
                 length, ends = _encode_into(f, stream, encoder, progress)
                 dtype = encoder.dtype
-        os.replace(tmp, folder / "ids.bin")
-        tmp = None
         meta = {"version": CACHE_VERSION, "kind": vocab.kind, "fingerprint": stamp,
                 "min_char_count": min_char_count, "chars": list(vocab.chars), "unk": vocab.unk,
                 "dtype": dtype.name, "length": length, "counts": counts,
@@ -208,9 +204,6 @@ def _write_cache(folder: Path, files: list[SourceFile], vocab: Vocab, counts: di
     except OSError as e:
         raise ChargenError(f"cannot write the corpus cache in {folder}: {e.strerror or e}",
                            "free some disk space, or set CHARGEN_CACHE to a writable folder") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     ids = np.memmap(folder / "ids.bin", dtype=dtype, mode="r") if length else np.zeros(0, dtype)
     return ids, cast(dict[str, int], counts), tuple(ends)
 
@@ -256,11 +249,5 @@ def _copy_into(f, stream: Iterator[Batch], progress: Progress | None) -> tuple[i
 
 
 def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".meta.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        json.dump(data, f)

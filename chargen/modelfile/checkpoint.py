@@ -12,7 +12,6 @@ import os
 import pickle
 import re
 import reprlib
-import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -21,6 +20,7 @@ import torch
 
 from ..data import Vocab
 from ..errors import ChargenError, write_error
+from ..fileio import TEMP_SUFFIX, atomic_write
 from ..model import CharRNN, ModelConfig
 from ..config import TrainConfig
 from ..interrupts import interrupts_held
@@ -30,7 +30,6 @@ from .state import RunState, split_flat
 # 3: the vocabulary's kind, "chars" or "bytes" (`vocab_kind`; older files are "chars");
 # 4: the run's history (`run_state`) apart from its settings (older files kept it inside `train_config`)
 FORMAT_VERSION = 4
-TEMP_SUFFIX = ".tmp"  # a file being written is ".<name>.<random><TEMP_SUFFIX>" beside its target
 REQUIRED = ("format_version", "model_config", "vocab", "model")
 OPTIONAL = ("train_config", "optimizer", "rng", "scaler", "step", "epoch", "window", "elapsed", "best_val_loss",
             "evals_since_best", "hidden", "corpus", "corpus_chars", "lineage", "credits", "run_state")
@@ -57,27 +56,12 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     """
     path = Path(path)
     state = {"format_version": FORMAT_VERSION, **state}
-    tmp_name = None
     with interrupts_held():
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-            # mkstemp makes 0600; a checkpoint is an ordinary file others may read. os.chmod by name
-            # works on every system (os.fchmod does not exist on Windows).
-            os.chmod(tmp_name, 0o644)
-            with os.fdopen(fd, "wb") as f:
+            with atomic_write(path, "wb", fsync=True) as f:
                 _save(state, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_name, path)
-            tmp_name = None
         except OSError as e:
             raise write_error("checkpoint", path, e) from None
-        finally:
-            if tmp_name is not None:
-                try:
-                    os.unlink(tmp_name)
-                except OSError:
-                    pass
 
 
 class _Remembering:

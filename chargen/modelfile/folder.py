@@ -17,6 +17,7 @@ import torch
 
 from ..data import Vocab
 from ..errors import ChargenError
+from ..fileio import finite_or_none
 from ..model import ModelConfig
 from .checkpoint import Checkpoint, check_lineage, check_version
 from .state import RunState, split_flat
@@ -53,8 +54,8 @@ def folder_config(ckpt: Checkpoint) -> dict[str, Any]:
     training = {
         "corpus": ckpt.corpus or None, "corpus_chars": ckpt.corpus_chars or None, "step": ckpt.step,
         "seconds": round(ckpt.elapsed, 1),
-        "best_val_loss": round(best, 4) if math.isfinite(best) else None,
-        "best_val_bpc": round(best / math.log(2), 4) if math.isfinite(best) else None,
+        "best_val_loss": finite_or_none(best, 4),
+        "best_val_bpc": finite_or_none(best / math.log(2), 4),
         "train_config": None if ckpt.train_config is None else ckpt.train_config.to_dict(),
         # The corpus's path on the trainer's machine is not shared: the name above says what it was.
         "run_state": {**ckpt.run_state.to_dict(), "corpus": ""},

@@ -72,7 +72,7 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
           resume: bool = False, progress: bool | None = None, root: str | Path = "checkpoints",
           auto_dropout: bool = False, more_time: float | None = None, max_steps: int | None = None,
           on_eval: Callable[[dict], None] | None = None, notes: Callable[[str], None] | None = None,
-          init: str | os.PathLike | None = None) -> TrainResult:
+          init: str | os.PathLike | None = None, resume_cell: str | None = None) -> TrainResult:
     """Train a model on `corpus_path` and write best.pt, last.pt and metrics.jsonl into the run folder.
 
     `corpus_path` is a file, a folder, a glob pattern, a list of them, or Sources (with
@@ -103,6 +103,9 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
     calls `on_eval` and writes events. Raises ChargenError for bad input, an unwritable folder, a
     loss that stays non-finite, or --tensorboard without the tensorboard package (before training).
 
+    `resume` without `out` continues the newest run of this corpus under `root` (of the cell
+    `resume_cell`, when given; runs.newest_run), named through `notes`.
+
     `init` (else `config.init`) starts a new run from a trained model instead of random weights: a
     checkpoint, a model folder, or a shipped model's name (init.py). The model's shape and kind of
     vocabulary come from it (model_config's dropout and impl are kept), characters of the corpus it
@@ -112,8 +115,10 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
     t0 = time.perf_counter()
     world = world_from_env()
     out = None if out is None else Path(out)
-    if resume and out is None:
-        out = newest_run(corpus_path, None, root)
+    if resume and out is None:  # the newest run of this corpus (of `resume_cell`, if given)
+        out = newest_run(corpus_path, resume_cell, root)
+        if notes is not None and world.is_main:
+            notes(f"resuming {out}")
     base = None
     if not resume and (init or config.init):  # the base's shape and kind of vocabulary, before its run folder
         config = replace(config, init=str(init or config.init))

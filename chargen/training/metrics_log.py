@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 from pathlib import Path
 
 from ..errors import write_error
+from ..fileio import finite_or_none
 from ..interrupts import interrupts_held
 
 
@@ -65,7 +65,7 @@ def _read_at(fd: int, offset: int, n: int) -> bytes:
 
 def _strict(record: dict) -> dict:
     # NaN and Infinity are not JSON: write them as null so that jq and friends can read a failed run.
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+    return {k: finite_or_none(v) if isinstance(v, float) else v for k, v in record.items()}
 
 
 def last_logged_step(run_dir: Path) -> int:
