@@ -278,3 +278,22 @@ def test_a_page_past_20_mb_is_written_with_a_one_line_warning(tmp_path):
     assert 20e6 < size < 30e6
     assert result.stderr == (f"warning: the page is {size / 1e6:.0f} MB: it takes seconds to open and is too big "
                              "for most mail; a smaller model (--hidden-size, --num-layers) makes a smaller page\n")
+
+
+def test_the_readmes_page_command_makes_the_shipped_page_with_its_corpus_named(tmp_path):
+    """Guards against the README's own export command giving a page that says "corpus: not recorded"
+    (the shipped checkpoint predates the corpus record), and a docs page older than the page code:
+    the command, as the README writes it, makes docs/shakespeare-gru.html byte for byte."""
+    import re
+    import shlex
+
+    root = Path(__file__).parents[2]
+    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())  # its lines joined
+    command = re.search(r"`(chargen export checkpoints/shakespeare-gru/best\.pt --format web[^`]*)`", readme)
+    args = shlex.split(command.group(1))[1:]
+    args[args.index("--out") + 1] = str(tmp_path / "shakespeare.html")
+    result = invoke(*[str(root / a) if a.startswith("checkpoints/") else a for a in args])
+    assert result.exit_code == 0, result.stderr
+    page = (tmp_path / "shakespeare.html").read_text(encoding="utf-8")
+    assert "<dt>corpus</dt><dd>shakespeare.txt</dd>" in page
+    assert page == (root / "docs" / "shakespeare-gru.html").read_text(encoding="utf-8")
