@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -30,7 +30,7 @@ def export_command(
                                                     "record it (written by an older chargen)."),
     license: str = typer.Option("other", "--license", help="The model card's licence, as a Hugging Face Hub id (mit, "
                                                            "cc-by-4.0, ...); other: not stated."),
-    language: Optional[List[str]] = typer.Option(None, "--language", help="A language of the corpus, as an ISO 639 "
+    language: Optional[list[str]] = typer.Option(None, "--language", help="A language of the corpus, as an ISO 639 "
                                                                           "code (en, fr); repeat for several."),
     quiet: Quiet = False,
     as_json: Json = False,

@@ -88,9 +88,9 @@ def model_card(ckpt: Checkpoint, model: CharRNN, title: str, folder_name: str, l
     if command:
         lines += ["## Trained with", "", "```", command, "```", ""]
         if ckpt.train_config.max_time and ckpt.step:
-            lines += [f"The run stopped at its time limit after {ckpt.step:,} steps; a faster machine takes more "
-                      f"steps in that time. To repeat it over the same number of steps, add `--max-steps {ckpt.step} --max-time 0`.",
-                      ""]
+            lines += [(f"The run stopped at its time limit after {ckpt.step:,} steps; a faster machine takes more "
+                       f"steps in that time. To repeat it over the same number of steps, add "
+                       f"`--max-steps {ckpt.step} --max-time 0`."), ""]
     fence = "`" * max(3, 1 + max(map(len, re.findall("`+", sample)), default=0))  # longer than any run inside
     lines += [f"## A sample (seed {CARD_SAMPLE.seed}, temperature {CARD_SAMPLE.temperature})", "",
               fence + "text", sample, fence, ""]
@@ -102,26 +102,26 @@ def about_lines(ckpt: Checkpoint, license: str) -> list[str]:
     and its licence."""
     mode = ckpt.train_config.records if ckpt.train_config else ""
     lines = ["## Intended use", "",
-             "Generating text in the style of its corpus, for play, study and teaching: how a recurrent "
-             "network learns spelling, form and rhythm one symbol at a time. It is not a source of facts, "
-             "and it follows no instructions: it continues the text it is given.", ""]
+             ("Generating text in the style of its corpus, for play, study and teaching: how a recurrent "
+              "network learns spelling, form and rhythm one symbol at a time. It is not a source of facts, "
+              "and it follows no instructions: it continues the text it is given."), ""]
     if mode:
         what = MODES.get(mode, f"the `{mode.split(':', 1)[-1]}` field of one JSON line of the corpus")
         lines += ["## Records", "",
-                  f"This model writes whole records: each is {what}. Every record starts from a zero state "
-                  "after the end-of-record symbol (U+001E) and ends where the model draws that symbol again; "
-                  "a prime is the beginning of every record.", ""]
+                  (f"This model writes whole records: each is {what}. Every record starts from a zero state "
+                   "after the end-of-record symbol (U+001E) and ends where the model draws that symbol again; "
+                   "a prime is the beginning of every record."), ""]
     lines += ["## Limitations and risks", "",
-              "- It knows only its corpus: its words, its spelling, its biases. Text outside that style, and "
-              "characters it never saw, come out garbled.",
+              ("- It knows only its corpus: its words, its spelling, its biases. Text outside that style, and "
+               "characters it never saw, come out garbled."),
               "- Its text is often plausible and wrong; nothing it writes has been checked.",
-              "- **Privacy:** a character model can repeat stretches of its training text word for word. "
-              "Do not share a model trained on private notes, messages or personal data"
-              + (": `chargen sample --unique` leaves out records found in the training corpus, but a record "
-                 "can still hold parts of several." if mode else "."), "",
+              ("- **Privacy:** a character model can repeat stretches of its training text word for word. "
+               "Do not share a model trained on private notes, messages or personal data"
+               + (": `chargen sample --unique` leaves out records found in the training corpus, but a record "
+                  "can still hold parts of several." if mode else ".")), "",
               "## Licence", ""]
-    lines += ["Not stated (`license: other`): the weights are derived from the corpus, whose terms apply. "
-              "Ask the person who shared this model." if license == "other" else f"`{license}`.", ""]
+    lines += [("Not stated (`license: other`): the weights are derived from the corpus, whose terms apply. "
+               "Ask the person who shared this model.") if license == "other" else f"`{license}`.", ""]
     return lines
 
 

@@ -56,8 +56,8 @@ def usage_lines(ckpt: Checkpoint, folder: str) -> list[str]:
         files = ("`config.json` holds the model's shape and its vocabulary (`vocab`: the characters in id order; "
                  "`unk`: the symbol that stands for characters the model never saw, never drawn).")
     extra, one = (" --num-samples 5", " --num-samples 1`: one record") if records else ("", "`")
-    return ["## Use it", "", "With chargen (Python 3.10 or later; install it from its source folder), in the folder "
-            "that holds this one:", "", "```", "pip install -e path/to/chargen",
+    return ["## Use it", "", ("With chargen (Python 3.10 or later; install it from its source folder), in the folder "
+                              "that holds this one:"), "", "```", "pip install -e path/to/chargen",
             f"chargen sample {folder} --temp 0.8{extra}", "```", "",
             f"The weights are in `model.safetensors`: the state_dict of an embedding, a "
             f"`torch.nn.{NN[ckpt.model_config.cell]}` (batch first) and a linear head. " + files, "",

@@ -97,11 +97,11 @@ def check_card_fields(license: str, languages: tuple[str, ...]) -> None:
 def export_notes(fmt: str, size: int, license: str) -> tuple[str, ...]:
     """What the person exporting should know: a page too big to send or open quickly, a card without a licence."""
     if fmt == "web" and size > BIG_PAGE:
-        return (f"warning: the page is {size / 1e6:.0f} MB: it takes seconds to open and is too big for most "
-                f"mail; a smaller model (--hidden-size, --num-layers) makes a smaller page",)
+        return ((f"warning: the page is {size / 1e6:.0f} MB: it takes seconds to open and is too big for most "
+                 "mail; a smaller model (--hidden-size, --num-layers) makes a smaller page"),)
     if fmt == "safetensors" and license == "other":
-        return ("note: the card says license: other (not stated); pass --license ID (mit, cc-by-4.0, ...) if "
-                "you know the terms of the corpus",)
+        return (("note: the card says license: other (not stated); pass --license ID (mit, cc-by-4.0, ...) if "
+                 "you know the terms of the corpus"),)
     return ()
 
 

@@ -47,7 +47,7 @@ class Browser:
         if screen["mobile"]:
             self.call("Emulation.setTouchEmulationEnabled", enabled=True, maxTouchPoints=1)
 
-    def __enter__(self) -> Browser:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:

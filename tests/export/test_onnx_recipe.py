@@ -8,8 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
-from test_card import names_run  # noqa: F401  (fixture)
-from test_kinds import bytes_run  # noqa: F401  (fixture)
+from kind_runs import bytes_run_fixture, names_run_fixture  # noqa: F401  (fixtures)
 
 from chargen import SampleConfig, generate, load_model, sample_records
 from chargen.export import export
