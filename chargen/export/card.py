@@ -87,9 +87,10 @@ def model_card(ckpt: Checkpoint, model: CharRNN, title: str, folder_name: str, l
     lines += lineage_lines(ckpt)
     if command:
         lines += ["## Trained with", "", "```", command, "```", ""]
-        if ckpt.train_config.max_time and ckpt.step:
-            lines += [(f"The run stopped at its time limit after {ckpt.step:,} steps; a faster machine takes more "
-                       f"steps in that time. To repeat it over the same number of steps, add "
+        t = ckpt.train_config
+        if t.max_time and ckpt.step and ckpt.step != t.max_steps:  # a time limit: steps depend on the machine
+            lines += [(f"The run had a time limit and took {ckpt.step:,} steps; a faster machine takes more steps "
+                       f"in that time. To repeat it over the same number of steps, add "
                        f"`--max-steps {ckpt.step} --max-time 0`."), ""]
     fence = "`" * max(3, 1 + max(map(len, re.findall("`+", sample)), default=0))  # longer than any run inside
     lines += [f"## A sample (seed {CARD_SAMPLE.seed}, temperature {CARD_SAMPLE.temperature})", "",
