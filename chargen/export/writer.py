@@ -4,8 +4,10 @@ recurrent step as a graph) or web (one HTML page that generates text in a browse
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,6 +20,9 @@ from .card import CARD, describe, model_card
 
 FORMATS = ("safetensors", "onnx", "web")
 SUFFIX = {"safetensors": "", "onnx": ".onnx", "web": ".html"}  # a folder, or one file
+LICENSE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")  # a Hub licence id: mit, cc-by-4.0, apache-2.0, other
+LANGUAGE = re.compile(r"[a-z]{2,3}")  # an ISO 639-1 or 639-3 code: en, fr, fin
+BIG_PAGE = 20e6  # bytes: a page past this opens slowly and is too big for most mail
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,7 @@ class ExportResult:
     path: Path
     files: tuple[str, ...]  # what `path` holds (a folder's files; a file's own name)
     bytes: int
+    notes: tuple[str, ...] = ()  # one line each, "warning: ..." or "note: ...", for the person exporting
 
 
 def default_out(checkpoint: Path, fmt: str) -> Path:
@@ -37,19 +43,22 @@ def default_out(checkpoint: Path, fmt: str) -> Path:
 
 
 def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike | None = None,
-           force: bool = False, title: str | None = None, corpus: str | None = None) -> ExportResult:
+           force: bool = False, title: str | None = None, corpus: str | None = None, license: str = "other",
+           languages: tuple[str, ...] = ()) -> ExportResult:
     """Export the model in `checkpoint` (a .pt file or a model folder) as `fmt` to `out`.
 
     The output is built in a temporary folder beside `out` and renamed into place only when complete, so a failure
     (a full disk, a missing extra, Ctrl-C) leaves nothing half-written. An existing `out` is refused unless `force`
     and it is an earlier export in `fmt` (earlier_export: never a user's own files); it is replaced only once the
     new one is ready. `corpus` names the training corpus on the card and the page
-    for a checkpoint that does not record it (one written before chargen kept it). ChargenError for an unknown
-    format, a checkpoint that is not chargen's, an output that would replace the checkpoint itself or that --force
-    may not replace, or an unwritable folder.
+    for a checkpoint that does not record it (one written before chargen kept it). `license` (a Hub licence id;
+    "other": not stated) and `languages` (ISO 639 codes) go into the card's front matter. ChargenError for an
+    unknown format, licence or language code, a checkpoint that is not chargen's, an output that would
+    replace the checkpoint itself or that --force may not replace, or an unwritable folder.
     """
     if fmt not in FORMATS:
         raise ChargenError(f"unknown export format {fmt!r}", f"use --format {', '.join(FORMATS)}")
+    check_card_fields(license, languages)
     checkpoint = Path(checkpoint)
     out = Path(out) if out is not None else default_out(checkpoint, fmt)
     source = checkpoint.resolve()
@@ -66,12 +75,35 @@ def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike | Non
     model = ckpt.build_model(checkpoint)
     title = printable(title or (ckpt.corpus and f"chargen {ckpt.model_config.cell.upper()} on {ckpt.corpus}") or
                       f"chargen {ckpt.model_config.cell.upper()} model")
-    build = {"safetensors": _safetensors, "onnx": _onnx, "web": _web}[fmt]
+    build: Callable[..., None] = {"safetensors": _safetensors, "onnx": _onnx, "web": _web}[fmt]
     name = printable(out.name)
-    _publish(lambda target: build(ckpt, model, target, title, name), out, is_dir=fmt == "safetensors")
+    card = {"license": license, "languages": tuple(languages)}
+    _publish(lambda target: build(ckpt, model, target, title, name, **card), out, is_dir=fmt == "safetensors")
     files = tuple(sorted(p.name for p in out.iterdir())) if out.is_dir() else (out.name,)
     size = sum(p.stat().st_size for p in out.iterdir()) if out.is_dir() else out.stat().st_size
-    return ExportResult(fmt, out, files, size)
+    return ExportResult(fmt, out, files, size, export_notes(fmt, size, license))
+
+
+def check_card_fields(license: str, languages: tuple[str, ...]) -> None:
+    """ChargenError for a licence or language code the Hub's front matter would not accept."""
+    if not LICENSE.fullmatch(license):
+        raise ChargenError(f"--license {license!r} is not a licence identifier",
+                           "use a Hub licence id such as mit, apache-2.0, cc-by-4.0, or other when unsure")
+    bad = [code for code in languages if not LANGUAGE.fullmatch(code)]
+    if bad:
+        raise ChargenError(f"--language {bad[0]!r} is not an ISO 639 language code",
+                           "use two or three lowercase letters, such as en, fr or fi; repeat it for each language")
+
+
+def export_notes(fmt: str, size: int, license: str) -> tuple[str, ...]:
+    """What the person exporting should know: a page too big to send or open quickly, a card without a licence."""
+    if fmt == "web" and size > BIG_PAGE:
+        return ((f"warning: the page is {size / 1e6:.0f} MB: it takes seconds to open and is too big for most "
+                 "mail; a smaller model (--hidden-size, --num-layers) makes a smaller page"),)
+    if fmt == "safetensors" and license == "other":
+        return (("note: the card says license: other (not stated); pass --license ID (mit, cc-by-4.0, ...) if "
+                 "you know the terms of the corpus"),)
+    return ()
 
 
 def printable(text: str) -> str:
@@ -98,18 +130,18 @@ def earlier_export(path: Path, fmt: str) -> bool:
     return is_chargen_onnx(path)
 
 
-def _safetensors(ckpt: Checkpoint, model, folder: Path, title: str, name: str) -> None:
+def _safetensors(ckpt: Checkpoint, model, folder: Path, title: str, name: str, **card) -> None:
     write_model_files(ckpt, folder)
-    (folder / CARD).write_text(model_card(ckpt, model, title, name), encoding="utf-8")
+    (folder / CARD).write_text(model_card(ckpt, model, title, name, **card), encoding="utf-8")
 
 
-def _onnx(ckpt: Checkpoint, model, path: Path, title: str, name: str) -> None:
+def _onnx(ckpt: Checkpoint, model, path: Path, title: str, name: str, **card) -> None:
     from .onnx import export_onnx  # here, not above: a safetensors export needs none of the ONNX code
 
     export_onnx(model, ckpt.vocab, path, _records(ckpt))
 
 
-def _web(ckpt: Checkpoint, model, path: Path, title: str, name: str) -> None:
+def _web(ckpt: Checkpoint, model, path: Path, title: str, name: str, **card) -> None:
     from .web import page_text
 
     # Written plainly: _publish makes it atomic, and names --out (not its temporary path) if the disk is full.

@@ -218,6 +218,7 @@ def test_export_web_writes_one_page_with_the_model_inside(trained_run, tmp_path)
     result = invoke("export", trained_run.best, "--format", "web", "--out", out, "--title", "My <poem> model")
     assert result.exit_code == 0, result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["poem.html"] and "open " in result.stderr
+    assert "warning" not in result.stderr  # a page of a few MB at most
     page = out.read_text(encoding="utf-8")
     assert "My &lt;poem&gt; model" in page and "poem.txt" in page
     assert "http://" not in page and "https://" not in page and "<script src" not in page
@@ -257,3 +258,42 @@ def test_ctrl_c_between_the_two_renames_keeps_the_earlier_export(trained_run, tm
     monkeypatch.undo()
     assert (result.exit_code, result.stdout, result.stderr) == (130, "", "\ninterrupted\n")
     assert calls[1] == "m" and snapshot(tmp_path) == before
+
+
+@pytest.mark.slow  # a 25 MB page: about 3 s
+def test_a_page_past_20_mb_is_written_with_a_one_line_warning(tmp_path):
+    """Guards against a 100 MB page (a GPU-recipe model) written without a word: the export says how big
+    it is and what that means for a reader, in one line, even with --quiet; a small page gets none."""
+    from chargen import CharRNN, ModelConfig, Vocab
+    from chargen.training import Checkpoint
+    from chargen.training.folder import write_model_files
+
+    vocab = Vocab.from_text("abc\n")
+    config = ModelConfig(vocab_size=len(vocab), cell="gru", num_layers=2, hidden_size=700, embedding_dim=8)
+    (tmp_path / "big").mkdir()
+    write_model_files(Checkpoint(config, vocab, CharRNN(config).state_dict(), None), tmp_path / "big")
+    result = invoke("export", tmp_path / "big", "--format", "web", "--out", tmp_path / "big.html", "--quiet")
+    assert result.exit_code == 0 and result.stdout == ""
+    size = (tmp_path / "big.html").stat().st_size
+    assert 20e6 < size < 30e6
+    assert result.stderr == (f"warning: the page is {size / 1e6:.0f} MB: it takes seconds to open and is too big "
+                             "for most mail; a smaller model (--hidden-size, --num-layers) makes a smaller page\n")
+
+
+def test_the_readmes_page_command_makes_the_shipped_page_with_its_corpus_named(tmp_path):
+    """Guards against the README's own export command giving a page that says "corpus: not recorded"
+    (the shipped checkpoint predates the corpus record), and a docs page older than the page code:
+    the command, as the README writes it, makes docs/assets/shakespeare-gru.html byte for byte."""
+    import re
+    import shlex
+
+    root = Path(__file__).parents[2]
+    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())  # its lines joined
+    command = re.search(r"`(chargen export checkpoints/shakespeare-gru/best\.pt --format web[^`]*)`", readme)
+    args = shlex.split(command.group(1))[1:]
+    args[args.index("--out") + 1] = str(tmp_path / "shakespeare.html")
+    result = invoke(*[str(root / a) if a.startswith("checkpoints/") else a for a in args])
+    assert result.exit_code == 0, result.stderr
+    page = (tmp_path / "shakespeare.html").read_text(encoding="utf-8")
+    assert "<dt>corpus</dt><dd>shakespeare.txt</dd>" in page
+    assert page == (root / "docs" / "assets" / "shakespeare-gru.html").read_text(encoding="utf-8")

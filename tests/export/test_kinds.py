@@ -4,34 +4,12 @@ read as a plain character stream elsewhere."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from kind_runs import bytes_run_fixture, records_run_fixture  # noqa: F401  (fixtures)
 
-from chargen import RECORD_END, SampleConfig, load_model, sample_records, train
+from chargen import RECORD_END, SampleConfig, load_model, sample_records
 from chargen.export import export
-
-NAMES = ["anna", "bob", "carla", "dave", "emma", "frank", "gina", "hal", "ivy", "jo"] * 20
-
-
-@pytest.fixture(scope="module")
-def records_run(tmp_path_factory) -> Path:
-    from conftest import model_config, train_config
-    root = tmp_path_factory.mktemp("records")
-    (root / "names.txt").write_text("\n".join(NAMES) + "\n", encoding="utf-8")
-    train(root / "names.txt", model_config(cell="gru", hidden_size=12, embedding_dim=6),
-          train_config(records="lines", max_steps=20, eval_every=10, save_every=10), out=root / "run", progress=False)
-    return root / "run" / "best.pt"
-
-
-@pytest.fixture(scope="module")
-def bytes_run(tmp_path_factory) -> Path:
-    from conftest import POEM_TEXT, model_config, train_config
-    root = tmp_path_factory.mktemp("bytes")
-    (root / "poem.txt").write_bytes(POEM_TEXT.replace("star", "\u00e9toile").encode("latin-1"))
-    train(root / "poem.txt", model_config(cell="rnn", num_layers=1, hidden_size=10, embedding_dim=4),
-          train_config(vocab="bytes", max_steps=10), out=root / "run", progress=False)
-    return root / "run" / "best.pt"
 
 
 def test_a_records_folder_keeps_its_records_and_its_card_shows_records(records_run, tmp_path):
