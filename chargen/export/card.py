@@ -89,7 +89,8 @@ def model_card(ckpt: Checkpoint, model: CharRNN, title: str, folder_name: str, l
     if command:
         lines += ["## Trained with", "", "```", command, "```", ""]
         t = ckpt.train_config
-        if t is not None and t.max_time and ckpt.step and ckpt.step != t.max_steps:  # a time limit: steps depend on the machine
+        timed = t is not None and t.max_time and ckpt.step and ckpt.step != t.max_steps
+        if timed:  # a time limit: the steps it took depend on the machine
             lines += [(f"The run had a time limit and took {ckpt.step:,} steps; a faster machine takes more steps "
                        f"in that time. To repeat it over the same number of steps, add "
                        f"`--max-steps {ckpt.step} --max-time 0`."), ""]

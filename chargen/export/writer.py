@@ -75,7 +75,8 @@ def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike | Non
     model = ckpt.build_model(checkpoint)
     title = printable(title or (ckpt.corpus and f"chargen {ckpt.model_config.cell.upper()} on {ckpt.corpus}") or
                       f"chargen {ckpt.model_config.cell.upper()} model")
-    build: Callable[..., None] = {"safetensors": _safetensors, "onnx": _onnx, "web": _web}[fmt]
+    builders: dict[str, Callable[..., None]] = {"safetensors": _safetensors, "onnx": _onnx, "web": _web}
+    build = builders[fmt]
     name = printable(out.name)
     card = {"license": license, "languages": tuple(languages)}
     _publish(lambda target: build(ckpt, model, target, title, name, **card), out, is_dir=fmt == "safetensors")
