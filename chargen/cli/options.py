@@ -24,7 +24,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No progr
 CheckpointArg = Annotated[Optional[Path], typer.Argument(
     help="A .pt file or an exported model folder (default: the newest checkpoints/**/best.pt).",
     show_default=False)]
-Corpus = Annotated[list[Path], typer.Argument(
+CorpusArg = Annotated[list[Path], typer.Argument(
     metavar="CORPUS",
     help="What to learn from: UTF-8 text files (any files with --vocab bytes), folders (every file below them, "
          "hidden ones skipped) or quoted glob patterns ('src/**/*.py'). Several files are joined in a stable order "

@@ -21,7 +21,7 @@ from ..config import TrainConfig
 from .common import console, field_default, finite
 from .options import (
     BatchSize,
-    Corpus,
+    CorpusArg,
     Device,
     EmbeddingDim,
     Exclude,
@@ -37,7 +37,7 @@ from .options import (
 
 
 def compare(
-    corpus: Corpus,
+    corpus: CorpusArg,
     include: Include = None,
     exclude: Exclude = None,
     vocab: VocabKind = field_default(TrainConfig, "vocab"),

@@ -23,13 +23,13 @@ from ..training import default_configs
 from ..training import train as run_training
 from ..training.recipes import default_help, dropout_rule_applies
 from .common import Interrupted, console, field_default, finite, outlives_its_output, table
-from .options import (PANELS, Corpus, Exclude, Include, Json, MinCharCount, Quiet, VocabKind, in_panel,
+from .options import (PANELS, CorpusArg, Exclude, Include, Json, MinCharCount, Quiet, VocabKind, in_panel,
                       setting_parameters, with_settings)
 from .watch import show_sample
 
 TC = TrainConfig  # prepare's defaults come from the config dataclasses
 TrainCorpus = Annotated[Optional[list[Path]], typer.Argument(
-    metavar="CORPUS", help=get_args(Corpus)[1].help + " (default: the corpus of --config)", show_default=False)]
+    metavar="CORPUS", help=get_args(CorpusArg)[1].help + " (default: the corpus of --config)", show_default=False)]
 ConfigFile = Annotated[Optional[Path], typer.Option(
     "--config", metavar="FILE", rich_help_panel=PANELS["run"],
     help="Start from the settings in FILE: a run folder's config.toml repeats that run. --set and the "
@@ -147,7 +147,7 @@ def describe_model(config: ModelConfig) -> str:
 
 
 def prepare(
-    corpus: Corpus,
+    corpus: CorpusArg,
     include: Include = None,
     exclude: Exclude = None,
     vocab: VocabKind = field_default(TC, "vocab"),

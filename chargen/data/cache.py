@@ -29,7 +29,7 @@ from .vocab import KINDS, Vocab
 
 CACHE_VERSION = 2  # 2: corpora of several files, the vocabulary's kind, where each file ends
 FINGERPRINT_BYTES = 1 << 20  # the head and the tail hashed to notice an edit that keeps size and mtime
-Corpus = Sources | str | os.PathLike | list | tuple  # one path, a list of paths, or Sources
+CorpusPaths = Sources | str | os.PathLike | list | tuple  # what names a corpus: one path, a list of them, or Sources
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def _stat(path: str) -> tuple[int, int]:
 
 
 
-def work_bytes(corpus: Corpus, vocab: str = "chars") -> int:
+def work_bytes(corpus: CorpusPaths, vocab: str = "chars") -> int:
     """The bytes that prepare_corpus reports to its `progress` when it prepares `corpus`: its size
     (with separators) once per pass."""
     files = Sources.of(corpus).files()
@@ -93,7 +93,7 @@ def work_bytes(corpus: Corpus, vocab: str = "chars") -> int:
     return size * (1 if vocab == "bytes" else 2)
 
 
-def prepare_corpus(corpus: Corpus, min_char_count: int = 1, cache: str | os.PathLike | None = None,
+def prepare_corpus(corpus: CorpusPaths, min_char_count: int = 1, cache: str | os.PathLike | None = None,
                    progress: Progress | None = None, vocab: str = "chars") -> PreparedCorpus:
     """The encoded ids and vocabulary of a corpus, from the cache when it is current.
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import ChargenError
-from .cache import Corpus as CorpusPaths
+from .cache import CorpusPaths
 from .cache import PreparedCorpus, prepare_corpus
 from .sources import Sources
 from .utf8 import Progress

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..data.cache import Corpus as CorpusPaths
+from ..data.cache import CorpusPaths
 from ..errors import ChargenError
 from ..model.charrnn import CELLS, ModelConfig
 from ..sample.sampler import SampleConfig, sample_texts

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..data import Corpus, RecordCorpus, Sources, load_corpus, load_records
-from ..data.cache import Corpus as CorpusPaths
+from ..data.cache import CorpusPaths
 from ..data.cache import work_bytes
 from ..errors import ChargenError
 from ..progress import PrepareBar

@@ -22,7 +22,7 @@ from ..data import Corpus, RecordCorpus, Sources, Vocab
 from ..data.renumber import in_vocab
 from ..config import RunConfig, TrainConfig
 from ..config.toml import CONFIG_FILE, write_config_file
-from ..data.cache import Corpus as CorpusPaths
+from ..data.cache import CorpusPaths
 from ..device import resolve_device
 from ..errors import ChargenError, write_error
 from ..model import ModelConfig
