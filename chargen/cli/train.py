@@ -80,6 +80,7 @@ def train(
     max_record_chars: int = typer.Option(field_default(TC, "max_record_chars"),
                                          help="With --records: longer records are left out (and counted)."),
     seed: int = typer.Option(field_default(TC, "seed")),
+    threads: int = typer.Option(field_default(TC, "threads"), help="CPU threads; 0 = follow the machine, adapting to its load."),
     device: Device = field_default(TC, "device"),
     precision: str = typer.Option(field_default(TC, "precision"),
                                   help="auto, fp32, bf16 or fp16 (autocast; fp16 on CUDA only)."),
@@ -112,7 +113,7 @@ def train(
         max_time=max_time, patience=patience, eval_every=eval_every, save_every=save_every, val_frac=val_frac,
         val_chars=val_chars, val_files=val_files, min_char_count=min_char_count, vocab=vocab, records=records,
         max_record_chars=max_record_chars, seed=seed, device=device, precision=precision, sample_chars=sample_chars,
-        tensorboard=tensorboard)
+        tensorboard=tensorboard, threads=threads)
     sources = Sources(tuple(corpus), tuple(include or ()), tuple(exclude or ()))
     budget = {}
     if resume:
@@ -139,7 +140,7 @@ def train(
                **{f"records_{k}": n for k, n in (result.records or {}).items()},
                "parameters": result.parameters,
                "chars_per_s": round(result.chars_per_s), "device": result.device,
-               "startup_s": round(result.startup_s, 2)}
+               "startup_s": round(result.startup_s, 2), "threads": result.threads}
     if as_json:
         print(json.dumps(summary))
     elif not quiet:
@@ -156,7 +157,7 @@ def _note(line: str) -> None:
 # (--sample-chars, --tensorboard), and a new budget (--max-time adds seconds, --max-steps sets a new total).
 # Without --out, --cell picks the run.
 _RESUME_TAKES = {"corpus", "include", "exclude", "device", "precision", "out", "resume", "quiet", "as_json",
-                 "max_time", "max_steps", "sample_chars", "tensorboard"}
+                 "max_time", "max_steps", "sample_chars", "tensorboard", "threads"}
 
 
 def _typed(ctx: typer.Context, name: str) -> bool:

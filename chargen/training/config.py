@@ -58,6 +58,7 @@ class TrainConfig:
     corpus: str = ""  # the corpus file's absolute path, as train() read it ("" before it has)
     include: tuple[str, ...] = ()  # the corpus's --include patterns, as train() read it
     exclude: tuple[str, ...] = ()  # the corpus's --exclude patterns, as train() read it
+    threads: int = 0  # CPU threads for the steps; 0 = follow the machine (chargen/threads.py)
     init: str = ""  # start from this model (a path, or a shipped model's name: training/init.py); "" = random weights
 
     def __post_init__(self) -> None:
@@ -66,7 +67,7 @@ class TrainConfig:
             ("max_steps", 0, 1 << 40), ("patience", 0, 1 << 40), ("eval_every", 1, 1 << 40),
             ("save_every", 1, 1 << 40), ("seed", 0, 2**63 - 1),
             ("val_chars", 0, 1 << 50), ("val_files", 0, 1 << 40), ("min_char_count", 1, 1 << 50),
-            ("extended_at_step", 0, 1 << 40), ("sample_chars", 0, MAX_SAMPLE_CHARS), ("max_record_chars", 1, 1 << 30),
+            ("extended_at_step", 0, 1 << 40), ("threads", 0, 4096), ("sample_chars", 0, MAX_SAMPLE_CHARS), ("max_record_chars", 1, 1 << 30),
         ]
         for name, low, high in checks:
             value = getattr(self, name)

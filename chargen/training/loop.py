@@ -24,6 +24,7 @@ from ..device import resolve_device
 from ..errors import ChargenError
 from ..model import ModelConfig
 from ..progress import TrainBar
+from ..threads import Threads
 from .board import EVERY as BOARD_EVERY
 from .board import Board, require_tensorboard
 from .checkpoint import Checkpoint, remove_stale_temp_files
@@ -58,6 +59,7 @@ class TrainResult:
     model_config: ModelConfig | None = None  # the model trained (on a resume, the checkpoint's)
     dropout_choice: DropoutChoice | None = None  # how the dropout rule chose, when it did
     records: dict | None = None  # a records run's {"train": records, "val": records, "skipped": records}
+    threads: str = ""  # the CPU thread count at the end and how it came to be (Threads.summary)
 
     @property
     def best_val_bpc(self) -> float:
@@ -212,7 +214,7 @@ def _resume_configs(run_dir: Path, config: TrainConfig, more_time: float | None,
         raise ChargenError(f"cannot resume from {path}: it holds a model but no training state",
                            "start a new run without --resume")
     # A run that wrote TensorBoard events goes on writing them: its curves would otherwise stop unasked.
-    own = replace(ckpt.train_config, device=config.device, precision=config.precision,
+    own = replace(ckpt.train_config, device=config.device, precision=config.precision, threads=config.threads,
                   sample_chars=config.sample_chars, tensorboard=config.tensorboard or ckpt.train_config.tensorboard)
     if more_time is not None or max_steps is not None:
         own = extend_budget(own, ckpt.step, ckpt.elapsed, more_time, max_steps)
@@ -300,6 +302,10 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
     bar = TrainBar(cfg.max_steps, cfg.max_time, s.step, s.elapsed, progress)
     start, step_time, steps_here, chars_here = time.perf_counter() - s.elapsed, 0.0, 0, 0
     evaluated_at, reason = -1, None
+    # Only a lone CPU process adapts its threads: a GPU step waits on the device, and torchrun's
+    # ranks wait on each other, so their step times say nothing of this process's thread count.
+    adapt = trainer.device.type == "cpu" and not trainer.world.distributed
+    threads = Threads.for_loop(cfg.threads, adapt)
 
     def speed() -> float:  # training characters (not padding) per second in this process, evaluation excluded
         return chars_here / max(step_time, 1e-9)
@@ -320,7 +326,10 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
             trainer.train_step()
             if trainer.bad_steps:  # retrying: wait for this step's verdict (on a GPU it comes a step late)
                 trainer.settle()
-            step_time, steps_here = step_time + time.perf_counter() - t0, steps_here + 1
+            took = time.perf_counter() - t0
+            step_time, steps_here = step_time + took, steps_here + 1
+            if (note := threads.step(took)) is not None:
+                bar.note(note)
             chars_here += trainer.step_chars
             if trainer.bad_steps >= MAX_BAD_STEPS:
                 trainer.save("last.pt")
@@ -346,10 +355,11 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
         raise
     finally:
         bar.close()
+        threads.restore()
     try:
         trainer.save("last.pt")  # a Ctrl-C during the save comes once it is complete
     except KeyboardInterrupt:
         reason = "interrupted"
     return TrainResult(trainer.run_dir, s.step, s.best_val_loss, s.elapsed, trainer.model.num_parameters(),
                        speed(), reason, str(trainer.device), startup, trainer.world.is_main, trainer.history,
-                       trainer.model.config)
+                       trainer.model.config, threads=threads.summary())

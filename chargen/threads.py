@@ -1,0 +1,125 @@
+"""How many CPU threads a loop of like steps (training, evaluation, sampling many streams) runs
+with: a fixed count, or one that follows what the machine gives now, from the steps' own times.
+
+It owns the choice and the call to torch.set_num_threads; it knows nothing of what a step does.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Callable
+
+import torch
+
+
+def cpu_threads() -> int:
+    """The CPUs this process may run on (its affinity), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Threads:
+    """Times steps and keeps the thread count whose steps are fastest, adapting during a run.
+
+    `fixed` > 0 sets that count once and never changes it. Otherwise it starts at `start`
+    (torch's own default when None) and, after `window` steps at a count (the first step after
+    a change not counted: thread start-up), compares their median with one thread fewer and one
+    more, and keeps a neighbour only if its median is faster by more than `margin` (hysteresis,
+    so noise does not make it flip). It probes again after `every` steps (the interval doubles
+    while probes confirm the count, up to `most_every`) or at once when the median drifts by more
+    than `drift` from the one it settled on: another program started or stopped. Each probe
+    costs `window` steps at a worse count at most, a small share of `every`.
+    A busy core stalls every thread waiting for the one on it, which is why fewer threads can be
+    faster: a second thread on a core shared with another program only adds waits.
+    """
+
+    def __init__(self, fixed: int = 0, most: int | None = None, start: int | None = None, window: int = 8,
+                 every: int = 200, most_every: int = 3200, drift: float = 0.2, margin: float = 0.03,
+                 set_threads: Callable[[int], None] | None = None) -> None:
+        self.fixed, self.window, self.drift, self.margin = fixed, window, drift, margin
+        self.every, self.first_every, self.most_every = every, every, most_every
+        self.most = max(1, most or cpu_threads())
+        self.set_threads = set_threads or torch.set_num_threads
+        self.before = torch.get_num_threads()  # the process's count, given back by `restore`
+        self.count = fixed or min(self.most, max(1, start or torch.get_num_threads()))
+        self.set_threads(self.count)
+        self.times: list[float] = []  # step times at the count being measured
+        self.skip = 1  # steps left to ignore after a change
+        self.medians: dict[int, float] = {}  # this probe round's median per count
+        self.queue: list[int] = []  # counts still to try in this round
+        self.home = self.count  # the count this round started from
+        self.settled = 0.0  # the median the current count settled on (0: not yet)
+        self.since = 0  # steps since the count settled
+        self.changes: list[str] = []  # "threads 2 -> 1 (busy machine)", in order
+
+    def step(self, seconds: float) -> str | None:
+        """Record one step's time; returns a line for a person when the chosen count changed."""
+        if self.fixed:
+            return None
+        if self.skip:
+            self.skip -= 1
+            return None
+        self.times.append(seconds)
+        if self.settled:
+            return self._watch()
+        if len(self.times) < self.window:
+            return None
+        return self._measured(statistics.median(self.times))
+
+    @classmethod
+    def for_loop(cls, fixed: int, adapt: bool) -> Threads:
+        """`fixed` threads when > 0; else adaptive where `adapt`, else the count torch has now, kept."""
+        return cls(fixed or (0 if adapt else torch.get_num_threads()))
+
+    def summary(self) -> str:
+        """'1 (fixed)', '2 (adaptive)' or '1 (adaptive: 2 -> 1 busy machine)' for a run's summary."""
+        if self.fixed:
+            return f"{self.count} (fixed)"
+        changes = ", ".join(c.removeprefix("threads ").replace(" (", " ").rstrip(")") for c in self.changes)
+        return f"{self.count} (adaptive{': ' + changes if changes else ''})"
+
+    def restore(self) -> None:
+        """Give the process its thread count back: a library call leaves no global change behind."""
+        torch.set_num_threads(self.before)
+
+    def _watch(self) -> None:
+        """Settled: probe again when it is time, or when the steps drift from the settled speed."""
+        self.since += 1
+        recent = self.times[-self.window:]
+        drifted = len(recent) == self.window and abs(statistics.median(recent) / self.settled - 1) > self.drift
+        if drifted:
+            self.every = self.first_every
+        if drifted or self.since >= self.every:
+            self.settled, self.medians = 0.0, {}
+            self._switch(self.count)
+        return None
+
+    def _measured(self, median: float) -> str | None:
+        """One count measured: try the next neighbour, or settle on the fastest of this round."""
+        if not self.medians:  # the round starts at the current count
+            self.queue = [c for c in (self.count - 1, self.count + 1) if 1 <= c <= self.most]
+            self.home = self.count
+        self.medians[self.count] = median
+        if self.queue:
+            self._switch(self.queue.pop(0))
+            return None
+        home = self.medians[self.home]
+        best = min(self.medians, key=self.medians.get)
+        chosen = best if self.medians[best] < home * (1 - self.margin) else self.home
+        self.every = self.first_every if chosen != self.home else min(2 * self.every, self.most_every)
+        note = None
+        if chosen != self.home:
+            note = f"threads {self.home} -> {chosen} ({'busy machine' if chosen < self.home else 'more free cores'})"
+            self.changes.append(note)
+        self._switch(chosen)
+        self.settled, self.since = self.medians[chosen], 0
+        return note
+
+    def _switch(self, count: int) -> None:
+        if count != self.count:
+            self.count = count
+            self.set_threads(count)
+            self.skip = 1
+        self.times = []

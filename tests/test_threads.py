@@ -1,0 +1,106 @@
+"""chargen.threads: the thread count follows the machine (fake step times, so the decisions are
+exact and fast), `--threads N` fixes it, and a run says when the count changed."""
+from __future__ import annotations
+
+import json
+
+import torch
+from typer.testing import CliRunner
+
+from chargen.cli.app import app
+from chargen.threads import Threads
+from chargen.training.trainer import Trainer
+
+
+class FakeMachine:
+    """Step times as a function of the thread count, which the adapter sets through `set`."""
+
+    def __init__(self, times: dict[int, float]) -> None:
+        self.times, self.calls = times, []
+
+    def set(self, count: int) -> None:
+        self.calls.append(count)
+
+    def run(self, threads: Threads, steps: int) -> list[tuple[int, str]]:
+        """Run `steps` steps; the notes returned, with the step (1-based) that returned each."""
+        notes = []
+        for i in range(1, steps + 1):
+            note = threads.step(self.times[threads.count])
+            if note:
+                notes.append((i, note))
+        return notes
+
+
+def test_busy_machine_drops_to_the_faster_count_and_says_so():
+    """Guards against a run stuck at one thread per core while another program holds a core:
+    after 1 + 4 steps at 2 threads and 1 + 4 at 1 thread, it keeps 1 and says why."""
+    machine = FakeMachine({1: 0.10, 2: 0.30})
+    threads = Threads(most=2, start=2, window=4, set_threads=machine.set)
+    assert machine.run(threads, 20) == [(10, "threads 2 -> 1 (busy machine)")]
+    assert machine.calls == [2, 1] and threads.count == 1 and threads.changes == ["threads 2 -> 1 (busy machine)"]
+
+
+def test_quiet_machine_keeps_its_count_and_probes_less_often():
+    """On a quiet machine the probe of a worse count is undone at once, no note, and the next probe
+    waits twice as long each time the count is confirmed (so a long run loses almost nothing)."""
+    machine = FakeMachine({1: 0.15, 2: 0.10, 3: 0.12})
+    threads = Threads(most=3, start=2, window=4, every=10, set_threads=machine.set)
+    assert machine.run(threads, 15) == []
+    assert machine.calls == [2, 1, 3, 2] and threads.count == 2 and threads.every == 20
+    machine.run(threads, 1 + 20 + 4 + 5 + 5)  # 1 step skipped, 20 settled, then 2, 1 and 3 threads again
+    assert machine.calls == [2, 1, 3, 2, 1, 3, 2] and threads.every == 40
+
+
+def test_a_gain_within_the_margin_does_not_switch():
+    """Hysteresis: one thread fewer 2% faster (noise, for a 3% margin) keeps the count."""
+    machine = FakeMachine({1: 0.098, 2: 0.100})
+    threads = Threads(most=2, start=2, window=4, set_threads=machine.set)
+    assert machine.run(threads, 20) == [] and threads.count == 2
+
+
+def test_a_drift_reprobes_at_once():
+    """Settled at 2 threads, the steps become 3x slower (another program starts): within a window
+    it probes again, long before the scheduled probe, and moves to 1 thread."""
+    machine = FakeMachine({1: 0.15, 2: 0.10})
+    threads = Threads(most=2, start=2, window=4, every=1000, set_threads=machine.set)
+    machine.run(threads, 12)
+    assert threads.count == 2 and threads.settled == 0.10
+    machine.times = {1: 0.12, 2: 0.30}
+    # 3 slow steps make the window's median slow (its 4th is the last quiet one), then 4 at 2 threads
+    # and 1 + 4 at 1 thread: the note comes at the 12th slow step, not after the 1000 scheduled.
+    assert machine.run(threads, 12) == [(12, "threads 2 -> 1 (busy machine)")]
+    assert threads.count == 1
+
+
+def test_fixed_count_is_set_once_and_kept():
+    """--threads N: set once, never probed, whatever the step times."""
+    machine = FakeMachine({1: 9.0, 2: 0.1, 3: 0.1})
+    threads = Threads(fixed=1, most=3, window=2, set_threads=machine.set)
+    assert machine.run(threads, 50) == [] and machine.calls == [1] and threads.count == 1
+
+
+def test_cli_threads_1_is_applied_and_reported(tmp_path, monkeypatch):
+    """`chargen train --threads 1` runs every step on one thread, says so in its summary, and gives
+    the process its own count back afterwards (2 here)."""
+    corpus = tmp_path / "poem.txt"
+    corpus.write_text("Twinkle, twinkle, little star,\nHow I wonder what you are!\n" * 20, encoding="utf-8")
+    seen, step = [], Trainer.train_step
+
+    def counting_step(self):
+        seen.append(torch.get_num_threads())
+        return step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", counting_step)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = CliRunner().invoke(app, ["train", str(corpus), "--threads", "1", "--max-steps", "3", "--hidden-size",
+                                          "8", "--embedding-dim", "4", "--num-layers", "1", "--batch-size", "3", "--seq-len", "10",
+                                          "--device", "cpu",
+                                          "--out", str(tmp_path / "run"), "--json", "--quiet"])
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["threads"] == "1 (fixed)"
+    assert seen == [1, 1, 1] and after == 2
