@@ -34,8 +34,8 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(chargen.__file__).parent
 # Each layer may import only the layers before it: data first, cli last. The top-level modules
-# (errors, device, progress) sit below every package; chargen/__init__.py, the facade, above all.
-ORDER = ["errors", "device", "progress", "data", "model", "training", "sample", "study", "export", "cli", "__main__"]
+# (errors, device, progress, threads) sit below every package; chargen/__init__.py, the facade, above all.
+ORDER = ["errors", "device", "progress", "threads", "data", "model", "training", "sample", "study", "export", "cli", "__main__"]
 
 
 def modules() -> dict[str, Path]:
