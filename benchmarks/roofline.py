@@ -32,11 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import baseline  # the plain loop, benchmarks/baseline.py, unchanged
 import torch
 import torch.nn.functional as F
 from _common import TINY, machine
-
-import baseline  # the plain loop, benchmarks/baseline.py, unchanged
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 SHAPES = {"default": (2, 256, 64, 32, 64), "reference": (2, 256, 64, 64, 128)}  # L, H, E, B, T
@@ -132,11 +131,11 @@ def train_rows(cell: str, name: str, shape: tuple, rounds: int, steps: int, peak
 
 def sample_rows(cell: str, shape: tuple, length: int, peak: float) -> list[dict]:
     """chargen's Sampler (one stream on one thread, as `chargen sample` runs it) and baseline.py's sampling."""
+    from _common import sampling_model
+
     from chargen.model import CharRNN, ModelConfig
     from chargen.sample import SampleConfig
     from chargen.sample.sampler import Sampler
-
-    from _common import sampling_model
 
     layers, hidden, emb, batch, _ = shape
     threads = torch.get_num_threads()

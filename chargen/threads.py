@@ -24,10 +24,11 @@ class Threads:
     """Times steps and keeps the thread count whose steps are fastest, adapting during a run.
 
     `fixed` > 0 sets that count once and never changes it. Otherwise it starts at `start`
-    (torch's own default when None) and, after `window` steps at a count (the first step after
-    a change not counted: thread start-up), compares their median with one thread fewer and one
-    more, and keeps a neighbour only if its median is faster by more than `margin` (hysteresis,
-    so noise does not make it flip). It probes again after `every` steps (the interval doubles
+    (torch's own default when None) and, after `window` steps at a count (the first `warmup` steps
+    of the loop and the first after a change not counted), compares their median with one thread
+    fewer and one more (a neighbour whose 3 first steps are all 1.5x slower is dropped at once),
+    and keeps a neighbour only if its median is faster by more than `margin` (hysteresis, so
+    noise does not make it flip). It probes again after `every` steps (the interval doubles
     while probes confirm the count, up to `most_every`) or at once when the median drifts by more
     than `drift` from the one it settled on: another program started or stopped. Each probe
     costs `window` steps at a worse count at most, a small share of `every`.
@@ -36,7 +37,7 @@ class Threads:
     """
 
     def __init__(self, fixed: int = 0, most: int | None = None, start: int | None = None, window: int = 8,
-                 every: int = 200, most_every: int = 3200, drift: float = 0.2, margin: float = 0.03,
+                 warmup: int = 3, every: int = 200, most_every: int = 3200, drift: float = 0.2, margin: float = 0.03,
                  set_threads: Callable[[int], None] | None = None) -> None:
         self.fixed, self.window, self.drift, self.margin = fixed, window, drift, margin
         self.every, self.first_every, self.most_every = every, every, most_every
@@ -46,7 +47,7 @@ class Threads:
         self.count = fixed or min(self.most, max(1, start or torch.get_num_threads()))
         self.set_threads(self.count)
         self.times: list[float] = []  # step times at the count being measured
-        self.skip = 1  # steps left to ignore after a change
+        self.skip = warmup  # steps left to ignore: the first ones allocate; the first after a change starts threads
         self.medians: dict[int, float] = {}  # this probe round's median per count
         self.queue: list[int] = []  # counts still to try in this round
         self.home = self.count  # the count this round started from
@@ -63,8 +64,12 @@ class Threads:
             return None
         self.times.append(seconds)
         if self.settled:
-            return self._watch()
-        if len(self.times) < self.window:
+            self._watch()
+            return None
+        # A neighbour far slower than the count the round started from is known in a few steps:
+        # on a busy machine that probe is the expensive one, so it ends early.
+        clearly_worse = self.medians and len(self.times) >= 3 and min(self.times) > 1.5 * self.medians[self.home]
+        if len(self.times) < self.window and not clearly_worse:
             return None
         return self._measured(statistics.median(self.times))
 
@@ -94,7 +99,6 @@ class Threads:
         if drifted or self.since >= self.every:
             self.settled, self.medians = 0.0, {}
             self._switch(self.count)
-        return None
 
     def _measured(self, median: float) -> str | None:
         """One count measured: try the next neighbour, or settle on the fastest of this round."""

@@ -35,7 +35,7 @@ def test_busy_machine_drops_to_the_faster_count_and_says_so():
     """Guards against a run stuck at one thread per core while another program holds a core:
     after 1 + 4 steps at 2 threads and 1 + 4 at 1 thread, it keeps 1 and says why."""
     machine = FakeMachine({1: 0.10, 2: 0.30})
-    threads = Threads(most=2, start=2, window=4, set_threads=machine.set)
+    threads = Threads(most=2, start=2, window=4, warmup=1, set_threads=machine.set)
     assert machine.run(threads, 20) == [(10, "threads 2 -> 1 (busy machine)")]
     assert machine.calls == [2, 1] and threads.count == 1 and threads.changes == ["threads 2 -> 1 (busy machine)"]
 
@@ -44,17 +44,27 @@ def test_quiet_machine_keeps_its_count_and_probes_less_often():
     """On a quiet machine the probe of a worse count is undone at once, no note, and the next probe
     waits twice as long each time the count is confirmed (so a long run loses almost nothing)."""
     machine = FakeMachine({1: 0.15, 2: 0.10, 3: 0.12})
-    threads = Threads(most=3, start=2, window=4, every=10, set_threads=machine.set)
+    threads = Threads(most=3, start=2, window=4, warmup=1, every=10, set_threads=machine.set)
     assert machine.run(threads, 15) == []
     assert machine.calls == [2, 1, 3, 2] and threads.count == 2 and threads.every == 20
     machine.run(threads, 1 + 20 + 4 + 5 + 5)  # 1 step skipped, 20 settled, then 2, 1 and 3 threads again
     assert machine.calls == [2, 1, 3, 2, 1, 3, 2] and threads.every == 40
 
 
+def test_a_far_slower_neighbour_is_dropped_after_three_steps():
+    """A probe of a count whose steps are all over 1.5x slower ends after its first 3 (a 2-thread
+    probe on a busy machine is the costly one), and the first 3 steps of a run are not timed."""
+    machine = FakeMachine({1: 0.10, 2: 0.30})
+    threads = Threads(most=2, start=1, window=8, every=1000, set_threads=machine.set)
+    machine.run(threads, 3 + 8 + 1 + 2)
+    assert machine.calls == [1, 2] and threads.count == 2 and not threads.settled
+    assert machine.run(threads, 1) == [] and machine.calls == [1, 2, 1] and threads.settled == 0.10
+
+
 def test_a_gain_within_the_margin_does_not_switch():
     """Hysteresis: one thread fewer 2% faster (noise, for a 3% margin) keeps the count."""
     machine = FakeMachine({1: 0.098, 2: 0.100})
-    threads = Threads(most=2, start=2, window=4, set_threads=machine.set)
+    threads = Threads(most=2, start=2, window=4, warmup=1, set_threads=machine.set)
     assert machine.run(threads, 20) == [] and threads.count == 2
 
 
@@ -62,7 +72,7 @@ def test_a_drift_reprobes_at_once():
     """Settled at 2 threads, the steps become 3x slower (another program starts): within a window
     it probes again, long before the scheduled probe, and moves to 1 thread."""
     machine = FakeMachine({1: 0.15, 2: 0.10})
-    threads = Threads(most=2, start=2, window=4, every=1000, set_threads=machine.set)
+    threads = Threads(most=2, start=2, window=4, warmup=1, every=1000, set_threads=machine.set)
     machine.run(threads, 12)
     assert threads.count == 2 and threads.settled == 0.10
     machine.times = {1: 0.12, 2: 0.30}

@@ -20,7 +20,7 @@ def fused_rnn(x: torch.Tensor, hidden: torch.Tensor | None, weights: list[Weight
     nn.RNN(batch_first=True). `hidden` (L, B, H) or None for zeros; dropout between layers in
     training only, drawing nn.RNN's masks from the same seed. Under CPU autocast the large
     products run in the autocast dtype; the per-step products and the state stay float32."""
-    B, T, _ = x.shape
+    B = x.shape[0]
     dtype, H = weights[0][1].dtype, weights[0][1].shape[1]
     if hidden is None:
         hidden = x.new_zeros(len(weights), B, H, dtype=dtype)  # (L, B, H)
