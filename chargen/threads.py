@@ -20,13 +20,25 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
+def free_cores() -> int:
+    """The cores other programs leave free now: this process's CPUs less the one-minute load
+    average (a reading of what is running), at least 1."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this system: assume a quiet machine
+        load = 0.0
+    return max(1, min(cpu_threads(), round(cpu_threads() - load)))
+
+
 class Threads:
     """Times steps and keeps the thread count whose steps are fastest, adapting during a run.
 
-    `fixed` > 0 sets that count once and never changes it. Otherwise it starts at `start`
-    (torch's own default when None) and, after `window` steps at a count (the first `warmup` steps
-    of the loop and the first after a change not counted), compares their median with one thread
-    fewer and one more (a neighbour whose 3 first steps are all 1.5x slower is dropped at once),
+    `fixed` > 0 sets that count once and never changes it. Otherwise it starts at `start` (when
+    None: torch's own default, or fewer if the load average says cores are busy: free_cores) and,
+    after `window` steps at a count (the first `warmup` steps of the loop not counted), compares
+    their median with one thread fewer and one more (a neighbour is dropped at its first step if
+    that is 2x slower, at its third if all three are 1.5x slower: a busy core can make a second
+    thread ten times slower, and that probe must stay short),
     and keeps a neighbour only if its median is faster by more than `margin` (hysteresis, so
     noise does not make it flip). It probes again after `every` steps (the interval doubles
     while probes confirm the count, up to `most_every`) or at once when the median drifts by more
@@ -44,10 +56,10 @@ class Threads:
         self.most = max(1, most or cpu_threads())
         self.set_threads = set_threads or torch.set_num_threads
         self.before = torch.get_num_threads()  # the process's count, given back by `restore`
-        self.count = fixed or min(self.most, max(1, start or torch.get_num_threads()))
+        self.count = fixed or min(self.most, max(1, start or min(torch.get_num_threads(), free_cores())))
         self.set_threads(self.count)
         self.times: list[float] = []  # step times at the count being measured
-        self.skip = warmup  # steps left to ignore: the first ones allocate; the first after a change starts threads
+        self.skip = warmup  # steps left to ignore: the first ones allocate memory and choose kernels
         self.medians: dict[int, float] = {}  # this probe round's median per count
         self.queue: list[int] = []  # counts still to try in this round
         self.home = self.count  # the count this round started from
@@ -68,7 +80,9 @@ class Threads:
             return None
         # A neighbour far slower than the count the round started from is known in a few steps:
         # on a busy machine that probe is the expensive one, so it ends early.
-        clearly_worse = self.medians and len(self.times) >= 3 and min(self.times) > 1.5 * self.medians[self.home]
+        home = self.medians.get(self.home) if self.medians else None
+        clearly_worse = home is not None and (min(self.times) > 2 * home or
+                                              (len(self.times) >= 3 and min(self.times) > 1.5 * home))
         if len(self.times) < self.window and not clearly_worse:
             return None
         return self._measured(statistics.median(self.times))
@@ -125,5 +139,4 @@ class Threads:
         if count != self.count:
             self.count = count
             self.set_threads(count)
-            self.skip = 1
         self.times = []
