@@ -20,43 +20,42 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
-def free_cores() -> int:
+def free_cores(own: int = 0) -> int:
     """The cores other programs leave free now: this process's CPUs less the one-minute load
-    average (a reading of what is running), at least 1."""
+    average (a count of running threads), less the `own` threads this process runs, at least 1."""
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average on this system: assume a quiet machine
         load = 0.0
-    return max(1, min(cpu_threads(), round(cpu_threads() - load)))
+    return max(1, min(cpu_threads(), round(cpu_threads() - max(0.0, load - own))))
 
 
 class Threads:
     """Times steps and keeps the thread count whose steps are fastest, adapting during a run.
 
     `fixed` > 0 sets that count once and never changes it. Otherwise it starts at `start` (when
-    None: torch's own default, or fewer if the load average says cores are busy: free_cores) and,
-    after `window` steps at a count (the first `warmup` steps of the loop not counted), compares
-    their median with one thread fewer and one more (a neighbour is dropped at its first step if
-    that is 2x slower, at its third if all three are 1.5x slower: a busy core can make a second
-    thread ten times slower, and that probe must stay short),
-    and keeps a neighbour only if its median is faster by more than `margin` (hysteresis, so
-    noise does not make it flip). It probes again after `every` steps (the interval doubles
-    while probes confirm the count, up to `most_every`) or at once when the median drifts by more
-    than `drift` from the one it settled on: another program started or stopped. Each probe
-    costs `window` steps at a worse count at most, a small share of `every`.
+    None: torch's default, or fewer where the load average says cores are busy: free_cores). After
+    `window` steps at a count (the loop's first `warmup` steps not counted) it tries one thread
+    fewer, and one more if the load average leaves a core for it, and keeps a neighbour only if
+    its median step is faster by more than `margin` (hysteresis: noise does not make it flip). A
+    neighbour is dropped at its first step if that is 2x slower, at its third if all three are
+    1.5x slower: a busy core can make a second thread ten times slower, so that probe stays short.
+    It probes again after `every` steps (doubling while probes confirm the count, up to
+    `most_every`), or at once when the median drifts by more than `drift` from the one it settled
+    on: another program started or stopped.
     A busy core stalls every thread waiting for the one on it, which is why fewer threads can be
     faster: a second thread on a core shared with another program only adds waits.
     """
 
     def __init__(self, fixed: int = 0, most: int | None = None, start: int | None = None, window: int = 8,
                  warmup: int = 3, every: int = 200, most_every: int = 3200, drift: float = 0.2, margin: float = 0.03,
-                 set_threads: Callable[[int], None] | None = None) -> None:
+                 set_threads: Callable[[int], None] | None = None, free: Callable[[int], int] = free_cores) -> None:
         self.fixed, self.window, self.drift, self.margin = fixed, window, drift, margin
         self.every, self.first_every, self.most_every = every, every, most_every
         self.most = max(1, most or cpu_threads())
-        self.set_threads = set_threads or torch.set_num_threads
+        self.set_threads, self.free = set_threads or torch.set_num_threads, free
         self.before = torch.get_num_threads()  # the process's count, given back by `restore`
-        self.count = fixed or min(self.most, max(1, start or min(torch.get_num_threads(), free_cores())))
+        self.count = fixed or min(self.most, max(1, start or min(torch.get_num_threads(), free(0))))
         self.set_threads(self.count)
         self.times: list[float] = []  # step times at the count being measured
         self.skip = warmup  # steps left to ignore: the first ones allocate memory and choose kernels
@@ -117,7 +116,10 @@ class Threads:
     def _measured(self, median: float) -> str | None:
         """One count measured: try the next neighbour, or settle on the fastest of this round."""
         if not self.medians:  # the round starts at the current count
-            self.queue = [c for c in (self.count - 1, self.count + 1) if 1 <= c <= self.most]
+            # One more thread only where the load average says a core is free for it: on a busy
+            # machine that probe is the one that costs (a step several times slower).
+            up = [self.count + 1] if self.count < min(self.most, self.free(self.count)) else []
+            self.queue = [c for c in [self.count - 1, *up] if c >= 1]
             self.home = self.count
         self.medians[self.count] = median
         if self.queue:

@@ -35,7 +35,7 @@ def test_busy_machine_drops_to_the_faster_count_and_says_so():
     """Guards against a run stuck at one thread per core while another program holds a core:
     after 1 untimed + 4 steps at 2 threads and 4 at 1 thread, it keeps 1 and says why."""
     machine = FakeMachine({1: 0.10, 2: 0.30})
-    threads = Threads(most=2, start=2, window=4, warmup=1, set_threads=machine.set)
+    threads = Threads(most=2, start=2, window=4, warmup=1, set_threads=machine.set, free=lambda own: 8)
     assert machine.run(threads, 20) == [(9, "threads 2 -> 1 (busy machine)")]
     assert machine.calls == [2, 1] and threads.count == 1 and threads.changes == ["threads 2 -> 1 (busy machine)"]
 
@@ -44,7 +44,7 @@ def test_quiet_machine_keeps_its_count_and_probes_less_often():
     """On a quiet machine the probe of a worse count is undone at once, no note, and the next probe
     waits twice as long each time the count is confirmed (so a long run loses almost nothing)."""
     machine = FakeMachine({1: 0.15, 2: 0.10, 3: 0.12})
-    threads = Threads(most=3, start=2, window=4, warmup=1, every=10, set_threads=machine.set)
+    threads = Threads(most=3, start=2, window=4, warmup=1, every=10, set_threads=machine.set, free=lambda own: 8)
     assert machine.run(threads, 13) == []
     assert machine.calls == [2, 1, 3, 2] and threads.count == 2 and threads.every == 20
     machine.run(threads, 20 + 3 * 4)  # 20 steps settled, then 2, 1 and 3 threads again
@@ -55,16 +55,30 @@ def test_a_far_slower_neighbour_is_dropped_at_once():
     """A probe of a count whose first step is over 2x slower ends there (a 2-thread probe on a busy
     machine is the costly one), and the first 3 steps of a run are not timed."""
     machine = FakeMachine({1: 0.10, 2: 0.30})
-    threads = Threads(most=2, start=1, window=8, every=1000, set_threads=machine.set)
+    threads = Threads(most=2, start=1, window=8, every=1000, set_threads=machine.set, free=lambda own: 8)
     machine.run(threads, 3 + 8)
     assert machine.calls == [1, 2] and threads.count == 2 and not threads.settled
     assert machine.run(threads, 1) == [] and machine.calls == [1, 2, 1] and threads.settled == 0.10
 
 
+def test_no_probe_of_one_more_thread_without_a_free_core():
+    """At 1 thread of 2, with the load average saying the other core is busy, no 2-thread probe
+    (a step there can take ten times longer); once it says a core is free, the probe comes."""
+    machine = FakeMachine({1: 0.10, 2: 0.05})
+    free = [1]
+    threads = Threads(most=2, start=1, window=4, warmup=1, every=10, set_threads=machine.set,
+                      free=lambda own: free[0])
+    machine.run(threads, 1 + 4 + 10)  # nothing to probe: settled at once, the next round in 20 steps
+    assert machine.calls == [1] and threads.count == 1 and threads.every == 20
+    free[0] = 2
+    assert machine.run(threads, 10 + 4 + 4) == [(18, "threads 1 -> 2 (more free cores)")]
+    assert machine.calls == [1, 2]
+
+
 def test_a_gain_within_the_margin_does_not_switch():
     """Hysteresis: one thread fewer 2% faster (noise, for a 3% margin) keeps the count."""
     machine = FakeMachine({1: 0.098, 2: 0.100})
-    threads = Threads(most=2, start=2, window=4, warmup=1, set_threads=machine.set)
+    threads = Threads(most=2, start=2, window=4, warmup=1, set_threads=machine.set, free=lambda own: 8)
     assert machine.run(threads, 20) == [] and threads.count == 2
 
 
@@ -72,7 +86,7 @@ def test_a_drift_reprobes_at_once():
     """Settled at 2 threads, the steps become 3x slower (another program starts): within a window
     it probes again, long before the scheduled probe, and moves to 1 thread."""
     machine = FakeMachine({1: 0.15, 2: 0.10})
-    threads = Threads(most=2, start=2, window=4, warmup=1, every=1000, set_threads=machine.set)
+    threads = Threads(most=2, start=2, window=4, warmup=1, every=1000, set_threads=machine.set, free=lambda own: 8)
     machine.run(threads, 12)
     assert threads.count == 2 and threads.settled == 0.10
     machine.times = {1: 0.12, 2: 0.30}
@@ -85,7 +99,7 @@ def test_a_drift_reprobes_at_once():
 def test_fixed_count_is_set_once_and_kept():
     """--threads N: set once, never probed, whatever the step times."""
     machine = FakeMachine({1: 9.0, 2: 0.1, 3: 0.1})
-    threads = Threads(fixed=1, most=3, window=2, set_threads=machine.set)
+    threads = Threads(fixed=1, most=3, window=2, set_threads=machine.set, free=lambda own: 8)
     assert machine.run(threads, 50) == [] and machine.calls == [1] and threads.count == 1
 
 
