@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -145,3 +146,19 @@ def test_start_leaves_out_the_cores_the_load_average_says_are_busy(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert machine.calls == [1, 2]
+
+
+@pytest.mark.slow  # two threads on a busy 2-core machine can take half a minute here
+def test_losses_do_not_depend_on_the_thread_count(tmp_path, corpus_file, make_model_config, make_train_config):
+    """Training is the same run whatever the thread count (so an adaptive change keeps it
+    reproducible): a GRU and an RNN give bit-identical losses at 1 and 2 threads."""
+    from chargen import train
+
+    for cell in ("gru", "rnn"):
+        runs = []
+        for threads in (1, 2):
+            result = train(corpus_file, make_model_config(cell=cell), make_train_config(max_steps=10, threads=threads),
+                           out=tmp_path / f"{cell}-{threads}", progress=False)
+            assert result.threads == f"{threads} (fixed)"
+            runs.append([(r["step"], r["train_loss"], r["val_loss"]) for r in result.history])
+        assert runs[0] == runs[1] and len(runs[0]) == 1
