@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import torch
 
+from .errors import ChargenError
+
 
 def cpu_threads() -> int:
     """The CPUs this process may run on (its affinity), else the machine's count."""
@@ -50,6 +52,9 @@ class Threads:
     def __init__(self, fixed: int = 0, most: int | None = None, start: int | None = None, window: int = 8,
                  warmup: int = 3, every: int = 200, most_every: int = 3200, drift: float = 0.2, margin: float = 0.03,
                  set_threads: Callable[[int], None] | None = None, free: Callable[[int], int] = free_cores) -> None:
+        if not isinstance(fixed, int) or not 0 <= fixed <= 4096:
+            raise ChargenError(f"threads must be an integer from 0 to 4096, got {fixed!r}",
+                               "pass --threads 0 to follow the machine, or a count of threads")
         self.fixed, self.window, self.drift, self.margin = fixed, window, drift, margin
         self.every, self.first_every, self.most_every = every, every, most_every
         self.most = max(1, most or cpu_threads())

@@ -162,3 +162,24 @@ def test_losses_do_not_depend_on_the_thread_count(tmp_path, corpus_file, make_mo
             assert result.threads == f"{threads} (fixed)"
             runs.append([(r["step"], r["train_loss"], r["val_loss"]) for r in result.history])
         assert runs[0] == runs[1] and len(runs[0]) == 1
+
+
+def test_cli_sample_and_eval_take_threads(trained_run):
+    """`eval --threads 1` scores as `eval` does (the loss does not depend on the count), `sample
+    --threads 1` gives the same text as without, and a negative count is exit 1 with the hint."""
+    best, corpus = str(trained_run.run_dir / "best.pt"), str(trained_run.corpus)
+    runner = CliRunner()
+    before = torch.get_num_threads()
+    try:
+        scores = [runner.invoke(app, ["eval", best, corpus, "--json", *flag]) for flag in ([], ["--threads", "1"])]
+        texts = [runner.invoke(app, ["sample", best, "--length", "40", "--seed", "3", "--num-samples", "2", *flag])
+                 for flag in ([], ["--threads", "1"])]
+        bad = runner.invoke(app, ["eval", best, corpus, "--threads", "-1"])
+    finally:
+        torch.set_num_threads(before)
+    assert [r.exit_code for r in scores + texts] == [0, 0, 0, 0]
+    assert json.loads(scores[0].stdout)["loss"] == json.loads(scores[1].stdout)["loss"]
+    assert texts[0].stdout == texts[1].stdout and len(texts[0].stdout) > 40
+    assert bad.exit_code == 1
+    assert bad.stderr.splitlines() == [("error: threads must be an integer from 0 to 4096, got -1 (hint: pass "
+                                        "--threads 0 to follow the machine, or a count of threads)")]

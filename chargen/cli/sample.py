@@ -19,6 +19,7 @@ from ..data.text import read_raw, read_text
 from ..data.vocab import Vocab, utf8_bytes
 from ..device import resolve_device
 from ..errors import ChargenError
+from ..threads import Threads
 from ..sample import (RecordSample, SampleConfig, Sampler, generate, generate_ids, sample_bytes, sample_records,
                       sample_texts)
 from ..sample.sampler import check_text, require_bytes, shown_prime
@@ -54,6 +55,7 @@ def sample(
     raw: bool = typer.Option(False, "--raw", help="A bytes model: write the drawn bytes to stdout exactly as drawn "
                                                   "(not decoded as UTF-8; no final newline)."),
     device: StepDevice = "auto",
+    threads: int = typer.Option(0, help="CPU threads; 0 = 1 for one stream, else as many as the load leaves free."),
     quiet: Quiet = False,
     compile_: bool = typer.Option(False, "--compile",
                                   help="CPU: compile the sampling loop with torch.compile (needs a C++ compiler; "
@@ -90,8 +92,8 @@ def sample(
     if not quiet:
         warn_unknown(vocab, prime)
     dev = resolve_device(device, mps=False)
-    if dev.type == "cpu" and num_samples == 1:
-        torch.set_num_threads(1)  # one stream: tiny steps, where a second thread only adds hand-offs
+    # One stream: tiny steps, where a second thread only adds hand-offs. Many: what the machine gives now.
+    Threads.for_loop(threads or (1 if dev.type == "cpu" and num_samples == 1 else 0), adapt=dev.type == "cpu")
     if compile_ and dev.type != "cpu":
         sys.stderr.write("warning: --compile has no effect on a GPU, which replays the sampling loop "
                          "as a CUDA graph\n")
@@ -224,6 +226,7 @@ def evaluate(
                                           "val-frac, val-chars and val-files, as training split it)."),
     window: int = typer.Option(0, help="Also score random windows of this many characters from a zero state."),
     device: Device = "auto",
+    threads: int = typer.Option(0, help="CPU threads; 0 = follow the machine, adapting to its load."),
     as_json: Json = False,
 ) -> None:
     """Loss (nats per character) and bits per character of a model on a text (for a bytes model:
@@ -253,7 +256,7 @@ def evaluate(
     else:
         ids, unknown = encode_file_with_unknown(sources, vocab, *part)
         warn_unknown_chars(unknown)
-        scored = evaluate_carried(model, ids, dev)
+        scored = evaluate_carried(model, ids, dev, threads=Threads.for_loop(threads, adapt=dev.type == "cpu"))
     rows = {"text": str(sources), "split": split, **({"records": records.count} if stored.records else {}),
             "chars": scored.chars, "loss": round(scored.loss, 4), "bpc": round(scored.bpc, 4)}
     if window:

@@ -177,7 +177,7 @@ FLAG_VALUES = {  # distinctive, non-default values for every config field
     "grad_clip": 0.5, "max_steps": 123, "max_time": 45.5, "patience": 4, "eval_every": 13, "save_every": 17,
     "val_frac": 0.15, "seed": 99, "device": "cpu", "precision": "fp32", "impl": "reference",
     "val_chars": 5000, "min_char_count": 2, "sample_chars": 37, "tensorboard": True, "val_files": 3,
-    "vocab": "bytes", "records": "jsonl:name", "max_record_chars": 321,
+    "vocab": "bytes", "records": "jsonl:name", "max_record_chars": 321, "threads": 3,
 }
 
 
@@ -258,7 +258,7 @@ def test_train_flag_defaults_come_from_dataclasses(captured):
     # The fake run wrote no best.pt, so the summary names none.
     assert summary == {"run_dir": str(Path("runs/x")), "best_checkpoint": None, "steps": 3, "stop_reason": "max_steps",
                        "best_val_loss": 1.5, "best_val_bpc": round(1.5 / math.log(2), 4), "elapsed_s": 0.5,
-                       "parameters": 123, "chars_per_s": 1000, "device": "cpu", "startup_s": 0.0}
+                       "parameters": 123, "chars_per_s": 1000, "device": "cpu", "startup_s": 0.0, "threads": ""}
 
 
 @pytest.mark.parametrize("flag", ["--layers", "--num-layers"])
