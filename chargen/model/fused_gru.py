@@ -122,11 +122,15 @@ def _gate_factors(h_prev, gates, hn):
     r, z, n = gates.chunk(3, dim=2)  # (T, B, H) each
     H = r.shape[2]
     k_h = torch.empty_like(gates)  # (T, B, 3H)
-    # d sigmoid(u) = y (1 - y) and d tanh(u) = 1 - y^2, in terms of the outputs y saved by the forward.
-    a_n = (1 - z) * (1 - n * n)  # h' = (1 - z) n + z h, n = tanh(.)
-    torch.mul(a_n * hn, r * (1 - r), out=k_h[..., :H])  # r enters n as r * hn
-    torch.mul(h_prev - n, z * (1 - z), out=k_h[..., H: 2 * H])
-    torch.mul(a_n, r, out=k_h[..., 2 * H:])
+    k_r, k_z, k_n = k_h.chunk(3, dim=2)  # (T, B, H) each, views
+    one = gates.new_ones(())
+    # d sigmoid(u) = y (1 - y) and d tanh(u) = 1 - y^2, in terms of the outputs y saved by the forward;
+    # each written by one op into its place (addcmul: 1 - y^2 and y - y^2 without temporaries).
+    one_z = torch.sub(one, z)  # (T, B, H)
+    a_n = torch.addcmul(one, n, n, value=-1).mul_(one_z)  # h' = (1 - z) n + z h, n = tanh(.)
+    torch.mul(a_n, hn, out=k_r).mul_(torch.addcmul(r, r, r, value=-1))  # r enters n as r * hn
+    torch.sub(h_prev, n, out=k_z).mul_(one_z.mul_(z))
+    torch.mul(a_n, r, out=k_n)
     return k_h, a_n
 
 
