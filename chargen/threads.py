@@ -23,13 +23,16 @@ def cpu_threads() -> int:
 
 
 def free_cores(own: int = 0) -> int:
-    """The cores other programs leave free now: this process's CPUs less the one-minute load
-    average (a count of running threads), less the `own` threads this process runs, at least 1."""
+    """The cores other programs leave free now: this process's CPUs less those the one-minute load
+    average (a count of running threads, the `own` threads of this process taken out) says are
+    busy, at least 1. A core counts as busy from 0.75 of a running thread: an editor or a browser
+    idling at a few percent takes none."""
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average on this system: assume a quiet machine
         load = 0.0
-    return max(1, min(cpu_threads(), round(cpu_threads() - max(0.0, load - own))))
+    busy = int(max(0.0, load - own) + 0.25)
+    return max(1, min(cpu_threads(), cpu_threads() - busy))
 
 
 class Threads:
@@ -133,7 +136,13 @@ class Threads:
         home = self.medians[self.home]
         best = min(self.medians, key=self.medians.get)
         chosen = best if self.medians[best] < home * (1 - self.margin) else self.home
-        self.every = self.first_every if chosen != self.home else min(2 * self.every, self.most_every)
+        # A count confirmed against a neighbour is probed less and less often; with no neighbour to
+        # try (one core, or none free), the next round only reads the load average again: no cost.
+        tried = len(self.medians) > 1
+        if chosen != self.home or not tried:
+            self.every = self.first_every
+        else:
+            self.every = min(2 * self.every, self.most_every)
         note = None
         if chosen != self.home:
             note = f"threads {self.home} -> {chosen} ({'busy machine' if chosen < self.home else 'more free cores'})"
