@@ -123,7 +123,8 @@ def train_rows(cell: str, name: str, shape: tuple, rounds: int, steps: int, peak
             best["chargen"] = min(best["chargen"], _timed(ours, steps))
             best["plain"] = min(best["plain"], _timed(plain, steps))
     flops = 6 * forward_macs(cell, *shape[:3])
-    return [{"what": "train", "cell": cell, "shape": f"{name} {shape[0]}x{shape[1]} E{shape[2]} B{shape[3]} T{shape[4]}",
+    label = f"{name} {shape[0]}x{shape[1]} E{shape[2]} B{shape[3]} T{shape[4]}"
+    return [{"what": "train", "cell": cell, "shape": label,
              "who": who, "chars_per_s": round(chars / s), "GFLOP_per_s": round(chars / s * flops / 1e9, 1),
              "share_of_peak": f"{chars / s * flops / 1e9 / peak:.0%}",
              "vs_plain": round(best["plain"] / s, 2)} for who, s in best.items()]

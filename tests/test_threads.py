@@ -120,8 +120,8 @@ def test_cli_threads_1_is_applied_and_reported(tmp_path, monkeypatch):
     torch.set_num_threads(2)
     try:
         result = CliRunner().invoke(app, ["train", str(corpus), "--threads", "1", "--max-steps", "3", "--hidden-size",
-                                          "8", "--embedding-dim", "4", "--num-layers", "1", "--batch-size", "3", "--seq-len", "10",
-                                          "--device", "cpu",
+                                          "8", "--embedding-dim", "4", "--num-layers", "1", "--batch-size", "3",
+                                          "--seq-len", "10", "--device", "cpu",
                                           "--out", str(tmp_path / "run"), "--json", "--quiet"])
         after = torch.get_num_threads()
     finally:

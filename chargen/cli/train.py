@@ -80,7 +80,7 @@ def train(
     max_record_chars: int = typer.Option(field_default(TC, "max_record_chars"),
                                          help="With --records: longer records are left out (and counted)."),
     seed: int = typer.Option(field_default(TC, "seed")),
-    threads: int = typer.Option(field_default(TC, "threads"), help="CPU threads; 0 = follow the machine, adapting to its load."),
+    threads: int = typer.Option(field_default(TC, "threads"), help="CPU threads; 0 = follow the machine's load."),
     device: Device = field_default(TC, "device"),
     precision: str = typer.Option(field_default(TC, "precision"),
                                   help="auto, fp32, bf16 or fp16 (autocast; fp16 on CUDA only)."),

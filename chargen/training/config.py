@@ -67,7 +67,8 @@ class TrainConfig:
             ("max_steps", 0, 1 << 40), ("patience", 0, 1 << 40), ("eval_every", 1, 1 << 40),
             ("save_every", 1, 1 << 40), ("seed", 0, 2**63 - 1),
             ("val_chars", 0, 1 << 50), ("val_files", 0, 1 << 40), ("min_char_count", 1, 1 << 50),
-            ("extended_at_step", 0, 1 << 40), ("threads", 0, 4096), ("sample_chars", 0, MAX_SAMPLE_CHARS), ("max_record_chars", 1, 1 << 30),
+            ("extended_at_step", 0, 1 << 40), ("sample_chars", 0, MAX_SAMPLE_CHARS), ("max_record_chars", 1, 1 << 30),
+            ("threads", 0, 4096),
         ]
         for name, low, high in checks:
             value = getattr(self, name)
