@@ -21,7 +21,8 @@ shape. The two alternate in windows of steps (--rounds of them), and each report
 window: a shared machine's noise hits both alike, and the ratio is what to trust. Sampling:
 chargen's Sampler (chunked rounds; one stream on one thread, as `chargen sample` runs it) against
 baseline.py's own sampling loop, 1 and B streams (the share of peak is small: a step is a (B, H)
-product, bound by reading the weights).
+product, bound by reading the weights). The script imports the chargen of the checkout it sits in:
+copied into an older checkout (with its baseline.py and _common.py), it gives the "before" rows.
 """
 import argparse
 import contextlib
@@ -82,7 +83,7 @@ def chargen_step(cell: str, shape: tuple, run_dir: Path):
     corpus = load_corpus(TINY, 0.1)
     mc = ModelConfig(vocab_size=len(corpus.vocab), cell=cell, num_layers=layers, hidden_size=hidden,
                      embedding_dim=emb, dropout=0.0)
-    tc = TrainConfig(batch_size=batch, seq_len=seq, max_steps=10 ** 6, device="cpu", precision="fp32", threads=0)
+    tc = TrainConfig(batch_size=batch, seq_len=seq, max_steps=10 ** 6, device="cpu", precision="fp32")
     trainer = Trainer(corpus, mc, tc, run_dir, torch.device("cpu"))
     return trainer.train_step, batch * seq
 
