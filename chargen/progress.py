@@ -69,6 +69,11 @@ class TrainBar:
         self.bar.set_postfix_str(f"step {step} loss {loss:.3f} val {self.val} |g| {norm:.2f} "
                                  f"{speed / 1000:.1f}k char/s", refresh=True)
 
+    def note(self, text: str) -> None:
+        """A line above the bar (a change of thread count); nothing when the bar is off."""
+        if not self.bar.disable:
+            self.bar.write(text, file=sys.stderr)
+
     def show_eval(self, record: dict) -> None:
         if record["val_loss"] is not None:
             self.val = f"{record['val_loss']:.3f}"

@@ -20,6 +20,7 @@ from ..sample.output import training_records, write_raw, write_records, write_sa
 from ..sample.sampler import check_text, require_bytes
 from ..modelfile import Checkpoint, load_model
 from ..training.score import score_text
+from ..threads import Threads
 from .common import checkpoint_path, console, field_default, finite, stdout_errors, table
 from .options import CheckpointArg, Device, Exclude, Include, Json, Quiet, StepDevice
 from .terminal import interact, unescape, warn_unknown, warn_unknown_chars
@@ -51,6 +52,7 @@ def sample(
     raw: bool = typer.Option(False, "--raw", help="A bytes model: write the drawn bytes to stdout exactly as drawn "
                                                   "(not decoded as UTF-8; no final newline)."),
     device: StepDevice = "auto",
+    threads: int = typer.Option(0, help="CPU threads; 0 = 1 for one stream, else as many as the load leaves free."),
     quiet: Quiet = False,
     compile_: bool = typer.Option(False, "--compile",
                                   help="CPU: compile the sampling loop with torch.compile (needs a C++ compiler; "
@@ -82,7 +84,7 @@ def sample(
     mode = _records_mode(ckpt, unique, interactive)
     if not quiet:
         warn_unknown(vocab, prime)
-    dev = _sampling_device(device, num_samples, compile_, quiet)
+    dev = _sampling_device(device, num_samples, compile_, quiet, threads)
     with stdout_errors():  # `> /dev/full`: one line and exit 1
         if mode:
             known = training_records(ckpt.run_state.corpus, mode) if unique else None
@@ -107,11 +109,11 @@ def _prime(prime: str, prime_file: Optional[Path], vocab: Vocab) -> str:
     return prime
 
 
-def _sampling_device(device: str, num_samples: int, compile_: bool, quiet: bool) -> torch.device:
+def _sampling_device(device: str, num_samples: int, compile_: bool, quiet: bool, threads: int) -> torch.device:
     """The device to sample on, with one CPU thread for one stream and a word on what --compile does."""
     dev = resolve_device(device, mps=False)
-    if dev.type == "cpu" and num_samples == 1:
-        torch.set_num_threads(1)  # one stream: tiny steps, where a second thread only adds hand-offs
+    # One stream: tiny steps, where a second thread only adds hand-offs. Many: what the machine gives now.
+    Threads.for_loop(threads or (1 if dev.type == "cpu" and num_samples == 1 else 0), adapt=dev.type == "cpu")
     if compile_ and dev.type != "cpu":
         sys.stderr.write("warning: --compile has no effect on a GPU, which replays the sampling loop "
                          "as a CUDA graph\n")
@@ -187,6 +189,7 @@ def evaluate(
                                           "val-frac, val-chars and val-files, as training split it)."),
     window: int = typer.Option(0, help="Also score random windows of this many characters from a zero state."),
     device: Device = "auto",
+    threads: int = typer.Option(0, help="CPU threads; 0 = follow the machine, adapting to its load."),
     as_json: Json = False,
 ) -> None:
     """Loss (nats per character) and bits per character of a model on a text (for a bytes model:
@@ -196,7 +199,9 @@ def evaluate(
     Characters the model never learned are read as its unknown symbol U+FFFD, named in
     one warning on stderr."""
     model, _, ckpt = load_model(checkpoint)
-    scored = score_text(model, ckpt, textfile, include or (), exclude or (), split, window, resolve_device(device))
+    dev = resolve_device(device)
+    scored = score_text(model, ckpt, textfile, include or (), exclude or (), split, window, dev,
+                        Threads.for_loop(threads, adapt=dev.type == "cpu"))
     warn_unknown_chars(scored.unknown)
     if as_json:
         with stdout_errors():

@@ -114,7 +114,7 @@ def _report(result, quiet: bool, as_json: bool) -> None:
                **{f"records_{k}": n for k, n in (result.records or {}).items()},
                "parameters": result.parameters,
                "chars_per_s": round(result.chars_per_s), "device": result.device,
-               "startup_s": round(result.startup_s, 2)}
+               "startup_s": round(result.startup_s, 2), "threads": result.threads}
     if as_json:
         print(json.dumps(summary))
     elif not quiet:

@@ -4,7 +4,7 @@ folder and writes chargen's greedy text. Text only; a test runs the loader as th
 from __future__ import annotations
 
 from ..data import RECORD_END
-from ..training import Checkpoint
+from ..modelfile import Checkpoint
 
 # Greedy as chargen sample --temp 0: the prime read from a zero state (an empty one as a newline; a records
 # model's preceded by its end symbol), the unknown symbol never drawn, a bytes model's UTF-8 decoded at the end.

@@ -56,7 +56,7 @@ class ModelConfig:
 
 class CharRNN(nn.Module):
     """The network. `layers` names how its recurrent layers run (layers.py: "torch",
-    "fused_gru", "per_layer", "reference"); None takes the config's `impl`. The choice changes
+    "fused_gru", "fused_rnn", "per_layer", "reference"); None takes the config's `impl`. The choice changes
     speed, never the function or the state_dict, so a model trained one way loads into any."""
 
     def __init__(self, config: ModelConfig, layers: str | None = None) -> None:

@@ -101,11 +101,14 @@ def _forward_in_time(gates, hs, hn, w_hh_t, b_hn):
     """The recurrence, in place: gates (T, B, 3H) arrive holding x W_ih^T + biases and leave
     holding r, z, n; hs[1:] (T, B, H) receives the states and hn (T, B, H) h W_hn^T + b_hn."""
     H = hn.shape[2]
+    # Two products a step, each adding into its destination (addmm's out=): no (B, 3H) temporary
+    # and no separate bias or accumulation ops. b_hh's r, z parts are in gates already.
+    w_rz, w_n = w_hh_t[:, : 2 * H].contiguous(), w_hh_t[:, 2 * H:].contiguous()  # (H, 2H), (H, H)
     for t in range(gates.shape[0]):
         h = hs[t]  # (B, H)
-        gh = torch.mm(h, w_hh_t)  # (B, 3H), no bias: b_hh's r, z parts are in gates already
-        rz = gates[t, :, : 2 * H].add_(gh[:, : 2 * H]).sigmoid_()  # (B, 2H)
-        hn_t = torch.add(gh[:, 2 * H:], b_hn, out=hn[t])  # (B, H)
+        rz = gates[t, :, : 2 * H]  # (B, 2H)
+        torch.addmm(rz, h, w_rz, out=rz).sigmoid_()
+        hn_t = torch.addmm(b_hn, h, w_n, out=hn[t])  # (B, H)
         n = gates[t, :, 2 * H:].addcmul_(rz[:, :H], hn_t).tanh_()  # (B, H)
         torch.lerp(n, h, rz[:, H:], out=hs[t + 1])  # (1 - z) * n + z * h
 
@@ -118,13 +121,16 @@ def _gate_factors(h_prev, gates, hn):
     h W_hn + b_hn), and a_n (T, B, H), the input side's n factor; its r and z factors equal k_h's.
     """
     r, z, n = gates.chunk(3, dim=2)  # (T, B, H) each
-    H = r.shape[2]
     k_h = torch.empty_like(gates)  # (T, B, 3H)
-    # d sigmoid(u) = y (1 - y) and d tanh(u) = 1 - y^2, in terms of the outputs y saved by the forward.
-    a_n = (1 - z) * (1 - n * n)  # h' = (1 - z) n + z h, n = tanh(.)
-    torch.mul(a_n * hn, r * (1 - r), out=k_h[..., :H])  # r enters n as r * hn
-    torch.mul(h_prev - n, z * (1 - z), out=k_h[..., H: 2 * H])
-    torch.mul(a_n, r, out=k_h[..., 2 * H:])
+    k_r, k_z, k_n = k_h.chunk(3, dim=2)  # (T, B, H) each, views
+    one = gates.new_ones(())
+    # d sigmoid(u) = y (1 - y) and d tanh(u) = 1 - y^2, in terms of the outputs y saved by the forward;
+    # each written by one op into its place (addcmul: 1 - y^2 and y - y^2 without temporaries).
+    one_z = torch.sub(one, z)  # (T, B, H)
+    a_n = torch.addcmul(one, n, n, value=-1).mul_(one_z)  # h' = (1 - z) n + z h, n = tanh(.)
+    torch.mul(a_n, hn, out=k_r).mul_(torch.addcmul(r, r, r, value=-1))  # r enters n as r * hn
+    torch.sub(h_prev, n, out=k_z).mul_(one_z.mul_(z))
+    torch.mul(a_n, r, out=k_n)
     return k_h, a_n
 
 
@@ -142,9 +148,6 @@ def _backward_in_time(d_out, k_h, z, w_hh):
     for t in range(T - 1, -1, -1):
         dh = d_hs[t + 1]  # (B, H)
         torch.mul(k_h[t].view(B, 3, H), dh.unsqueeze(1), out=d_g[t].view(B, 3, H))  # (B, 3H)
-        back = d_g[t].mm(w_hh)  # (B, H)
-        if t > 0:
-            torch.addcmul(d_out[t - 1], dh, z[t], out=d_hs[t]).add_(back)
-        else:
-            torch.mul(dh, z[t], out=d_hs[t]).add_(back)
+        carried = torch.addcmul(d_out[t - 1], dh, z[t]) if t > 0 else dh * z[t]  # (B, H)
+        torch.addmm(carried, d_g[t], w_hh, out=d_hs[t])  # the product adds into it: one op fewer
     return d_hs, d_g

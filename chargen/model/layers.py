@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from .fused_gru import fused_gru, gru_weights
+from .fused_rnn import fused_rnn, rnn_weights
 from .reference import Hidden, trace
 
-LAYERS = ("torch", "fused_gru", "per_layer", "reference")
+LAYERS = ("torch", "fused_gru", "fused_rnn", "per_layer", "reference")
 
 
 class TorchLayers:
@@ -46,6 +47,20 @@ class FusedGRULayers:
         # A GRU's state is one tensor, and __init__ took GRU layers only.
         return fused_gru(x, cast(torch.Tensor | None, hidden), gru_weights(cast(nn.GRU, self.rnn)),
                          self.rnn.dropout, training)
+
+
+class FusedRNNLayers:
+    """A tanh RNN trained on the CPU (fused_rnn.py), as FusedGRULayers: torch's layer without gradients."""
+
+    def __init__(self, rnn: nn.RNNBase, cell: str) -> None:
+        if cell != "rnn" or rnn.nonlinearity != "tanh":
+            raise ValueError(f"fused_rnn runs tanh RNN layers, not {cell}")
+        self.rnn = rnn
+
+    def __call__(self, x: torch.Tensor, hidden: Hidden | None, training: bool) -> tuple[torch.Tensor, Hidden]:
+        if not torch.is_grad_enabled():
+            return self.rnn(x, hidden)
+        return fused_rnn(x, cast(torch.Tensor | None, hidden), rnn_weights(self.rnn), self.rnn.dropout, training)
 
 
 class PerLayerLSTM:
@@ -103,15 +118,16 @@ class ReferenceLayers:
 # Each runner is built from the model's nn.RNN and its cell name, then called as runner(x, hidden, training).
 Runner = Callable[[torch.Tensor, Hidden | None, bool], tuple[torch.Tensor, Hidden]]
 RUNNERS: dict[str, Callable[[nn.RNNBase, str], Runner]] = {
-    "torch": TorchLayers, "fused_gru": FusedGRULayers, "per_layer": PerLayerLSTM, "reference": ReferenceLayers}
+    "torch": TorchLayers, "fused_gru": FusedGRULayers, "fused_rnn": FusedRNNLayers,
+    "per_layer": PerLayerLSTM, "reference": ReferenceLayers}
 
 
 def choose_layers(cell: str, num_layers: int, device: torch.device | str, training: bool) -> str:
-    """The fastest implementation measured for this cell on this device: the fused GRU for
-    training on a CPU, per-layer calls for a stacked LSTM on CUDA, torch's layer elsewhere."""
+    """The fastest implementation measured for this cell on this device: the fused GRU and RNN
+    for training on a CPU, per-layer calls for a stacked LSTM on CUDA, torch's layer elsewhere."""
     kind = torch.device(device).type
-    if training and cell == "gru" and kind == "cpu":
-        return "fused_gru"
+    if training and cell in ("gru", "rnn") and kind == "cpu":
+        return f"fused_{cell}"
     if cell == "lstm" and num_layers > 1 and kind == "cuda":
         return "per_layer"
     return "torch"

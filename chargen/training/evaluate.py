@@ -8,6 +8,7 @@ model is scored a third way: each whole record from a zero state, as it was trai
 from __future__ import annotations
 
 import math
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from ..data.record_batches import IGNORE, padded_rows, sorted_batches
 from ..data.records import RecordSet
 from ..errors import ChargenError
 from ..model.charrnn import CharRNN
+from ..threads import Threads
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,13 @@ def eval_mode(model: CharRNN):
 
 @torch.no_grad()
 def evaluate_carried(model: CharRNN, ids: torch.Tensor, device: torch.device,
-                     streams: int = 16, chunk: int = 512) -> EvalResult:
+                     streams: int = 16, chunk: int = 512, threads: Threads | None = None) -> EvalResult:
     """Mean loss over `ids` cut into `streams` parallel streams, state carried chunk to chunk.
 
     Only one chunk (streams x chunk ids) is on the device at a time, so a long text
     never has to fit in device memory. The first id of each stream has no context
-    and is not scored; a remainder shorter than `streams` is dropped.
+    and is not scored; a remainder shorter than `streams` is dropped. `threads`, when given,
+    times each chunk and follows the machine (chargen/threads.py), and is restored at the end.
     """
     streams = max(1, min(streams, len(ids) // 2))
     stream_len = len(ids) // streams
@@ -56,13 +59,17 @@ def evaluate_carried(model: CharRNN, ids: torch.Tensor, device: torch.device,
         raise ChargenError(f"text too short to evaluate ({len(ids)} characters)", "use a longer text")
     data = ids[: stream_len * streams].view(streams, stream_len)  # (S, N/S), stays where it is
     hidden, total = None, 0.0
+    threads = threads or Threads.for_loop(0, adapt=False)  # none given: the count torch has, kept
     with eval_mode(model):
         for start in range(0, stream_len - 1, chunk):
+            t0 = time.perf_counter()
             end = min(start + chunk, stream_len - 1)
             x = data[:, start:end].to(device)  # (S, t)
             y = data[:, start + 1: end + 1].to(device)  # (S, t)
             logits, hidden = model(x, hidden)  # (S, t, V)
             total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
+            threads.step(time.perf_counter() - t0)
+    threads.restore()
     scored = (stream_len - 1) * streams
     return EvalResult(total / scored, scored)
 

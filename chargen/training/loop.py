@@ -29,6 +29,7 @@ from ..model import ModelConfig
 from ..modelfile.checkpoint import Checkpoint, remove_stale_temp_files
 from ..modelfile.state import RunState
 from ..progress import TrainBar
+from ..threads import Threads
 from .board import EVERY as BOARD_EVERY
 from .board import Board, require_tensorboard
 from .schedule import extend_budget
@@ -62,6 +63,7 @@ class TrainResult:
     model_config: ModelConfig | None = None  # the model trained (on a resume, the checkpoint's)
     dropout_choice: DropoutChoice | None = None  # how the dropout rule chose, when it did
     records: dict | None = None  # a records run's {"train": records, "val": records, "skipped": records}
+    threads: str = ""  # the CPU thread count at the end and how it came to be (Threads.summary)
 
     @property
     def best_val_bpc(self) -> float:
@@ -323,6 +325,10 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
     bar = TrainBar(cfg.max_steps, cfg.max_time, s.step, s.elapsed, progress)
     start, step_time, steps_here, chars_here = time.perf_counter() - s.elapsed, 0.0, 0, 0
     evaluated_at, reason = -1, None
+    # Only a lone CPU process adapts its threads: a GPU step waits on the device, and torchrun's
+    # ranks wait on each other, so their step times say nothing of this process's thread count.
+    adapt = trainer.device.type == "cpu" and not trainer.world.distributed
+    threads = Threads.for_loop(cfg.threads, adapt)
 
     def speed() -> float:  # training characters (not padding) per second in this process, evaluation excluded
         return chars_here / max(step_time, 1e-9)
@@ -343,7 +349,10 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
             trainer.train_step()
             if trainer.bad_steps:  # retrying: wait for this step's verdict (on a GPU it comes a step late)
                 trainer.settle()
-            step_time, steps_here = step_time + time.perf_counter() - t0, steps_here + 1
+            took = time.perf_counter() - t0
+            step_time, steps_here = step_time + took, steps_here + 1
+            if (note := threads.step(took)) is not None:
+                bar.note(note)
             chars_here += trainer.step_chars
             if trainer.bad_steps >= MAX_BAD_STEPS:
                 trainer.save("last.pt")
@@ -370,10 +379,11 @@ def _run(trainer: Trainer, progress: bool | None, startup: float, board: Board,
         raise
     finally:
         bar.close()
+        threads.restore()
     try:
         trainer.save("last.pt")  # a Ctrl-C during the save comes once it is complete
     except KeyboardInterrupt:
         reason = "interrupted"
     return TrainResult(trainer.run_dir, s.step, s.best_val_loss, s.elapsed, trainer.model.num_parameters(),
                        speed(), reason, str(trainer.device), startup, trainer.world.is_main, trainer.history,
-                       trainer.model.config)
+                       trainer.model.config, threads=threads.summary())

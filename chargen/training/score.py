@@ -13,6 +13,7 @@ from ..data import Sources
 from ..data.corpus import encode_file_with_unknown
 from ..data.records import encode_record_file
 from ..errors import ChargenError
+from ..threads import Threads
 from ..model import CharRNN
 from ..config import TrainConfig
 from ..modelfile import Checkpoint
@@ -49,7 +50,7 @@ class TextScore:
 
 def score_text(model: CharRNN, ckpt: Checkpoint, paths: Sequence[str | os.PathLike], include: Sequence[str] = (),
                exclude: Sequence[str] = (), split: str = "all", window: int = 0,
-               device: torch.device | str = "cpu") -> TextScore:
+               device: torch.device | str = "cpu", threads: Threads | None = None) -> TextScore:
     """Loss of `model` (moved to `device`) on the text of `paths`: files, folders and patterns, as train takes them.
 
     `split="val"` scores only what the run validated on (the checkpoint's val-frac, val-chars and val-files,
@@ -75,7 +76,8 @@ def score_text(model: CharRNN, ckpt: Checkpoint, paths: Sequence[str | os.PathLi
         return TextScore(str(sources), split, evaluate_records(model, records, dev), records.count, unknown=unknown)
     ids, unknown = encode_file_with_unknown(sources, ckpt.vocab, *part)
     windows = evaluate_windows(model, ids, dev, window=window) if window else None
-    return TextScore(str(sources), split, evaluate_carried(model, ids, dev), None, window, windows, unknown)
+    carried = evaluate_carried(model, ids, dev, threads=threads)
+    return TextScore(str(sources), split, carried, None, window, windows, unknown)
 
 
 def scored_sources(paths: Sequence[str | os.PathLike], include: Sequence[str], exclude: Sequence[str],

@@ -260,7 +260,7 @@ def test_train_flag_defaults_come_from_dataclasses(captured):
     # The fake run wrote no best.pt, so the summary names none.
     assert summary == {"run_dir": str(Path("runs/x")), "best_checkpoint": None, "steps": 3, "stop_reason": "max_steps",
                        "best_val_loss": 1.5, "best_val_bpc": round(1.5 / math.log(2), 4), "elapsed_s": 0.5,
-                       "parameters": 123, "chars_per_s": 1000, "device": "cpu", "startup_s": 0.0}
+                       "parameters": 123, "chars_per_s": 1000, "device": "cpu", "startup_s": 0.0, "threads": ""}
 
 
 @pytest.mark.parametrize("flag", ["--layers", "--num-layers"])

@@ -1,5 +1,5 @@
 """Every way of running the recurrent layers (chargen.model.layers) is the same function on the
-same parameters: torch's layer, the fused CPU GRU, per-layer LSTM calls and the reference cells.
+same parameters: torch's layer, the fused CPU GRU and RNN, per-layer LSTM calls and the reference cells.
 
 Sizes are tiny and all different (B=3, T=4, E=5, H=6, V=7) so a swapped dimension fails.
 """
@@ -13,7 +13,7 @@ from chargen import ChargenError
 from chargen.model import LAYERS, CharRNN, ModelConfig, choose_layers
 
 B, T, E, H, V = 3, 4, 5, 6, 7
-RUNS = [("gru", "fused_gru"), ("lstm", "per_layer"), ("rnn", "reference"), ("lstm", "reference"),
+RUNS = [("gru", "fused_gru"), ("rnn", "fused_rnn"), ("lstm", "per_layer"), ("rnn", "reference"), ("lstm", "reference"),
         ("gru", "reference")]
 
 
@@ -85,7 +85,10 @@ def test_choose_layers_picks_per_device_and_purpose():
     assert choose_layers("lstm", 1, "cuda", training=True) == "torch"
     assert choose_layers("lstm", 3, "cpu", training=True) == "torch"
     assert choose_layers("gru", 2, "cuda", training=True) == "torch"
-    assert set(LAYERS) == {"torch", "fused_gru", "per_layer", "reference"}
+    assert choose_layers("rnn", 2, "cpu", training=True) == "fused_rnn"
+    assert choose_layers("rnn", 2, "cpu", training=False) == "torch"
+    assert choose_layers("rnn", 2, "cuda", training=True) == "torch"
+    assert set(LAYERS) == {"torch", "fused_gru", "fused_rnn", "per_layer", "reference"}
 
 
 def test_unknown_implementation_is_a_chargen_error():

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Training speed with the machine quiet and with other busy programs: chargen's adaptive thread
+count (`--threads 0`, the default) against every fixed count, at the default shape.
+
+    python benchmarks/threads.py [--seconds 20] [--busy 0,1,2] [--counts 1,2] [--cell gru]
+
+For each number of busy programs (each a `python -c "while True: pass"` started here and stopped
+after its rows), every thread count runs `chargen train` on tinyshakespeare for --seconds of
+training (no evaluation, dropout 0) in a fresh process; the figure is its training chars/s and
+the thread count it ended on, with what changed it. The goal: adaptive at least as fast as the
+best fixed count when the machine is busy, and within 3% of it when quiet. Order alternates
+between load levels so that drift in the machine does not favour one column. It takes about
+(busy levels) x (counts + 1) x (seconds + 5) seconds: 3 x 3 x 25 s, about 4 minutes, by default.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from _common import TINY, chargen_cmd, report, run_json
+
+
+def train(threads: int, seconds: float, cell: str) -> dict:
+    with tempfile.TemporaryDirectory() as out:
+        result, _ = run_json(chargen_cmd(
+            "train", str(TINY), "--cell", cell, "--max-time", str(seconds), "--eval-every", "1000000",
+            "--save-every", "1000000", "--dropout", "0", "--device", "cpu", "--precision", "fp32",
+            "--threads", str(threads), "--out", f"{out}/run", "--json", "--quiet"))
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--busy", default="0,1,2", help="numbers of busy programs, comma-separated")
+    p.add_argument("--counts", default=",".join(str(n) for n in range(1, (os.cpu_count() or 1) + 1)),
+                   help="fixed thread counts to compare with the adaptive one")
+    p.add_argument("--cell", default="gru")
+    a = p.parse_args()
+    rows = []
+    for i, busy in enumerate(int(b) for b in a.busy.split(",")):
+        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+        try:
+            time.sleep(1 if busy else 0)
+            counts = [0] + [int(c) for c in a.counts.split(",")]
+            for threads in counts if i % 2 == 0 else counts[::-1]:
+                r = train(threads, a.seconds, a.cell)
+                rows.append({"busy_programs": busy, "threads_flag": threads or "adaptive",
+                             "chars_per_s": r["chars_per_s"], "threads_used": r.get("threads", "")})
+                print(rows[-1], flush=True)
+        finally:
+            for hog in hogs:
+                hog.terminate()
+                hog.wait()
+    for busy in sorted({r["busy_programs"] for r in rows}):
+        level = [r for r in rows if r["busy_programs"] == busy]
+        best_fixed = max(r["chars_per_s"] for r in level if r["threads_flag"] != "adaptive")
+        for r in level:
+            r["vs_best_fixed"] = round(r["chars_per_s"] / best_fixed, 3)
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()

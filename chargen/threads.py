@@ -1,0 +1,158 @@
+"""How many CPU threads a loop of like steps (training, evaluation, sampling many streams) runs
+with: a fixed count, or one that follows what the machine gives now, from the steps' own times.
+
+It owns the choice and the call to torch.set_num_threads; it knows nothing of what a step does.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Callable
+
+import torch
+
+from .errors import ChargenError
+
+
+def cpu_threads() -> int:
+    """The CPUs this process may run on (its affinity), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def free_cores(own: int = 0) -> int:
+    """The cores other programs leave free now: this process's CPUs less those the one-minute load
+    average (a count of running threads, the `own` threads of this process taken out) says are
+    busy, at least 1. A core counts as busy from 0.75 of a running thread: an editor or a browser
+    idling at a few percent takes none."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this system: assume a quiet machine
+        load = 0.0
+    busy = int(max(0.0, load - own) + 0.25)
+    return max(1, min(cpu_threads(), cpu_threads() - busy))
+
+
+class Threads:
+    """Times steps and keeps the thread count whose steps are fastest, adapting during a run.
+
+    `fixed` > 0 sets that count once and never changes it. Otherwise it starts at `start` (when
+    None: torch's default, or fewer where the load average says cores are busy: free_cores). After
+    `window` steps at a count (the loop's first `warmup` steps not counted) it tries one thread
+    fewer, and one more if the load average leaves a core for it, and keeps a neighbour only if
+    its median step is faster by more than `margin` (hysteresis: noise does not make it flip). A
+    neighbour is dropped at its first step if that is 2x slower, at its third if all three are
+    1.5x slower: a busy core can make a second thread ten times slower, so that probe stays short.
+    It probes again after `every` steps (doubling while probes confirm the count, up to
+    `most_every`), or at once when the median drifts by more than `drift` from the one it settled
+    on: another program started or stopped.
+    A busy core stalls every thread waiting for the one on it, which is why fewer threads can be
+    faster: a second thread on a core shared with another program only adds waits.
+    """
+
+    def __init__(self, fixed: int = 0, most: int | None = None, start: int | None = None, window: int = 8,
+                 warmup: int = 3, every: int = 200, most_every: int = 3200, drift: float = 0.2, margin: float = 0.03,
+                 set_threads: Callable[[int], None] | None = None, free: Callable[[int], int] = free_cores) -> None:
+        if not isinstance(fixed, int) or not 0 <= fixed <= 4096:
+            raise ChargenError(f"threads must be an integer from 0 to 4096, got {fixed!r}",
+                               "pass --threads 0 to follow the machine, or a count of threads")
+        self.fixed, self.window, self.drift, self.margin = fixed, window, drift, margin
+        self.every, self.first_every, self.most_every = every, every, most_every
+        self.most = max(1, most or cpu_threads())
+        self.set_threads, self.free = set_threads or torch.set_num_threads, free
+        self.before = torch.get_num_threads()  # the process's count, given back by `restore`
+        self.count = fixed or min(self.most, max(1, start or min(torch.get_num_threads(), free(0))))
+        self.set_threads(self.count)
+        self.times: list[float] = []  # step times at the count being measured
+        self.skip = warmup  # steps left to ignore: the first ones allocate memory and choose kernels
+        self.medians: dict[int, float] = {}  # this probe round's median per count
+        self.queue: list[int] = []  # counts still to try in this round
+        self.home = self.count  # the count this round started from
+        self.settled = 0.0  # the median the current count settled on (0: not yet)
+        self.since = 0  # steps since the count settled
+        self.changes: list[str] = []  # "threads 2 -> 1 (busy machine)", in order
+
+    def step(self, seconds: float) -> str | None:
+        """Record one step's time; returns a line for a person when the chosen count changed."""
+        if self.fixed:
+            return None
+        if self.skip:
+            self.skip -= 1
+            return None
+        self.times.append(seconds)
+        if self.settled:
+            self._watch()
+            return None
+        # A neighbour far slower than the count the round started from is known in a few steps:
+        # on a busy machine that probe is the expensive one, so it ends early.
+        home = self.medians.get(self.home) if self.medians else None
+        clearly_worse = home is not None and (min(self.times) > 2 * home or
+                                              (len(self.times) >= 3 and min(self.times) > 1.5 * home))
+        if len(self.times) < self.window and not clearly_worse:
+            return None
+        return self._measured(statistics.median(self.times))
+
+    @classmethod
+    def for_loop(cls, fixed: int, adapt: bool) -> Threads:
+        """`fixed` threads when > 0; else adaptive where `adapt`, else the count torch has now, kept."""
+        return cls(fixed or (0 if adapt else torch.get_num_threads()))
+
+    def summary(self) -> str:
+        """'1 (fixed)', '2 (adaptive)' or '1 (adaptive: 2 -> 1 busy machine)' for a run's summary."""
+        if self.fixed:
+            return f"{self.count} (fixed)"
+        changes = ", ".join(c.removeprefix("threads ").replace(" (", " ").rstrip(")") for c in self.changes)
+        return f"{self.count} (adaptive{': ' + changes if changes else ''})"
+
+    def restore(self) -> None:
+        """Give the process its thread count back: a library call leaves no global change behind."""
+        torch.set_num_threads(self.before)
+
+    def _watch(self) -> None:
+        """Settled: probe again when it is time, or when the steps drift from the settled speed."""
+        self.since += 1
+        recent = self.times[-self.window:]
+        drifted = len(recent) == self.window and abs(statistics.median(recent) / self.settled - 1) > self.drift
+        if drifted:
+            self.every = self.first_every
+        if drifted or self.since >= self.every:
+            self.settled, self.medians = 0.0, {}
+            self._switch(self.count)
+
+    def _measured(self, median: float) -> str | None:
+        """One count measured: try the next neighbour, or settle on the fastest of this round."""
+        if not self.medians:  # the round starts at the current count
+            # One more thread only where the load average says a core is free for it: on a busy
+            # machine that probe is the one that costs (a step several times slower).
+            up = [self.count + 1] if self.count < min(self.most, self.free(self.count)) else []
+            self.queue = [c for c in [self.count - 1, *up] if c >= 1]
+            self.home = self.count
+        self.medians[self.count] = median
+        if self.queue:
+            self._switch(self.queue.pop(0))
+            return None
+        home = self.medians[self.home]
+        best = min(self.medians, key=lambda c: self.medians[c])
+        chosen = best if self.medians[best] < home * (1 - self.margin) else self.home
+        # A count confirmed against a neighbour is probed less and less often; with no neighbour to
+        # try (one core, or none free), the next round only reads the load average again: no cost.
+        tried = len(self.medians) > 1
+        if chosen != self.home or not tried:
+            self.every = self.first_every
+        else:
+            self.every = min(2 * self.every, self.most_every)
+        note = None
+        if chosen != self.home:
+            note = f"threads {self.home} -> {chosen} ({'busy machine' if chosen < self.home else 'more free cores'})"
+            self.changes.append(note)
+        self._switch(chosen)
+        self.settled, self.since = self.medians[chosen], 0
+        return note
+
+    def _switch(self, count: int) -> None:
+        if count != self.count:
+            self.count = count
+            self.set_threads(count)
+        self.times = []
