@@ -5,7 +5,7 @@ count (`--threads 0`, the default) against every fixed count, at the default sha
     python benchmarks/threads.py [--seconds 20] [--busy 0,1,2] [--counts 1,2] [--cell gru]
 
 For each number of busy programs (each a `python -c "while True: pass"` started here and stopped
-after its rows), every thread count runs `chargen train` on tinyshakespeare for --seconds of
+after its rows), every thread count runs `chargen train` on corpora/shakespeare.txt for --seconds of
 training (no evaluation, dropout 0) in a fresh process; the figure is its training chars/s and
 the thread count it ended on, with what changed it. The goal: adaptive at least as fast as the
 best fixed count when the machine is busy, and within 3% of it when quiet. Order alternates
@@ -19,13 +19,13 @@ import sys
 import tempfile
 import time
 
-from _common import TINY, chargen_cmd, report, run_json
+from _common import CORPUS, chargen_cmd, report, run_json
 
 
 def train(threads: int, seconds: float, cell: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         result, _ = run_json(chargen_cmd(
-            "train", str(TINY), "--cell", cell, "--max-time", str(seconds), "--eval-every", "1000000",
+            "train", str(CORPUS), "--cell", cell, "--max-time", str(seconds), "--eval-every", "1000000",
             "--save-every", "1000000", "--dropout", "0", "--device", "cpu", "--precision", "fp32",
             "--threads", str(threads), "--out", f"{out}/run", "--json", "--quiet"))
     return result
