@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ..data import Sources
@@ -137,14 +138,14 @@ def _curves(run_dirs: list[Path], out: Path, title: str, explicit: bool) -> Path
 
 
 def _results_table(results: list[CellResult]) -> Table:
-    table = Table(title="Cell comparison", title_justify="left")
-    for name in ("cell", "hidden", "parameters", "dropout", "steps", "chars seen", "best val loss", "bpc",
-                 "time s", "stopped by"):
-        table.add_column(name, justify="left" if name in ("cell", "stopped by") else "right")
+    # No vertical rules: ten columns fit a terminal of 80 (bits per character are in --json).
+    table = Table(title="Cell comparison", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1),
+                  collapse_padding=True, pad_edge=False)
+    for name in ("cell", "hidden", "params", "drop", "steps", "chars", "val loss", "time s", "stop"):
+        table.add_column(name, justify="left" if name in ("cell", "stop") else "right")
     for r in results:
         table.add_row(r.cell, str(r.hidden_size), f"{r.parameters:,}", f"{r.dropout:g}", f"{r.steps:,}",
-                      f"{r.chars_seen:,}", f"{r.best_val_loss:.4f}", f"{r.best_val_bpc:.4f}", f"{r.elapsed:.1f}",
-                      r.stop_reason)
+                      f"{r.chars_seen:,}", f"{r.best_val_loss:.4f}", f"{r.elapsed:.1f}", r.stop_reason)
     return table
 
 
