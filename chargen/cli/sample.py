@@ -22,6 +22,7 @@ from ..errors import ChargenError
 from ..sample import (RecordSample, SampleConfig, Sampler, generate, generate_ids, sample_bytes, sample_records,
                       sample_texts)
 from ..sample.sampler import check_text, require_bytes, shown_prime
+from ..study.surprise_page import surprise_page
 from ..training import Checkpoint, TrainConfig, evaluate_carried, evaluate_records, evaluate_windows, load_model
 from .common import checkpoint_path, console, field_default, finite, stdout_errors, table
 from .options import CheckpointArg, Device, Exclude, Include, Json, Quiet, StepDevice
@@ -223,6 +224,8 @@ def evaluate(
     split: str = typer.Option("all", help="all, or val: only what the run validated on (the checkpoint's "
                                           "val-frac, val-chars and val-files, as training split it)."),
     window: int = typer.Option(0, help="Also score random windows of this many characters from a zero state."),
+    html: Optional[Path] = typer.Option(None, help="Also write a page of the text (its first 20,000 characters) "
+                                                   "coloured by each character's loss: where the model is surprised."),
     device: Device = "auto",
     as_json: Json = False,
 ) -> None:
@@ -259,6 +262,10 @@ def evaluate(
     if window:
         windows = evaluate_windows(model, ids, dev, window=window)
         rows.update({f"loss_window{window}": round(windows.loss, 4), f"bpc_window{window}": round(windows.bpc, 4)})
+    if html is not None:
+        page = surprise_page(model, vocab, records if stored.records else ids, dev, html, str(sources),
+                             os.fspath(checkpoint), keep=(checkpoint, *(f.path for f in sources.files())))
+        sys.stderr.write(f"wrote {page}\n")
     if as_json:
         with stdout_errors():
             print(json.dumps(rows))
