@@ -333,3 +333,43 @@ def test_compare_equal_params_and_converge(tmp_path, corpus_file):
     assert all(r["stop_reason"] in ("patience", "max_steps") and r["steps"] <= 12 for r in rows)
     bad = invoke("compare", corpus_file, "--budget", "minutes", "--out", tmp_path / "bad")
     assert bad.exit_code == 1 and "unknown budget 'minutes'" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_eval_html_colours_each_character_by_its_loss(trained_run, tmp_path):
+    """eval --html writes one offline page: a span per character whose hover text gives p of the right
+    character and whose colour bucket follows its loss, the mean loss, a legend and the worst spans."""
+    import html as html_lib
+    import math
+    import re
+
+    from chargen.study.surprise import score_text
+    from chargen.study.surprise_page import bucket_of
+
+    text = tmp_path / "t.txt"
+    text.write_text(TWINKLE * 3, encoding="utf-8")
+    out = tmp_path / "page.html"
+    result = invoke("eval", trained_run.best, text, "--html", out, "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
+    assert f"wrote {out}\n" in result.stderr and result.stdout == ""
+    page = out.read_text(encoding="utf-8")
+    model, vocab, _ = load_model(trained_run.best)
+    want = score_text(model, vocab, vocab.encode(TWINKLE * 3), "cpu")
+    assert f"Mean loss <b>{want.mean_loss:.4f} nats per character</b>" in page
+    spans = re.findall(r'<span id=c(\d+) class=b(\w+) title="([^"]*)">([^<]*)</span>', page)
+    assert [int(s[0]) for s in spans] == list(range(len(TWINKLE) * 3))
+    assert "".join(html_lib.unescape(s[3]) for s in spans) == TWINKLE * 3
+    i, loss = 5, want.losses[5]
+    assert spans[i][1] == str(bucket_of(loss))
+    assert html_lib.unescape(spans[i][2]) == f"'l': p = {math.exp(-loss):.3g}, loss {loss:.2f} nats"
+    assert spans[0][1] == "n"  # nothing predicted the first character
+    assert "Loss in nats:" in page and page.count('<a href="#c') == 10
+    for online in ("<script", "http:", "https:", "src=", "@import"):
+        assert online not in page, online
+
+
+def test_eval_html_never_overwrites_the_scored_text(trained_run, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text(TWINKLE, encoding="utf-8")
+    result = invoke("eval", trained_run.best, text, "--html", text, "--device", "cpu")
+    assert result.exit_code == 1 and text.read_text(encoding="utf-8") == TWINKLE
+    assert f"error: {text} is the text or model being scored" in result.stderr
