@@ -92,7 +92,8 @@ def compare(
                             sample_length=sample_length, progress=False if quiet or as_json else None,
                             equal_params=equal_params, auto_dropout=auto)
     held = held_equal(config, budget, equal_params, auto)
-    title = f"{', '.join(r.cell for r in results)} on {sources.name}: {held}"
+    sizes = f"about {equal_params:,} parameters" if equal_params > 0 else "same sizes"
+    title = f"{', '.join(r.cell for r in results)} on {sources.name}: same {budget}, {sizes}, seed {seed}"
     curves = _curves([r.run_dir for r in results], plot or out / "curves.png", title, explicit=plot is not None)
     if as_json:
         print(json.dumps([{**asdict(r), "run_dir": str(r.run_dir), "best_val_loss": finite(r.best_val_loss),

@@ -48,9 +48,9 @@ def render(surprise: Surprise, title: str, model_name: str) -> str:
              f"<style>{CSS}{styles}</style></head><body>",
              f"<h1>Where {html.escape(model_name)} is surprised</h1>",
              f"<p>Text: {html.escape(title)}{cut}, {len(surprise.chars):,} characters, read {how}.<br>",
-             f"Mean loss <b>{surprise.mean_loss:.4f} nats per {unit}</b> ({bits:.4f} bits). "
-             "Each character is coloured by its loss, -ln p, where p is the probability the model gave it "
-             "(for a bytes model: all of its bytes); hover for p.</p>", _legend(), _worst(surprise), "<h2>Text</h2><pre>"]
+             (f"Mean loss <b>{surprise.mean_loss:.4f} nats per {unit}</b> ({bits:.4f} bits). "
+              "Each character is coloured by its loss, -ln p, where p is the probability the model gave it "
+              "(for a bytes model: all of its bytes); hover for p.</p>"), _legend(), _worst(surprise), "<h2>Text</h2><pre>"]
     parts += [_span(i, ch, loss, n, unit) for i, (ch, loss, n) in
               enumerate(zip(surprise.chars, surprise.losses, surprise.units))]
     parts.append("</pre></body></html>\n")

@@ -114,9 +114,9 @@ def test_equal_params_gives_each_cell_its_own_hidden_size():
 
 
 @pytest.mark.parametrize("budget, want", [
-    ("steps", dict(max_steps=500, max_time=0.0, patience=0)),
-    ("time", dict(max_steps=0, max_time=30.0, patience=0)),
-    ("converge", dict(max_steps=500, max_time=0.0, patience=4)),
+    ("steps", {"max_steps": 500, "max_time": 0.0, "patience": 0}),
+    ("time", {"max_steps": 0, "max_time": 30.0, "patience": 0}),
+    ("converge", {"max_steps": 500, "max_time": 0.0, "patience": 4}),
 ])
 def test_budget_config_sets_only_the_protocols_limits(budget, want):
     from chargen.study.compare import budget_config

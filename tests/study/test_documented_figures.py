@@ -27,7 +27,7 @@ def _section(title: str) -> str:
 
 def _command(section: str, starts: str) -> list[str]:
     """The first backticked `chargen ...` command in `section` that starts with `starts`, as arguments."""
-    for found in re.findall(r"`(chargen [^`]+)`", section, flags=re.S):
+    for found in re.findall(r"`(chargen [^`]+)`", section, flags=re.DOTALL):
         words = found.split()
         if " ".join(words).startswith(starts):
             return words[1:]
@@ -51,7 +51,7 @@ def _sci(x: float) -> str:
 
 def test_the_untrained_cells_table_comes_out_as_printed(tmp_path, monkeypatch):
     section = _section("Untrained cells all vanish")
-    printed = re.search(r"```\n(.*?)```", section, flags=re.S).group(1)
+    printed = re.search(r"```\n(.*?)```", section, flags=re.DOTALL).group(1)
     out = _run(_command(section, "chargen gradflow --fresh --cells rnn,lstm,gru"), tmp_path, monkeypatch)
     got = [line.rstrip() for line in out.splitlines() if not line.startswith("wrote ")]
     assert got == [line.rstrip() for line in printed.splitlines()]
@@ -59,7 +59,7 @@ def test_the_untrained_cells_table_comes_out_as_printed(tmp_path, monkeypatch):
 
 def test_the_trained_and_untrained_gru_rows_come_out_as_printed(tmp_path, monkeypatch):
     section = _section("A trained GRU keeps its gradient")
-    rows = re.findall(r"^\| (\d+) \| (\S+) \| (\S+) \|$", section, flags=re.M)
+    rows = re.findall(r"^\| (\d+) \| (\S+) \| (\S+) \|$", section, flags=re.MULTILINE)
     assert len(rows) >= 5
     trained_args = _command(section, "chargen gradflow checkpoints/shakespeare-gru/best.pt")
     (trained,) = json.loads(_run([*trained_args, "--json"], tmp_path, monkeypatch))
@@ -69,7 +69,7 @@ def test_the_trained_and_untrained_gru_rows_come_out_as_printed(tmp_path, monkey
         k = int(k)
         assert (_sci(fresh["norms"][k] / fresh["norms"][0]), _sci(trained["norms"][k] / trained["norms"][0])) == \
             (untrained_ratio, trained_ratio), k
-    horizon = re.search(r"^\| horizon \(< 1e-3\) \| (\d+) \| (.+) \|$", section, flags=re.M)
+    horizon = re.search(r"^\| horizon \(< 1e-3\) \| (\d+) \| (.+) \|$", section, flags=re.MULTILINE)
     assert horizon.group(1) == str(fresh["horizon"])
     assert horizon.group(2) == ("none within 200" if trained["horizon"] is None else str(trained["horizon"]))
 
@@ -88,7 +88,7 @@ def test_the_exploding_rnn_is_clipped_as_printed(tmp_path, monkeypatch):
     section = _section("Exploding gradients, and what clipping does about them")
     args = _command(section, "chargen gradflow --fresh --cells rnn --recurrent-scale 3")
     (rnn,) = json.loads(_run([*args, "--json"], tmp_path, monkeypatch))
-    printed = dict(re.findall(r"^\| (after clipping at 1|cosine before/after) \| (\S+) \|$", section, flags=re.M))
+    printed = dict(re.findall(r"^\| (after clipping at 1|cosine before/after) \| (\S+) \|$", section, flags=re.MULTILINE))
     assert printed == {"after clipping at 1": f"{rnn['clip']['clipped_norm']:.3e}",
                        "cosine before/after": f"{rnn['clip']['cosine']:.6f}"}
     assert rnn["ratio_last_first"] > 1e3  # it explodes, whatever the machine

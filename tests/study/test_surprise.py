@@ -2,6 +2,7 @@
 reference, for chars, bytes and records models."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -26,7 +27,7 @@ def _model(vocab_size: int, cell: str = "gru") -> CharRNN:
 def _reference(model: CharRNN, ids: list[int]) -> list[float]:
     """-log p of each id after the ones before it, one step at a time from a zero state (first: nan)."""
     out, hidden = [math.nan], None
-    for prev, target in zip(ids, ids[1:]):
+    for prev, target in itertools.pairwise(ids):
         logits, hidden = model(torch.tensor([[prev]]), hidden)  # (1, 1, V)
         out.append(-F.log_softmax(logits[0, 0], -1)[target].item())
     return out
