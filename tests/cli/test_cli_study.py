@@ -373,3 +373,30 @@ def test_eval_html_never_overwrites_the_scored_text(trained_run, tmp_path):
     result = invoke("eval", trained_run.best, text, "--html", text, "--device", "cpu")
     assert result.exit_code == 1 and text.read_text(encoding="utf-8") == TWINKLE
     assert f"error: {text} is the text or model being scored" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["bytes", "records"])
+def test_eval_html_reads_bytes_and_records_models(tmp_path, kind, make_model_config, make_train_config):
+    """A bytes model's page shows characters (é is one span of 2 bytes, mean per byte); a records
+    model's page shows each record after its end symbol, scored from a zero state."""
+    import re
+
+    from chargen import train
+
+    text = tmp_path / "names.txt"
+    text.write_text("Zoé\nAnna\nBo\n" * 30, encoding="utf-8")
+    config = make_train_config(max_steps=4, eval_every=4, save_every=4,
+                               **({"vocab": "bytes"} if kind == "bytes" else {"records": "lines"}))
+    run = train(text, make_model_config(num_layers=1, hidden_size=6, embedding_dim=5), config,
+                out=tmp_path / "run", progress=False)
+    out = tmp_path / "page.html"
+    result = invoke("eval", run.run_dir / "best.pt", text, "--html", out, "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text(encoding="utf-8")
+    spans = re.findall(r'<span id=c\d+ class=b\w+ title="([^"]*)">([^<]*)</span>', page)
+    if kind == "bytes":
+        assert "".join(s[1] for s in spans) == "Zoé\nAnna\nBo\n" * 30 and "nats per byte</b>" in page
+        assert spans[2][0].startswith("&#x27;é&#x27;: p = ") and "(its 2 bytes)" in spans[2][0]
+    else:
+        assert "".join(s[1] for s in spans).startswith("\u241e\nZoé\u241e\nAnna\u241e\n")
+        assert "each record from a zero state" in page and "nats per character</b>" in page
