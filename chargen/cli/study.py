@@ -52,7 +52,7 @@ def compare(
                                              "on any machine), time (--max-time seconds; a faster machine or "
                                              "a cheaper cell takes more steps), or converge (until --patience "
                                              "evaluations bring no better validation loss, at most --max-steps)."),
-    max_steps: int = typer.Option(0, help="Steps per cell, or converge's cap (0: 1000 for steps, "
+    max_steps: int = typer.Option(0, help=f"Steps per cell, or converge's cap (0: {STEPS_DEFAULT} for steps, "
                                           f"{CONVERGE_CAP} for converge)."),
     max_time: float = typer.Option(120.0, help="Seconds of training per cell with --budget time."),
     patience: int = typer.Option(3, help="Evaluations without a better validation loss that end a cell "

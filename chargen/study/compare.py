@@ -104,8 +104,11 @@ def corpus_vocab_size(corpus_path, config: TrainConfig) -> int:
 def cell_models(cells: list[str], base_model: ModelConfig, vocab_size: int, equal_params: int) -> list[ModelConfig]:
     """One ModelConfig per cell: `base_model` with the cell swapped in, and with `equal_params` > 0
     the hidden size that brings each to about that many parameters."""
+    if equal_params < 0:
+        raise ChargenError(f"--equal-params must be 0 (off) or a parameter count, got {equal_params}",
+                           "try --equal-params 500000")
     models = [replace(base_model, cell=c, vocab_size=vocab_size) for c in cells]
-    if equal_params <= 0:
+    if equal_params == 0:
         return models
     sized = [replace(m, hidden_size=hidden_for_parameters(m, equal_params)) for m in models]
     for m in sized:

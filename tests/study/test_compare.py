@@ -111,6 +111,8 @@ def test_equal_params_gives_each_cell_its_own_hidden_size():
         assert abs(count_parameters(m) - 150_000) <= 0.01 * 150_000
     with pytest.raises(ChargenError, match="no rnn of 2 layers with embedding 32 has about 100 parameters"):
         cell_models(["rnn"], ModelConfig(num_layers=2, embedding_dim=32), 65, 100)
+    with pytest.raises(ChargenError, match="--equal-params must be 0 \\(off\\) or a parameter count, got -5"):
+        cell_models(["rnn"], ModelConfig(), 65, -5)
 
 
 @pytest.mark.parametrize("budget, want", [
