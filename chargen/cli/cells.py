@@ -20,7 +20,7 @@ from rich.text import Text
 from ..data.text import read_raw, read_text
 from ..data.vocab import Vocab
 from ..errors import ChargenError
-from ..study.page import colour, label, page_units, render_page, scaled, write_page
+from ..study.page import colour, label, page_units, render_page, save_html, scaled
 from ..study.units import (HIGH, LOW, MIN_RUNS, MIN_SUPPORT, Activations, FeatureMatch, Match, Saturation,
                            find_units, gate_saturation, record)
 from ..modelfile.load import load_model
@@ -69,7 +69,7 @@ def cells(
         meta = {"checkpoint": str(path), "model": f"{model.config.cell} {model.config.num_layers} x "
                 f"{model.config.hidden_size}", "text": str(text), "offset": offset, "characters": len(chunk),
                 "read as U+FFFD": " ".join(unknown) or "none"}
-        write_page(page, render_page(acts, features, saturation, page_units(features, chosen), meta))
+        save_html(page, render_page(acts, features, saturation, page_units(features, chosen), meta))
     if as_json:
         print(json.dumps(_report(path, acts, offset, unknown, features, saturation, page), ensure_ascii=False))
     elif not quiet:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from ..sample.sampler import check_text, require_bytes
 from ..modelfile import Checkpoint, load_model
 from ..training.score import score_text
 from ..threads import Threads
+from ..study.surprise_page import surprise_page
 from .common import checkpoint_path, console, field_default, finite, stdout_errors, table
 from .options import CheckpointArg, Device, Exclude, Include, Json, Quiet, StepDevice
 from .terminal import interact, unescape, warn_unknown, warn_unknown_chars
@@ -188,6 +190,8 @@ def evaluate(
     split: str = typer.Option("all", help="all, or val: only what the run validated on (the checkpoint's "
                                           "val-frac, val-chars and val-files, as training split it)."),
     window: int = typer.Option(0, help="Also score random windows of this many characters from a zero state."),
+    html: Optional[Path] = typer.Option(None, help="Also write a page of the text (its first 20,000 characters) "
+                                                   "coloured by each character's loss: where the model is surprised."),
     device: Device = "auto",
     threads: int = typer.Option(0, help="CPU threads; 0 = follow the machine, adapting to its load."),
     as_json: Json = False,
@@ -203,6 +207,10 @@ def evaluate(
     scored = score_text(model, ckpt, textfile, include or (), exclude or (), split, window, dev,
                         Threads.for_loop(threads, adapt=dev.type == "cpu"))
     warn_unknown_chars(scored.unknown)
+    if html is not None:
+        page = surprise_page(model, ckpt.vocab, scored.data, dev, html, scored.text, os.fspath(checkpoint),
+                             keep=(checkpoint, *scored.files))
+        sys.stderr.write(f"wrote {page}\n")
     if as_json:
         with stdout_errors():
             print(json.dumps(scored.to_dict()))

@@ -20,7 +20,7 @@ from ..data import RECORD_END, Vocab
 from ..errors import ChargenError
 from ..model import CharRNN
 from ..sample.sampler import start_ids
-from ..study.page import write_page as write_file
+from ..study.page import save_html as write_file
 
 TEMPLATE = "page.html"
 KERNEL = "matvec.wasm"  # compiled from matvec.wat by scripts/build_matvec.js

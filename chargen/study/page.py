@@ -11,12 +11,12 @@ import json
 import math
 from typing import Any, cast
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ChargenError
+from ..fileio import atomic_write
 from .units import HIGH, LOW, MIN_RUNS, MIN_SUPPORT, Activations, FeatureMatch, Match, Saturation
 
 LEVELS = "abcdefghijklmnopqrstu"  # 21 colour classes: -1, -0.9, ..., +1 of a unit's scale
@@ -178,20 +178,13 @@ def render_page(acts: Activations, features: list[FeatureMatch], saturation: lis
             f"<script>const U={payload};\n{SCRIPT}</script>\n</body></html>\n")
 
 
-def write_page(path: str | os.PathLike, page: str) -> Path:
-    """Write the page through a temporary file and a rename, so a reader never sees half of it."""
+def save_html(path: str | os.PathLike, page: str, hint: str = "choose a writable --out path") -> Path:
+    """Write the page whole or not at all (fileio.atomic_write), so a reader never sees half of it;
+    ChargenError with `hint` when it cannot be written."""
     path = Path(path)
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; os.chmod exists on every system, os.fchmod not on Windows
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_write(path, "w", encoding="utf-8") as f:
             f.write(page)
-        os.replace(tmp, path)
-        tmp = None
     except OSError as e:
-        raise ChargenError(f"could not write {path}: {e.strerror or e}", "choose a writable --out path") from None
-    finally:
-        if tmp is not None:
-            os.unlink(tmp)
+        raise ChargenError(f"could not write {path}: {e.strerror or e}", hint) from None
     return path

@@ -25,7 +25,7 @@ from chargen.study.page import (
     levels,
     page_units,
     render_page,
-    write_page,
+    save_html,
 )
 from chargen.study.units import FEATURES, Activations, FeatureMatch, Match, find_units
 
@@ -199,11 +199,11 @@ def test_page_units_order_and_dedupe():
     assert units[0] == ("layer 1 h[4]", chosen) and [m for _, m in units[1:]] == [b, c]
 
 
-def test_write_page_is_atomic(tmp_path, monkeypatch):
+def test_save_html_is_atomic(tmp_path, monkeypatch):
     """A write that fails halfway (a full disk) must leave the previous page whole and no temporary file
     behind; a write that succeeds must put the whole new page in place by one rename over the old one."""
     page = tmp_path / "p.html"
-    write_page(page, "<p>old</p>")
+    save_html(page, "<p>old</p>")
     real_fdopen, real_replace = os.fdopen, os.replace
 
     class HalfThenFull:  # writes half of the text to the temporary file, then the disk is full
@@ -224,7 +224,7 @@ def test_write_page_is_atomic(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(os, "fdopen", lambda fd, *a, **k: HalfThenFull(real_fdopen(fd, *a, **k)))
         with pytest.raises(ChargenError, match="could not write .*No space left on device"):
-            write_page(page, "<p>a new page</p>")
+            save_html(page, "<p>a new page</p>")
     assert page.read_text() == "<p>old</p>" and [p.name for p in tmp_path.iterdir()] == ["p.html"]
 
     renames = []
@@ -235,11 +235,11 @@ def test_write_page_is_atomic(tmp_path, monkeypatch):
 
     with monkeypatch.context() as m:
         m.setattr(os, "replace", watched)
-        assert write_page(page, "<p>a new page</p>") == page
+        assert save_html(page, "<p>a new page</p>") == page
     assert renames == [("<p>old</p>", "<p>a new page</p>")]
     assert page.read_text() == "<p>a new page</p>" and [p.name for p in tmp_path.iterdir()] == ["p.html"]
     with pytest.raises(ChargenError, match="could not write"):
-        write_page(tmp_path / "missing" / "p.html", "x")
+        save_html(tmp_path / "missing" / "p.html", "x")
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs a chromium on PATH")

@@ -278,3 +278,125 @@ def test_gradflow_plot_png_shows_both_models(tmp_path):
     image = imread(out)
     assert image.shape[:2] == (480, 1200)
     assert _pixels_near(image, BLUE) > 200 and _pixels_near(image, ORANGE) > 200 and _pixels_near(image, GREEN) == 0
+
+
+COMPARE_SIZES = ["--hidden-size", 8, "--embedding-dim", 4, "--num-layers", 1, "--batch-size", 2, "--seq-len", 8,
+                 "--eval-every", 3, "--sample-length", 5, "--device", "cpu"]
+
+
+def test_compare_holds_steps_equal_by_default(tmp_path, corpus_file):
+    """Guards against the machine-dependent default: a time budget let a cheap cell take more steps on a
+    slow CPU and rank first. By default every cell now trains the same steps (no time limit), and the
+    output says what was held equal; each row has its steps, characters seen, hidden size and stop."""
+    result = invoke("compare", corpus_file, "--cells", "rnn,gru", "--max-steps", 6, *COMPARE_SIZES,
+                    "--out", tmp_path / "cmp", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    held = "6 steps of batches of 2 x 8 (96 chars), the same sizes, seed 1337, dropout by the training recipe"
+    for row in rows:
+        assert (row["steps"], row["chars_seen"], row["hidden_size"], row["stop_reason"]) == (6, 96, 8, "max_steps")
+        assert row["held_equal"] == held
+        ckpt = load_model(tmp_path / "cmp" / row["cell"] / "last.pt")[2]
+        assert ckpt.train_config.max_time == 0 and ckpt.train_config.max_steps == 6
+    table = invoke("compare", corpus_file, "--cells", "rnn", "--max-steps", 6, *COMPARE_SIZES,
+                   "--out", tmp_path / "cmp2")
+    assert f"held equal: {held}\n" in table.stderr
+    for column in ("hidden", "params", "drop", "steps", "chars", "96", "val loss", "time s", "stop", "max_steps"):
+        assert column in table.stderr, column
+
+
+def test_compare_dropout_follows_the_training_recipe(tmp_path, corpus_file):
+    """Guards against compare's fixed dropout 0.1: without --dropout, a run of few passes over the text
+    gets 0 and one of many passes 0.1, as `chargen train` chooses (recipes.choose_dropout); --dropout wins."""
+    few = invoke("compare", corpus_file, "--cells", "gru", "--max-steps", 3, *COMPARE_SIZES,
+                 "--out", tmp_path / "few", "--json")
+    many = invoke("compare", corpus_file, "--cells", "gru", "--max-steps", 30, *COMPARE_SIZES, "--batch-size", 16,
+                  "--seq-len", 32, "--out", tmp_path / "many", "--json")  # 15,360 chars: 7.5 passes of 2,034
+    given = invoke("compare", corpus_file, "--cells", "gru", "--max-steps", 3, *COMPARE_SIZES, "--dropout", 0.3,
+                   "--out", tmp_path / "given", "--json")
+    assert [json.loads(r.stdout)[0]["dropout"] for r in (few, many, given)] == [0.0, 0.1, 0.3]
+    assert json.loads(given.stdout)[0]["held_equal"].endswith("seed 1337, the same dropout")
+
+
+def test_compare_equal_params_and_converge(tmp_path, corpus_file):
+    """--equal-params picks each cell's hidden size for about N parameters (shown); --budget converge
+    stops a cell once --patience evaluations bring nothing better, at most --max-steps."""
+    result = invoke("compare", corpus_file, "--cells", "rnn,lstm", "--budget", "converge", "--patience", 1,
+                    "--max-steps", 12, "--equal-params", 1500, *COMPARE_SIZES, "--out", tmp_path / "cmp", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["hidden_size"] for r in rows] == [23, 13]  # the RNN, with one weight set, gets the wider layer
+    assert all(abs(r["parameters"] - 1500) <= 75 for r in rows)
+    assert rows[0]["held_equal"] == ("training until 1 evaluations bring no better validation loss (at most 12 "
+                                     "steps of batches of 2 x 8), about 1,500 parameters, seed 1337, "
+                                     "dropout by the training recipe")
+    assert all(r["stop_reason"] in ("patience", "max_steps") and r["steps"] <= 12 for r in rows)
+    bad = invoke("compare", corpus_file, "--budget", "minutes", "--out", tmp_path / "bad")
+    assert bad.exit_code == 1 and "unknown budget 'minutes'" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_eval_html_colours_each_character_by_its_loss(trained_run, tmp_path):
+    """eval --html writes one offline page: a span per character whose hover text gives p of the right
+    character and whose colour bucket follows its loss, the mean loss, a legend and the worst spans."""
+    import html as html_lib
+    import math
+    import re
+
+    from chargen.study.surprise import score_text
+    from chargen.study.surprise_page import bucket_of
+
+    text = tmp_path / "t.txt"
+    text.write_text(TWINKLE * 3, encoding="utf-8")
+    out = tmp_path / "page.html"
+    result = invoke("eval", trained_run.best, text, "--html", out, "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
+    assert f"wrote {out}\n" in result.stderr and result.stdout == ""
+    page = out.read_text(encoding="utf-8")
+    model, vocab, _ = load_model(trained_run.best)
+    want = score_text(model, vocab, vocab.encode(TWINKLE * 3), "cpu")
+    assert f"Mean loss <b>{want.mean_loss:.4f} nats per character</b>" in page
+    spans = re.findall(r'<span id=c(\d+) class=b(\w+) title="([^"]*)">([^<]*)</span>', page)
+    assert [int(s[0]) for s in spans] == list(range(len(TWINKLE) * 3))
+    assert "".join(html_lib.unescape(s[3]) for s in spans) == TWINKLE * 3
+    i, loss = 5, want.losses[5]
+    assert spans[i][1] == str(bucket_of(loss))
+    assert html_lib.unescape(spans[i][2]) == f"'l': p = {math.exp(-loss):.3g}, loss {loss:.2f} nats"
+    assert spans[0][1] == "n"  # nothing predicted the first character
+    assert "Loss in nats:" in page and page.count('<a href="#c') == 10
+    for online in ("<script", "http:", "https:", "src=", "@import"):
+        assert online not in page, online
+
+
+def test_eval_html_never_overwrites_the_scored_text(trained_run, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text(TWINKLE, encoding="utf-8")
+    result = invoke("eval", trained_run.best, text, "--html", text, "--device", "cpu")
+    assert result.exit_code == 1 and text.read_text(encoding="utf-8") == TWINKLE
+    assert f"error: {text} is the text or model being scored" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["bytes", "records"])
+def test_eval_html_reads_bytes_and_records_models(tmp_path, kind, make_model_config, make_train_config):
+    """A bytes model's page shows characters (é is one span of 2 bytes, mean per byte); a records
+    model's page shows each record after its end symbol, scored from a zero state."""
+    import re
+
+    from chargen import train
+
+    text = tmp_path / "names.txt"
+    text.write_text("Zoé\nAnna\nBo\n" * 30, encoding="utf-8")
+    config = make_train_config(max_steps=4, eval_every=4, save_every=4,
+                               **({"vocab": "bytes"} if kind == "bytes" else {"records": "lines"}))
+    run = train(text, make_model_config(num_layers=1, hidden_size=6, embedding_dim=5), config,
+                out=tmp_path / "run", progress=False)
+    out = tmp_path / "page.html"
+    result = invoke("eval", run.run_dir / "best.pt", text, "--html", out, "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text(encoding="utf-8")
+    spans = re.findall(r'<span id=c\d+ class=b\w+ title="([^"]*)">([^<]*)</span>', page)
+    if kind == "bytes":
+        assert "".join(s[1] for s in spans) == "Zoé\nAnna\nBo\n" * 30 and "nats per byte</b>" in page
+        assert spans[2][0].startswith("&#x27;é&#x27;: p = ") and "(its 2 bytes)" in spans[2][0]
+    else:
+        assert "".join(s[1] for s in spans).startswith("\u241e\nZoé\u241e\nAnna\u241e\n")
+        assert "each record from a zero state" in page and "nats per character</b>" in page

@@ -88,3 +88,53 @@ def test_bad_cells_and_a_taken_folder_are_refused_before_any_training(tmp_path):
     with pytest.raises(ChargenError, match="already holds a run"):
         compare_cells(corpus, ["rnn", "gru"], TINY, BUDGET, tmp_path / "runs")
     assert not (tmp_path / "runs" / "rnn").exists()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("layers, hidden, embedding, vocab", [(1, 6, 5, 7), (3, 9, 4, 30), (2, 1, 1, 1)])
+def test_count_parameters_equals_the_built_model(cell, layers, hidden, embedding, vocab):
+    """--equal-params sizes models by this count: it must be CharRNN's own, for every cell and depth."""
+    from chargen.model.charrnn import CharRNN
+    from chargen.study.compare import count_parameters
+
+    cfg = ModelConfig(vocab_size=vocab, cell=cell, num_layers=layers, hidden_size=hidden, embedding_dim=embedding)
+    assert count_parameters(cfg) == CharRNN(cfg).num_parameters()
+
+
+def test_equal_params_gives_each_cell_its_own_hidden_size():
+    """The paper's protocol: about N parameters each, so the cheap RNN gets the widest layer."""
+    from chargen.study.compare import cell_models, count_parameters
+
+    models = cell_models(["rnn", "gru", "lstm"], ModelConfig(num_layers=2, embedding_dim=32), 65, 150_000)
+    assert [m.hidden_size for m in models] == [206, 119, 103]
+    for m in models:
+        assert abs(count_parameters(m) - 150_000) <= 0.01 * 150_000
+    with pytest.raises(ChargenError, match="no rnn of 2 layers with embedding 32 has about 100 parameters"):
+        cell_models(["rnn"], ModelConfig(num_layers=2, embedding_dim=32), 65, 100)
+    with pytest.raises(ChargenError, match="--equal-params must be 0 \\(off\\) or a parameter count, got -5"):
+        cell_models(["rnn"], ModelConfig(), 65, -5)
+
+
+@pytest.mark.parametrize("budget, want", [
+    ("steps", {"max_steps": 500, "max_time": 0.0, "patience": 0}),
+    ("time", {"max_steps": 0, "max_time": 30.0, "patience": 0}),
+    ("converge", {"max_steps": 500, "max_time": 0.0, "patience": 4}),
+])
+def test_budget_config_sets_only_the_protocols_limits(budget, want):
+    from chargen.study.compare import budget_config
+
+    got = budget_config(BUDGET, budget, max_steps=500, max_time=30.0, patience=4)
+    assert {k: getattr(got, k) for k in want} == want and got.batch_size == BUDGET.batch_size
+
+
+@pytest.mark.parametrize("args, message", [
+    (("minutes", 10, 0.0, 3), "unknown budget 'minutes'"),
+    (("time", 10, 0.0, 3), "--budget time needs a positive --max-time"),
+    (("converge", 10, 5.0, 0), "--budget converge needs a positive --patience"),
+    (("steps", 0, 5.0, 3), "--budget steps needs a positive --max-steps"),
+])
+def test_bad_budgets_are_refused(args, message):
+    from chargen.study.compare import budget_config
+
+    with pytest.raises(ChargenError, match=message):
+        budget_config(BUDGET, *args)
