@@ -342,7 +342,7 @@ def test_eval_html_colours_each_character_by_its_loss(trained_run, tmp_path):
     import math
     import re
 
-    from chargen.study.surprise import score_text
+    from chargen.study.surprise import score_characters
     from chargen.study.surprise_page import bucket_of
 
     text = tmp_path / "t.txt"
@@ -353,7 +353,7 @@ def test_eval_html_colours_each_character_by_its_loss(trained_run, tmp_path):
     assert f"wrote {out}\n" in result.stderr and result.stdout == ""
     page = out.read_text(encoding="utf-8")
     model, vocab, _ = load_model(trained_run.best)
-    want = score_text(model, vocab, vocab.encode(TWINKLE * 3), "cpu")
+    want = score_characters(model, vocab, vocab.encode(TWINKLE * 3), "cpu")
     assert f"Mean loss <b>{want.mean_loss:.4f} nats per character</b>" in page
     spans = re.findall(r'<span id=c(\d+) class=b(\w+) title="([^"]*)">([^<]*)</span>', page)
     assert [int(s[0]) for s in spans] == list(range(len(TWINKLE) * 3))
