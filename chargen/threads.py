@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 from collections.abc import Callable
 
 import torch
@@ -22,16 +23,41 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
-def free_cores(own: int = 0) -> int:
-    """The cores other programs leave free now: this process's CPUs less those the one-minute load
-    average (a count of running threads, the `own` threads of this process taken out) says are
-    busy, at least 1. A core counts as busy from 0.75 of a running thread: an editor or a browser
-    idling at a few percent takes none."""
+def busy_elsewhere(interval: float = 0.1) -> float | None:
+    """How many cores other programs kept busy over the next `interval` seconds, from the kernel's
+    CPU counters (/proc/stat) less this process's own CPU time; None where there are none (macOS,
+    Windows). A now-figure: the load average trails by a minute, and right after another job ends
+    it would still call the machine busy."""
+    def sample() -> tuple[int, int, float]:
+        with open("/proc/stat", encoding="ascii") as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        own = os.times()
+        return sum(ticks) - ticks[3] - ticks[4], sum(ticks), own.user + own.system
     try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # no load average on this system: assume a quiet machine
-        load = 0.0
-    busy = int(max(0.0, load - own) + 0.25)
+        busy0, total0, own0 = sample()
+        time.sleep(interval)
+        busy1, total1, own1 = sample()
+        hz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    if total1 <= total0:
+        return None
+    others = busy1 - busy0 - (own1 - own0) * hz  # ticks, all CPUs together
+    return max(0.0, others / (total1 - total0) * (os.cpu_count() or 1))
+
+
+def free_cores(own: int = 0) -> int:
+    """The cores other programs leave free now: this process's CPUs less those busy elsewhere
+    (busy_elsewhere; where the system has no such counters, the one-minute load average, a count of
+    running threads, the `own` threads of this process taken out), at least 1. A core counts as
+    busy from 0.75 of a running thread: an editor or a browser idling at a few percent takes none."""
+    now = busy_elsewhere()
+    if now is None:
+        try:
+            now = max(0.0, os.getloadavg()[0] - own)
+        except (AttributeError, OSError):  # no load average on this system: assume a quiet machine
+            now = 0.0
+    busy = int(now + 0.25)
     return max(1, min(cpu_threads(), cpu_threads() - busy))
 
 

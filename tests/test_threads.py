@@ -3,6 +3,11 @@ exact and fast), `--threads N` fixes it, and a run says when the count changed."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -132,9 +137,11 @@ def test_cli_threads_1_is_applied_and_reported(tmp_path, monkeypatch):
 
 
 def test_start_leaves_out_the_cores_the_load_average_says_are_busy(monkeypatch):
-    """On 2 CPUs with a load average of 0.8 (another program), an adaptive run starts on 1 thread,
-    not on torch's 2 (which a busy core makes several times slower); at 0.7 (a few idle programs) on 2."""
+    """Where the system has no CPU counters: on 2 CPUs with a load average of 0.8 (another program),
+    an adaptive run starts on 1 thread, not on torch's 2 (which a busy core makes several times
+    slower); at 0.7 (a few idle programs) on 2."""
     monkeypatch.setattr("chargen.threads.cpu_threads", lambda: 2)
+    monkeypatch.setattr("chargen.threads.busy_elsewhere", lambda: None)
     machine = FakeMachine({})
     before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -183,3 +190,49 @@ def test_cli_sample_and_eval_take_threads(trained_run):
     assert bad.exit_code == 1
     assert bad.stderr.splitlines() == [("error: threads must be an integer from 0 to 4096, got -1 (hint: pass "
                                         "--threads 0 to follow the machine, or a count of threads)")]
+
+
+def test_start_follows_the_cores_busy_now_not_the_trailing_load_average(monkeypatch):
+    """With CPU counters, what other programs use now decides: a load average still high from a job
+    that just ended does not start a quiet machine on fewer threads, and a program busy now does."""
+    monkeypatch.setattr("chargen.threads.cpu_threads", lambda: 2)
+    monkeypatch.setattr("chargen.threads.os.getloadavg", lambda: (1.9, 1.9, 1.9))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr("chargen.threads.busy_elsewhere", lambda: 0.1)
+        assert Threads(set_threads=lambda n: None).count == 2
+        monkeypatch.setattr("chargen.threads.busy_elsewhere", lambda: 0.9)
+        assert Threads(set_threads=lambda n: None).count == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="needs Linux's /proc/stat")
+def test_busy_elsewhere_sees_a_busy_program_and_not_this_ones_own_work():
+    """A busy loop in another process shows as about one core; a busy thread of this process does not."""
+    from chargen.threads import busy_elsewhere
+
+    quiet = busy_elsewhere(0.3)
+    stop = threading.Event()
+
+    def spin_here() -> None:
+        while not stop.is_set():
+            pass
+
+    spinner = threading.Thread(target=spin_here)
+    spinner.start()
+    try:
+        own = busy_elsewhere(0.3)
+    finally:
+        stop.set()
+        spinner.join()
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start
+        other = busy_elsewhere(0.5)
+    finally:
+        spin.kill()
+        spin.wait()
+    assert quiet is not None and own is not None and other is not None
+    assert own - quiet < 0.4 and other - quiet > 0.6, (quiet, own, other)
