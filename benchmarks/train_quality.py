@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Time to quality: chargen's default recipe vs the baseline loop (benchmarks/baseline.py).
 
-    python benchmarks/train_quality.py [--seconds 150] [--device cpu] [--corpus FILE] [--reference SCRIPT]
-                                       [--skip-reference] [-- EXTRA CHARGEN FLAGS]
+    python benchmarks/train_quality.py [--seconds 150] [--cells gru,lstm,rnn] [--device cpu] [--corpus FILE]
+                                       [--reference SCRIPT] [--skip-reference] [-- EXTRA CHARGEN FLAGS]
 
 The corpus is corpora/shakespeare.txt unless --corpus names another file.
-chargen trains with its defaults and `--max-time SECONDS` (wall time of the training
-loop, evaluations included); the baseline trains for the same seconds of training
-at its CPU shape (GRU 2x256, batch 32, seq 64) on the CPU, or at the issue's GPU
-yardstick (GRU 3x512, batch 128, seq 128, bf16 autocast) on a GPU. Both validation
+For each cell, chargen trains with its defaults, `--cell CELL` and `--max-time SECONDS` (wall
+time of the training loop, evaluations included); the baseline trains the same cell for the same
+seconds of training at its CPU shape (2x256, batch 32, seq 64) on the CPU, or at the GPU yardstick
+(3x512, batch 128, seq 128, bf16 autocast) on a GPU. Both validation
 figures are in nats per character: the whole tail with state carried, and
 256-character windows. wall_s is process start to exit, the checkpoint written.
 """
