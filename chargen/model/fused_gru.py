@@ -35,13 +35,20 @@ def fused_gru(x: torch.Tensor, hidden: torch.Tensor | None, weights: list[Weight
     mm_dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else dtype
     # Time-major inside, as nn.GRU itself does: each step then reads one contiguous (B, .) block.
     layer_in = x.transpose(0, 1).to(dtype)  # (T, B, I)
+    return run_stacked(_GRULayer, layer_in, hidden, weights, dropout, training, dtype, mm_dtype)
+
+
+def run_stacked(layer: type[torch.autograd.Function], layer_in: torch.Tensor, hidden: torch.Tensor,
+                weights: list[Weights], dropout: float, training: bool, dtype: torch.dtype,
+                mm_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacked layers, each `layer.apply`d over the whole time-major sequence layer_in (T, B, I):
+    outputs (B, T, H) and final hidden (L, B, H). Dropout between layers only, like nn.RNN/GRU:
+    never on the last layer's output, whose dropout (if any) is the model's own, and never on the
+    recurrent connection."""
     finals = []
     for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(weights):
-        out = _GRULayer.apply(layer_in.contiguous(), hidden[k].to(dtype), w_ih, w_hh, b_ih, b_hh,
-                              mm_dtype)  # (T, B, H)
+        out = layer.apply(layer_in.contiguous(), hidden[k].to(dtype), w_ih, w_hh, b_ih, b_hh, mm_dtype)  # (T, B, H)
         finals.append(out[-1])  # (B, H)
-        # Dropout between layers only, like nn.GRU: never on the last layer's output, whose
-        # dropout (if any) is the model's own, and never on the recurrent connection.
         last = k == len(weights) - 1
         layer_in = out if last or dropout == 0 or not training else F.dropout(out, dropout, training=True)
     return layer_in.transpose(0, 1), torch.stack(finals)  # (B, T, H), (L, B, H)

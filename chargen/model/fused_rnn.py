@@ -6,10 +6,9 @@ every weight gradient are one (T*B)-row product each. It owns no parameters; lay
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .fused_gru import Weights
+from .fused_gru import Weights, run_stacked
 from .reference import layer_weights
 
 
@@ -30,15 +29,7 @@ def fused_rnn(x: torch.Tensor, hidden: torch.Tensor | None, weights: list[Weight
         hidden = x.new_zeros(len(weights), B, H, dtype=dtype)  # (L, B, H)
     mm_dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else dtype
     layer_in = x.transpose(0, 1).to(dtype)  # (T, B, I): time-major, each step one contiguous block
-    finals = []
-    for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(weights):
-        out = _RNNLayer.apply(layer_in.contiguous(), hidden[k].to(dtype), w_ih, w_hh, b_ih, b_hh,
-                              mm_dtype)  # (T, B, H)
-        finals.append(out[-1])  # (B, H)
-        # Dropout between layers only, like nn.RNN: never on the last layer, never on the recurrence.
-        last = k == len(weights) - 1
-        layer_in = out if last or dropout == 0 or not training else F.dropout(out, dropout, training=True)
-    return layer_in.transpose(0, 1), torch.stack(finals)  # (B, T, H), (L, B, H)
+    return run_stacked(_RNNLayer, layer_in, hidden, weights, dropout, training, dtype, mm_dtype)
 
 
 class _RNNLayer(torch.autograd.Function):
