@@ -44,9 +44,11 @@ def model_config(**overrides) -> ModelConfig:
 
 
 def train_config(**overrides) -> TrainConfig:
-    """A tiny CPU TrainConfig: a step limit only, no patience, evaluation every 10 steps."""
+    """A tiny CPU TrainConfig: a step limit only, no patience, evaluation every 10 steps, one thread
+    (an adaptive count follows how a busy test machine times the steps, and a change of count mid-run
+    may change the last bits of a sum: tests that compare runs bit for bit need a fixed one)."""
     base = dict(batch_size=4, seq_len=16, lr=1e-2, warmup_steps=3, max_steps=30, max_time=0.0, patience=0,
-                eval_every=10, save_every=10, val_frac=0.1, seed=1, device="cpu")
+                eval_every=10, save_every=10, val_frac=0.1, seed=1, device="cpu", threads=1)
     return TrainConfig(**{**base, **overrides})
 
 

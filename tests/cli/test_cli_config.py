@@ -17,7 +17,8 @@ from chargen.config.toml import CONFIG_FILE, read_config_file
 runner = CliRunner()
 TINY = ["--cell", "gru", "--layers", "1", "--hidden-size", "8", "--embedding-dim", "5", "--batch-size", "3",
         "--seq-len", "12", "--max-steps", "20", "--max-time", "0", "--eval-every", "1", "--save-every", "20",
-        "--warmup-steps", "2", "--device", "cpu", "--sample-chars", "0", "--dropout", "0.1", "--seed", "5"]
+        "--warmup-steps", "2", "--device", "cpu", "--sample-chars", "0", "--dropout", "0.1", "--seed", "5",
+        "--threads", "1"]  # one thread: runs compared bit for bit
 
 
 def invoke(*args, **kwargs):

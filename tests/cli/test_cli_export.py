@@ -266,7 +266,7 @@ def test_a_page_past_20_mb_is_written_with_a_one_line_warning(tmp_path):
     it is and what that means for a reader, in one line, even with --quiet; a small page gets none."""
     from chargen import CharRNN, ModelConfig, Vocab
     from chargen.training import Checkpoint
-    from chargen.training.folder import write_model_files
+    from chargen.modelfile.folder import write_model_files
 
     vocab = Vocab.from_text("abc\n")
     config = ModelConfig(vocab_size=len(vocab), cell="gru", num_layers=2, hidden_size=700, embedding_dim=8)

@@ -51,7 +51,7 @@ from chargen.training.trainer import Trainer
 runner = CliRunner()  # this typer keeps result.stdout and result.stderr apart
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
 TINY = ["--hidden-size", "8", "--embedding-dim", "4", "--num-layers", "1", "--batch-size", "2", "--seq-len", "8",
-        "--max-time", "0", "--device", "cpu", "-q"]
+        "--max-time", "0", "--device", "cpu", "-q", "--threads", "1"]  # one thread: runs compared bit for bit
 TMP_NAME = re.compile(r"\.(best|last)\.pt\.[^/]+\.tmp")  # what save_checkpoint's mkstemp names its temp files
 RUN_FILES = {"best.pt", "last.pt", "metrics.jsonl", "run.lock", "config.toml"}
 VOLATILE = ("elapsed", "chars_per_s")  # wall-clock fields: the only ones that may differ after a resume
