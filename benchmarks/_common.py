@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # scripts that import chargen find this checkout, installed or not
 BASELINE = ROOT / "benchmarks" / "baseline.py"
 CORPUS = ROOT / "corpora" / "shakespeare.txt"
-TINY = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"  # optional: figures before 2026-12-07
 
 
 def existing_file(value: str) -> Path:

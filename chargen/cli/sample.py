@@ -207,9 +207,10 @@ def evaluate(
     scored = score_text(model, ckpt, textfile, include or (), exclude or (), split, window, dev,
                         Threads.for_loop(threads, adapt=dev.type == "cpu"))
     warn_unknown_chars(scored.unknown)
-    if html is not None:
+    if html is not None:  # the files scored are listed only here: the page must not overwrite one of them
+        read = [f.path for f in scored.sources.files()] if scored.sources is not None else []
         page = surprise_page(model, ckpt.vocab, scored.data, dev, html, scored.text, os.fspath(checkpoint),
-                             keep=(checkpoint, *scored.files))
+                             keep=(checkpoint, *read))
         sys.stderr.write(f"wrote {page}\n")
     if as_json:
         with stdout_errors():

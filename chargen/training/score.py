@@ -38,7 +38,7 @@ class TextScore:
     windows: EvalResult | None = None
     unknown: list[str] = field(default_factory=list)
     data: Any = field(default=None, repr=False, compare=False)  # what was scored: the ids (T,) or a RecordSet
-    files: tuple[str, ...] = ()  # the files read
+    sources: Sources | None = field(default=None, repr=False, compare=False)  # the text scored, as read
 
     def to_dict(self) -> dict:
         """The figures as `chargen eval --json` writes them, losses rounded to 4 places."""
@@ -71,18 +71,17 @@ def score_text(model: CharRNN, ckpt: Checkpoint, paths: Sequence[str | os.PathLi
         raise ChargenError("--window scores windows of a stream, and this model is scored record by record",
                            "drop --window")
     sources = scored_sources(paths, include, exclude, ckpt.run_state)
-    files = tuple(f.path for f in sources.files())
     dev = torch.device(device)
     model.to(dev)
     if stored.records:
         records, unknown = encode_record_file(_one_record_file(sources), ckpt.vocab, stored.records,
                                               stored.max_record_chars, *part[:2])
         return TextScore(str(sources), split, evaluate_records(model, records, dev), records.count, unknown=unknown,
-                         data=records, files=files)
+                         data=records, sources=sources)
     ids, unknown = encode_file_with_unknown(sources, ckpt.vocab, *part)
     windows = evaluate_windows(model, ids, dev, window=window) if window else None
     carried = evaluate_carried(model, ids, dev, threads=threads)
-    return TextScore(str(sources), split, carried, None, window, windows, unknown, ids, files)
+    return TextScore(str(sources), split, carried, None, window, windows, unknown, ids, sources)
 
 
 def scored_sources(paths: Sequence[str | os.PathLike], include: Sequence[str], exclude: Sequence[str],
