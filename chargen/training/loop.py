@@ -37,7 +37,7 @@ from .corpus_source import changed_note, load_for_run, run_sources
 from .distributed import World, barrier, connect, disconnect, from_main, world_from_env
 from .init import Start, read_base, start_from
 from .metrics_log import last_logged_step
-from .recipes import DropoutChoice, choose_dropout
+from .recipes import DropoutChoice, choose_dropout, eval_cadence
 from .runs import (RunLock, check_unchanged, choose_run_dir, default_run_dir, make_run_dir, newest_run,
                    resume_checkpoint, state_files)
 from .trainer import Trainer
@@ -167,6 +167,8 @@ def train(corpus_path: CorpusPaths, model_config: ModelConfig, config: TrainConf
         if changed and notes is not None and world.is_main:
             notes(changed)
         model_config = replace(model_config, vocab_size=len(corpus.vocab))
+        if config.eval_every == 0:  # recipes.eval_cadence; the run's files then hold the steps chosen
+            config = replace(config, eval_every=eval_cadence(config, len(corpus.train_ids), world.size))
         if world.is_main:
             make_run_dir(run_dir)
         with RunLock(run_dir) if world.is_main else contextlib.nullcontext():

@@ -37,6 +37,12 @@ FINETUNE = {"lr": 1e-3, "warmup_steps": 20, "dropout": 0.1, "eval_every": 100, "
 # passes 0 reached 1.450 against 1.461, at 9 passes 1.463 against 1.449; they cross near 7.
 SHORT_PASSES = 6.0
 LONG_DROPOUT = 0.1  # beyond SHORT_PASSES
+# Steps between evaluations when none is given (eval_every 0): about one pass over the training text,
+# within these bounds. A small text is seen many times over in a few minutes, and a model trained
+# from scratch on 90 KB is past its best within a few passes: evaluating every 1,000 steps (11 passes
+# of 90 KB) would keep an overfitted best.pt (docs/recipes.md#fine-tuning has the runs). A large corpus
+# keeps 1,000: each evaluation reads the whole validation text.
+EVAL_STEPS = (100, 1000)
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,13 @@ def choose_dropout(train: TrainConfig, train_chars: int, chars_per_s: float | No
                          train.max_time, None if train.max_steps else chars_per_s)
 
 
+def eval_cadence(train: TrainConfig, train_chars: int, ranks: int = 1) -> int:
+    """Steps between evaluations for `eval_every` 0: the steps of one pass over `train_chars`
+    training characters (all ranks together), to the nearest 100, within EVAL_STEPS."""
+    per_pass = train_chars / (train.batch_size * train.seq_len * max(1, ranks))
+    return int(min(EVAL_STEPS[1], max(EVAL_STEPS[0], round(per_pass, -2))))
+
+
 def dropout_rule_applies(target: torch.device, dropout: float | None) -> bool:
     """Whether the dropout rule picks the dropout: none was given and the device's recipe sets none."""
     return dropout is None and "dropout" not in recipe(target)
@@ -120,7 +133,8 @@ DEFAULT_TEXT = {
                "from --max-steps if set, else from --max-time at the speed measured at the start; 0.5 on a GPU; "
                "0.1 with --init)",
     "vocab": "(default: chars; with --init, the model's own)", "init": "(default: random weights)",
-    "records": "(default: none, one stream)"}
+    "records": "(default: none, one stream)",
+    "eval_every": "(default: about one pass over the training text, 100 to 1000 steps; 100 with --init)"}
 
 
 def default_help(name: str) -> str:

@@ -14,7 +14,7 @@ from test_train import make_trainer
 from chargen import ChargenError, ModelConfig, TrainConfig, train
 from chargen.device import autocast_dtype
 from chargen.training.distributed import World
-from chargen.training.recipes import GPU, default_configs
+from chargen.training.recipes import EVAL_STEPS, GPU, default_configs, eval_cadence
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")  # a device object needs no GPU
 
@@ -142,6 +142,34 @@ def test_train_applies_the_rule_on_the_corpus_characters(tmp_path, make_model_co
     assert results[0].dropout_choice.passes == pytest.approx(under * per_step / train_chars)
     kept = train(corpus, mc, make_train_config(max_steps=2), out=tmp_path / "kept", progress=False)
     assert kept.model_config.dropout == 0.3 and kept.dropout_choice is None
+
+
+def test_eval_cadence_is_about_one_pass_within_bounds():
+    """eval_every 0 becomes the steps of one pass (to the nearest 100), never under 100 nor over 1,000:
+    84,376 characters at 32 x 64 are 41 steps a pass, tinyshakespeare's 1,003,854 are 490."""
+    cfg = TrainConfig()
+    assert cfg.eval_every == 0 and EVAL_STEPS == (100, 1000)
+    assert eval_cadence(cfg, 84_376) == 100
+    assert eval_cadence(cfg, 1_003_854) == 500
+    assert eval_cadence(cfg, 4_557_281) == 1000
+    assert eval_cadence(cfg, 1_003_854, ranks=2) == 200  # 245 steps a pass when two ranks share it
+    assert eval_cadence(TrainConfig(batch_size=8, seq_len=32), 1_003_854) == 1000
+
+
+def test_train_resolves_the_cadence_and_keeps_a_given_one(tmp_path, corpus_file, make_model_config,
+                                                          make_train_config):
+    """A run left at eval_every 0 evaluates every 100 steps on a small text, and its checkpoint and
+    config.toml hold the 100 (so a resume or `--config` repeats it); a given value is kept."""
+    from chargen.modelfile import Checkpoint
+
+    auto = train(corpus_file, make_model_config(), make_train_config(max_steps=250, eval_every=0),
+                 out=tmp_path / "auto", progress=False)
+    assert [h["step"] for h in auto.history] == [100, 200, 250]
+    assert Checkpoint.read(tmp_path / "auto" / "last.pt").train_config.eval_every == 100
+    assert "eval_every = 100" in (tmp_path / "auto" / "config.toml").read_text()
+    given = train(corpus_file, make_model_config(), make_train_config(max_steps=25, eval_every=10),
+                  out=tmp_path / "given", progress=False)
+    assert [h["step"] for h in given.history] == [10, 20, 25]
 
 
 def test_time_budget_measures_the_speed_and_leaves_the_run_alone(tmp_path, corpus_file, make_model_config,
