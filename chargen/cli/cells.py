@@ -51,12 +51,12 @@ def cells(
         raise ChargenError("--layer selects the layer of --unit", "add --unit N")
     path = checkpoint_path(checkpoint, quiet or as_json)
     model, vocab, _ = load_model(path)
-    chunk = _read(text, offset, max_chars, vocab)
-    unknown = vocab.unknown(chunk)  # read as the unknown symbol; the page shows them as they are
+    excerpt = _read(text, offset, max_chars, vocab)
+    unknown = vocab.unknown(excerpt)  # read as the unknown symbol; the page shows them as they are
     if not quiet:
         warn_unknown_chars(unknown)
     torch.set_num_threads(1)  # (1, H) steps one character at a time: a second thread only adds hand-offs
-    acts = record(model, vocab, chunk)
+    acts = record(model, vocab, excerpt)
     features = find_units(acts, top_k=top_k)
     saturation = gate_saturation(acts)
     chosen = None
@@ -67,7 +67,7 @@ def cells(
     page = out if out is not None or unit is not None else Path("cells.html")
     if page is not None:
         meta = {"checkpoint": str(path), "model": f"{model.config.cell} {model.config.num_layers} x "
-                f"{model.config.hidden_size}", "text": str(text), "offset": offset, "characters": len(chunk),
+                f"{model.config.hidden_size}", "text": str(text), "offset": offset, "characters": len(excerpt),
                 "read as U+FFFD": " ".join(unknown) or "none"}
         save_html(page, render_page(acts, features, saturation, page_units(features, chosen), meta))
     if as_json:

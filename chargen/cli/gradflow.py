@@ -70,12 +70,12 @@ def gradflow(
     options = dict(cells=cells, num_layers=num_layers, hidden_size=hidden_size, embedding_dim=embedding_dim, seed=seed)
     models, vocab, origin = _models(checkpoint, fresh, options, text, prime, as_json)
     source, read = _source(text, prime, vocab)
-    piece = _piece(source, offset, max_lag)
+    excerpt = _excerpt(source, offset, max_lag)
     if read == "built-in" and not as_json:
         sys.stderr.write(f"reading {PASSAGE_NAME}; pass --text FILE to read your own\n")
-    warn_unknown(vocab, piece)
+    warn_unknown(vocab, excerpt)
     origin["text"] = read
-    ids = vocab.encode(piece)[: max_lag + 2]  # (max_lag + 2,): a bytes model's first bytes of the piece
+    ids = vocab.encode(excerpt)[: max_lag + 2]  # (max_lag + 2,): a bytes model's first bytes of the excerpt
     dev = resolve_device(device, mps=False)
     reports = [{**gradient_flow_report(m, ids, max_lag, threshold=threshold, device=dev, max_norm=grad_clip,
                                       recurrent_scale=recurrent_scale), **origin} for m in models]
@@ -107,15 +107,15 @@ def _source(text: Optional[Path], prime: str, vocab: Vocab | None) -> tuple[str,
     return PASSAGE, "built-in"
 
 
-def _piece(source: str, offset: int, max_lag: int) -> str:
+def _excerpt(source: str, offset: int, max_lag: int) -> str:
     """The max_lag + 2 characters from `offset` on; a ChargenError in the user's words if there are fewer."""
     need = max_lag + 2
-    piece = source[offset: offset + need]
-    if len(piece) < need:
+    excerpt = source[offset: offset + need]
+    if len(excerpt) < need:
         where = f" from --offset {offset}" if offset else ""
-        raise ChargenError(f"the text is too short for --max-lag {max_lag}: it has {len(piece)} characters{where} "
+        raise ChargenError(f"the text is too short for --max-lag {max_lag}: it has {len(excerpt)} characters{where} "
                            f"and {need} are needed", "pass a longer --text or a smaller --max-lag")
-    return piece
+    return excerpt
 
 
 def _models(checkpoint: Optional[Path], fresh: bool, options: dict, text: Optional[Path], prime: str, quiet: bool):

@@ -53,7 +53,7 @@ class StreamBatcher:
     def window(self, w: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets of window `w`, each (B/W, T) int64 on the device."""
         start = w * self.seq_len
-        block = self.streams[:, start: start + self.seq_len + 1]  # (B/W, T+1)
-        if isinstance(block, np.ndarray):  # read from the memory map now: only this window is touched
-            block = torch.from_numpy(block.astype(np.int64)).to(self.device, non_blocking=True)
-        return block[:, :-1], block[:, 1:]
+        ids = self.streams[:, start: start + self.seq_len + 1]  # (B/W, T+1)
+        if isinstance(ids, np.ndarray):  # read from the memory map now: only this window is touched
+            ids = torch.from_numpy(ids.astype(np.int64)).to(self.device, non_blocking=True)
+        return ids[:, :-1], ids[:, 1:]

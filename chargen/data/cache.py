@@ -1,7 +1,7 @@
 """Prepare once, stream forever: a corpus of any size (one file, or many) becomes a compact
 array of ids on disk.
 
-A "chars" corpus takes two passes over its files in pieces (utf8.py counts the characters,
+A "chars" corpus takes two passes over its files in slabs (utf8.py counts the characters,
 then encodes them), a "bytes" corpus one (its ids are its bytes), never holding the text
 in memory; the result is cached and memory-mapped by training. This module owns the
 cache: where it lives, when it is current, how it is written.
@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import ChargenError
 from ..fileio import atomic_write
 from .sources import FILE_SEPARATOR, SourceFile, Sources
-from .stream import Batch, batches, unreadable
+from .stream import Slab, slabs, unreadable
 from .utf8 import Encoder, Progress, count_chars
 from .vocab import KINDS, Vocab
 
@@ -129,7 +129,7 @@ def prepare_corpus(corpus: CorpusPaths, min_char_count: int = 1, cache: str | os
         _check_not_empty(sum(size for _, size, _ in stamp["files"]), sources, several)
         kept, counts = Vocab.for_bytes(), None
     else:
-        counts = count_chars(((b.data, b.parts) for b in batches(files, vocab, several)), progress)
+        counts = count_chars(((s.data, s.parts) for s in slabs(files, vocab, several)), progress)
         _check_not_empty(sum(counts.values()) - counts.get(FILE_SEPARATOR, 0) * several, sources, several)
         kept = Vocab.from_counts(counts, min_char_count, FILE_SEPARATOR if several else "")
     ids, counts, ends = _write_cache(folder, files, kept, counts, stamp, min_char_count, progress)
@@ -187,7 +187,7 @@ def _write_cache(folder: Path, files: list[SourceFile], vocab: Vocab, counts: di
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "meta.json").unlink(missing_ok=True)
-        stream = batches(files, vocab.kind, len(files) > 1)
+        stream = slabs(files, vocab.kind, len(files) > 1)
         with atomic_write(folder / "ids.bin", "wb") as f:
             if vocab.kind == "bytes":
                 length, ends, counts = _copy_into(f, stream, progress)
@@ -208,41 +208,41 @@ def _write_cache(folder: Path, files: list[SourceFile], vocab: Vocab, counts: di
     return ids, cast(dict[str, int], counts), tuple(ends)
 
 
-def _encode_into(f, stream: Iterator[Batch], encoder: Encoder, progress: Progress | None) -> tuple[int, list[int]]:
-    """Write the ids of every batch to `f`; returns how many were written and where each file ends.
+def _encode_into(f, stream: Iterator[Slab], encoder: Encoder, progress: Progress | None) -> tuple[int, list[int]]:
+    """Write the ids of every slab to `f`; returns how many were written and where each file ends.
 
-    A writer thread puts batch k on disk while batch k + 1 is encoded: for a large
+    A writer thread puts slab k on disk while slab k + 1 is encoded: for a large
     file the disk is as slow as the encoding, so overlapping them nearly halves the time.
     """
     length, ends, pending = 0, [], None
     with ThreadPoolExecutor(1) as writer:
-        for batch in stream:
-            ids, id_ends = encoder.encode(batch.data, batch.parts, batch.ends)  # (T,)
+        for slab in stream:
+            ids, id_ends = encoder.encode(slab.data, slab.parts, slab.ends)  # (T,)
             ends += [length + e for e in id_ends]
             if pending is not None:
                 pending.result()
             pending = writer.submit(f.write, ids.data)  # ids stays alive in the closure until written
             length += len(ids)
             if progress:
-                progress(len(batch.data))
+                progress(len(slab.data))
         if pending is not None:
             pending.result()
     return length, ends
 
 
-def _copy_into(f, stream: Iterator[Batch], progress: Progress | None) -> tuple[int, list[int], dict[str, int]]:
-    """Write every batch's bytes to `f` as they are (a bytes corpus's ids); returns how many were
+def _copy_into(f, stream: Iterator[Slab], progress: Progress | None) -> tuple[int, list[int], dict[str, int]]:
+    """Write every slab's bytes to `f` as they are (a bytes corpus's ids); returns how many were
     written, where each file ends, and no counts (every byte is in the vocabulary: none is rare)."""
     length, ends, pending = 0, [], None
     with ThreadPoolExecutor(1) as writer:
-        for batch in stream:
+        for slab in stream:
             if pending is not None:
                 pending.result()
-            pending = writer.submit(f.write, batch.data)
-            ends += [length + e for e in batch.ends]
-            length += len(batch.data)
+            pending = writer.submit(f.write, slab.data)
+            ends += [length + e for e in slab.ends]
+            length += len(slab.data)
             if progress:
-                progress(len(batch.data))
+                progress(len(slab.data))
         if pending is not None:
             pending.result()
     return length, ends, {}

@@ -39,9 +39,9 @@ def padded_rows(records: RecordSet, rows: np.ndarray, device: torch.device | str
     sizes = records.sizes[rows]  # (R,)
     t = int(sizes.max())
     at = np.minimum(records.starts[rows, None] + np.arange(t + 1), len(records.ids) - 1)  # (R, T+1)
-    block = torch.from_numpy(records.ids[at].astype(np.int64))  # (R, T+1)
-    y = block[:, 1:].masked_fill(torch.from_numpy(np.arange(t)[None, :] >= sizes[:, None]), IGNORE)  # (R, T)
-    return block[:, :-1].to(device, non_blocking=True), y.to(device, non_blocking=True)
+    ids = torch.from_numpy(records.ids[at].astype(np.int64))  # (R, T+1)
+    y = ids[:, 1:].masked_fill(torch.from_numpy(np.arange(t)[None, :] >= sizes[:, None]), IGNORE)  # (R, T)
+    return ids[:, :-1].to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
 def sorted_batches(records: RecordSet, budget: int) -> Iterator[np.ndarray]:

@@ -57,15 +57,15 @@ def parse_records(text: str, mode: str) -> RecordText:
     if mode == "lines":
         records = [line for line in lines if line.strip()]
     elif mode == "paragraphs":
-        records, block = [], []
+        records, paragraph = [], []
         for line, raw in zip(lines, text.split("\n")):
             if line.strip():
-                block.append(raw)
-            elif block:
-                records.append("\n".join(block).removesuffix("\r"))
-                block = []
-        if block:
-            records.append("\n".join(block).removesuffix("\r"))
+                paragraph.append(raw)
+            elif paragraph:
+                records.append("\n".join(paragraph).removesuffix("\r"))
+                paragraph = []
+        if paragraph:
+            records.append("\n".join(paragraph).removesuffix("\r"))
     else:
         name = mode.split(":", 1)[1]
         records = []

@@ -1,5 +1,5 @@
 """A corpus's files read as one stream of bytes: each file in order, followed by the file
-separator when there are several, in batches of a few MiB that may hold many small files.
+separator when there are several, in slabs of a few MiB that may hold many small files.
 Reading errors become one ChargenError naming the file; what the bytes mean is not its business.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ SEPARATOR = FILE_SEPARATOR.encode("ascii")
 
 
 @dataclass(frozen=True)
-class Batch:
-    """About CHUNK_BYTES of the stream: `parts` says which file each piece of `data` is from, and
+class Slab:
+    """About BLOCK_BYTES of the stream: `parts` says which file each piece of `data` is from, and
     `ends` lists the positions in `data` just past each file that ends here (past its separator)."""
 
     data: bytes
@@ -26,14 +26,14 @@ class Batch:
     ends: list[int]
 
 
-def batches(files: list[SourceFile], kind: str, separator: bool) -> Iterator[Batch]:
+def slabs(files: list[SourceFile], kind: str, separator: bool) -> Iterator[Slab]:
     """The files' bytes in order, each followed by the separator byte when `separator`.
 
     For a "chars" corpus each file is read in pieces that end on character boundaries, its
-    BOM dropped (utf8.pieces); for "bytes" as it is stored. Small files share a batch, so
+    BOM dropped (utf8.pieces); for "bytes" in blocks as stored. Small files share a slab, so
     a folder of many small files costs little more per byte than one large file.
     """
-    size = utf8.CHUNK_BYTES
+    size = utf8.BLOCK_BYTES
     data: list[bytes] = []
     parts: list[Part] = []
     ends: list[int] = []
@@ -44,21 +44,22 @@ def batches(files: list[SourceFile], kind: str, separator: bool) -> Iterator[Bat
             parts.append((n, n + len(piece), f.path, offset))
             n += len(piece)
             if n >= size:
-                yield Batch(b"".join(data), parts, ends)
+                yield Slab(b"".join(data), parts, ends)
                 data, parts, ends, n = [], [], [], 0
         if separator:
             data.append(SEPARATOR)
             n += 1
         ends.append(n)
         if n >= size:
-            yield Batch(b"".join(data), parts, ends)
+            yield Slab(b"".join(data), parts, ends)
             data, parts, ends, n = [], [], [], 0
     if n or ends:
-        yield Batch(b"".join(data), parts, ends)
+        yield Slab(b"".join(data), parts, ends)
 
 
 def _pieces(path: str, kind: str, size: int) -> Iterator[tuple[int, bytes]]:
-    """(byte offset, bytes) pieces of one file, with one ChargenError if it cannot be read."""
+    """(byte offset, bytes) pieces of one file (for "bytes" its blocks: any byte boundary will do), with one
+    ChargenError if it cannot be read."""
     try:
         if kind == "chars":
             yield from utf8.pieces(utf8.read_blocks(path, size))

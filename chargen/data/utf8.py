@@ -1,7 +1,7 @@
 """Reading UTF-8 text of any size in pieces, at the speed of numpy rather than Python:
-pieces cut on character boundaries, the first pass that counts characters (checking the
-encoding on the way), and the lookup tables of the second pass that turns text into ids.
-A batch of bytes may hold pieces of several files; its Parts say where each came from.
+blocks cut into pieces on character boundaries, the first pass that counts characters (checking
+the encoding on the way), and the lookup tables of the second pass that turns text into ids.
+A slab of bytes may hold pieces of several files; its Parts say where each came from.
 """
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ import numpy as np
 from ..errors import ChargenError
 from .vocab import Vocab
 
-CHUNK_BYTES = 8 << 20  # 8 MiB of text at a time: a few arrays of this size is all a pass holds
+BLOCK_BYTES = 8 << 20  # 8 MiB read at a time, about a slab: a few arrays of this size is all a pass holds
 BOM = b"\xef\xbb\xbf"
 CONTINUATION = bytes(range(0x80, 0xC0))  # the bytes that continue a multi-byte character
 Progress = Callable[[int], None]  # called with the number of bytes just processed
-Part = tuple[int, int, str, int]  # a piece of a batch: its (start, stop) there, its file, its byte offset in the file
+Part = tuple[int, int, str, int]  # a piece of a slab: its (start, stop) there, its file, its byte offset in the file
 
 
-def chunks(path: str | Path, size: int | None = None) -> Iterator[tuple[int, bytes]]:
+def read_pieces(path: str | Path, size: int | None = None) -> Iterator[tuple[int, bytes]]:
     """(byte offset, bytes) pieces of the file, each ending on a character boundary, BOM dropped."""
-    return pieces(read_blocks(path, size or CHUNK_BYTES))
+    return pieces(read_blocks(path, size or BLOCK_BYTES))
 
 
 def read_blocks(path: str | Path, size: int) -> Iterator[bytes]:
@@ -76,7 +76,7 @@ def _boundary(data: bytes) -> int:
 
 
 class NonAscii(NamedTuple):
-    """Where a batch's non-ASCII characters are: the positions of their first bytes and of their
+    """Where a slab's non-ASCII characters are: the positions of their first bytes and of their
     other (continuation) bytes, and their code points (uint32), in order."""
 
     lead: np.ndarray
@@ -85,14 +85,14 @@ class NonAscii(NamedTuple):
 
 
 def _non_ascii(data: bytes, parts: list[Part]) -> NonAscii:
-    """The non-ASCII characters of a batch; checks the batch is UTF-8 on the way (ChargenError
+    """The non-ASCII characters of a slab; checks the slab is UTF-8 on the way (ChargenError
     with the file and byte offset of the first bad byte).
 
     The bytes of a multi-byte character are all >= 0x80 and ASCII bytes never are, so
-    keeping only those bytes leaves exactly the non-ASCII characters. The batch is valid
+    keeping only those bytes leaves exactly the non-ASCII characters. The slab is valid
     when that remainder decodes and every run of such bytes starts a character: then no
-    character is cut short by an ASCII byte. One pass over the batch finds those bytes;
-    the rest works on them alone, which is much faster than decoding the whole batch.
+    character is cut short by an ASCII byte. One pass over the slab finds those bytes;
+    the rest works on them alone, which is much faster than decoding the whole slab.
     Pieces of different files are kept apart by the ASCII file separator, so a character
     cut at the end of one file is never completed by the start of the next.
     """
@@ -112,7 +112,7 @@ def _non_ascii(data: bytes, parts: list[Part]) -> NonAscii:
 
 
 def _not_utf8(data: bytes, parts: list[Part]) -> None:
-    """Raise ChargenError naming the file and offset of the first byte of the batch that is not UTF-8."""
+    """Raise ChargenError naming the file and offset of the first byte of the slab that is not UTF-8."""
     for start, stop, path, offset in parts:
         try:  # decoding each piece finds the exact place; only done on failure
             data[start:stop].decode("utf-8")
@@ -126,7 +126,7 @@ def _not_utf8(data: bytes, parts: list[Part]) -> None:
             raise ChargenError(f"{path} is not UTF-8 text (bad byte at offset {offset + e.start})",
                                "convert it first, e.g. iconv -f latin1 -t utf-8 IN > OUT, leave it out with "
                                f"--exclude {name}, or train on its bytes with --vocab bytes") from None
-    raise AssertionError("a batch that is not UTF-8 has a piece that is not")
+    raise AssertionError("a slab that is not UTF-8 has a piece that is not")
 
 
 def _binary(path: str) -> bool:
@@ -150,11 +150,11 @@ def byte_counts(data: bytes) -> np.ndarray:
     return counts
 
 
-def count_chars(batches: Iterable[tuple[bytes, list[Part]]], progress: Progress | None = None) -> dict[str, int]:
-    """How often each character occurs in the batches (the first pass). Also checks they are UTF-8."""
+def count_chars(slabs: Iterable[tuple[bytes, list[Part]]], progress: Progress | None = None) -> dict[str, int]:
+    """How often each character occurs in the slabs (the first pass). Also checks they are UTF-8."""
     ascii_counts = np.zeros(256, dtype=np.int64)
     other: dict[int, int] = {}
-    for data, parts in batches:
+    for data, parts in slabs:
         if not data:
             continue
         ascii_counts += byte_counts(data)
@@ -192,7 +192,7 @@ class Encoder:
         self.ascii = self.table[:128].astype(np.uint8).tobytes() + bytes(128)
 
     def encode(self, data: bytes, parts: list[Part], ends: Sequence[int] = ()) -> tuple[np.ndarray, list[int]]:
-        """Ids (T,) of a batch whose pieces (`parts`) each end on a character boundary, and the
+        """Ids (T,) of a slab whose pieces (`parts`) each end on a character boundary, and the
         number of ids before each of the byte positions `ends` (character boundaries)."""
         if data.isascii():
             return np.frombuffer(data.translate(self.ascii), np.uint8).astype(self.dtype, copy=False), list(ends)

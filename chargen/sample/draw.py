@@ -63,7 +63,7 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
 
 
 class GumbelNoise:
-    """Gumbel(0, 1) noise for N streams over V characters from a seeded generator, made in blocks.
+    """Gumbel(0, 1) noise for N streams over V characters from a seeded generator, made ahead in bulk.
 
     argmax(logits / T + g) with g ~ Gumbel is an exact draw from softmax(logits / T)
     (the Gumbel-max trick): three cheap ops a step instead of softmax, cumsum and a
@@ -79,7 +79,7 @@ class GumbelNoise:
     def __init__(self, gen: torch.Generator, n: int, v: int, skip: int | None = None) -> None:
         drawn = v - (skip is not None)  # characters that get noise
         self.gen, self.skip = gen, skip
-        self.shape = (max(1, min(1024, (1 << 20) // (n * max(drawn, 1)))), n, drawn)  # about 4 MB a block
+        self.shape = (max(1, min(1024, (1 << 20) // (n * max(drawn, 1)))), n, drawn)  # about 4 MB at a time
         self.buf, self.i = torch.empty(0), 0
 
     def _refill(self) -> None:

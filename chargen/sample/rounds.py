@@ -55,7 +55,7 @@ class Rounds:
 
 
 def chunk_size(device: torch.device, streams: int, vocab_size: int) -> int:
-    """Characters per chunk: 64 on a GPU, 32 on a CPU, fewer when the noise block (K, N, V)
+    """Characters per chunk: 64 on a GPU, 32 on a CPU, fewer when a chunk's noise (K, N, V)
     would pass 16 MB."""
     most = 64 if device.type == "cuda" else 32
     return max(1, min(most, (1 << 22) // (streams * vocab_size)))
@@ -110,11 +110,11 @@ class Chunk:
         r = self.rounds
         r.cells.load(state)
         if self.temperature > 0:
-            block = noise.take(self.k)  # (K, N, V)
+            gumbel = noise.take(self.k)  # (K, N, V)
             if self.filtered:
-                r.addend.copy_(block)
+                r.addend.copy_(gumbel)
             else:
-                torch.add(block, self.bias, out=r.addend)
+                torch.add(gumbel, self.bias, out=r.addend)
         if self.mode == "graph":
             if self.graph is None:
                 self._capture()

@@ -153,8 +153,8 @@ def text_until_stop(vocab: Vocab, ids: Iterator, stop: str) -> Iterator[str]:
     the text for a chars model, in the drawn bytes for a bytes model (`stop` read as by utf8_bytes, so that
     U+DCHH, which --stop '\\xHH' gives a bytes model, is the byte HH and any byte can end a sample)."""
     if vocab.kind == "bytes" and stop:
-        drawn = stop_after((bytes([int(nxt)]) for nxt in ids), utf8_bytes(stop))  # one byte a piece
-        return text_pieces(vocab, (piece[0] for piece in drawn))
+        drawn = stop_after((bytes([int(nxt)]) for nxt in ids), utf8_bytes(stop))  # one byte an item
+        return text_pieces(vocab, (byte[0] for byte in drawn))
     return stop_after(text_pieces(vocab, ids), stop)
 
 
@@ -176,21 +176,21 @@ def _utf8_pieces(decoder, ids: Iterator) -> Iterator[str]:
         yield rest
 
 
-def stop_after(pieces: Iterator[T], stop: T) -> Iterator[T]:
-    """Pass text (or bytes) through piece by piece, ending right after the first occurrence of `stop`
-    (never, if empty); a piece may hold several characters (a bytes model's U+FFFD and what followed it)."""
-    return _through_stop(pieces, stop) if stop else pieces
+def stop_after(items: Iterator[T], stop: T) -> Iterator[T]:
+    """Pass text (or bytes) through item by item, ending right after the first occurrence of `stop`
+    (never, if empty); an item may hold several characters (a bytes model's U+FFFD and what followed it)."""
+    return _through_stop(items, stop) if stop else items
 
 
-def _through_stop(pieces: Iterator[T], stop: T) -> Iterator[T]:
-    tail = stop[:0]  # what may begin a stop that ends in the next piece
-    for piece in pieces:
-        seen = tail + piece
+def _through_stop(items: Iterator[T], stop: T) -> Iterator[T]:
+    tail = stop[:0]  # what may begin a stop that ends in the next item
+    for item in items:
+        seen = tail + item
         at = seen.find(stop)
         if at >= 0:
-            yield piece[: at + len(stop) - len(tail)]
+            yield item[: at + len(stop) - len(tail)]
             return
-        yield piece
+        yield item
         tail = seen[len(seen) - len(stop) + 1:] if len(stop) > 1 else stop[:0]
 
 

@@ -1,4 +1,4 @@
-"""One training run in memory: the model, its optimizer, the data stream, the state
+"""One training run in memory: the model, its optimizer, its batches, the state
 that a resume needs, one TBPTT step and one evaluation.
 
 Stop rules, progress and the run folder's lifetime belong to loop.py.
@@ -75,7 +75,7 @@ class StepFigures:
 
 
 class Trainer:
-    """One run: a model, its optimizer, its data stream and its TrainState, on one device.
+    """One run: a model, its optimizer, its batches and its TrainState, on one device.
 
     Under torchrun each rank holds a Trainer over its own slice of the streams; `net`
     is then the model wrapped in DistributedDataParallel, which averages the gradients

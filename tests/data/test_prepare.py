@@ -1,4 +1,4 @@
-"""prepare: chunked two-pass encoding, the on-disk cache, rare characters, the capped validation tail."""
+"""prepare: two-pass encoding in slabs, the on-disk cache, rare characters, the capped validation tail."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,7 @@ import chargen.data.utf8 as scan
 from chargen import ChargenError, SampleConfig, StreamBatcher, Vocab
 from chargen.data.cache import prepare_corpus
 from chargen.data.corpus import load_corpus
-from chargen.data.utf8 import chunks, id_dtype
+from chargen.data.utf8 import id_dtype, read_pieces
 from chargen.data.vocab import UNKNOWN
 
 MIXED = "ab 한국어\r\n😀 x🎉 ß(é)\n마지막"  # 1-, 2-, 3- and 4-byte characters side by side
@@ -26,14 +26,14 @@ def write(path: Path, text: str, bom: bool = False) -> Path:
     return path
 
 
-def test_chunks_never_split_a_character(tmp_path):
+def test_pieces_never_split_a_character(tmp_path):
     """Guards against a read size that cuts a Hangul syllable or an emoji in two: at every read size
     from 1 byte (every boundary position) to past the file, each piece must decode on its own, the
     pieces must add up to the file, and the offsets must be where each piece starts."""
     path = write(tmp_path / "m.txt", MIXED)
     raw = path.read_bytes()
     for size in range(1, len(raw) + 2):
-        pieces = list(chunks(path, size))
+        pieces = list(read_pieces(path, size))
         assert b"".join(p for _, p in pieces) == raw
         assert "".join(p.decode("utf-8") for _, p in pieces) == MIXED
         assert [o for o, _ in pieces] == list(np.cumsum([0] + [len(p) for _, p in pieces[:-1]]))
@@ -41,8 +41,8 @@ def test_chunks_never_split_a_character(tmp_path):
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 7, 64])
 def test_prepared_ids_equal_in_memory_encoding(tmp_path, monkeypatch, size):
-    """The memory-mapped ids must be exactly Vocab.from_text(text).encode(text), whatever the chunk size."""
-    monkeypatch.setattr(scan, "CHUNK_BYTES", size)
+    """The memory-mapped ids must be exactly Vocab.from_text(text).encode(text), whatever the block size."""
+    monkeypatch.setattr(scan, "BLOCK_BYTES", size)
     text = MIXED * 3
     p = prepare_corpus(write(tmp_path / "m.txt", text), cache=tmp_path / "cache")
     vocab = Vocab.from_text(text)
@@ -57,11 +57,11 @@ def test_prepared_ids_equal_in_memory_encoding(tmp_path, monkeypatch, size):
 def test_prepare_round_trips_any_unicode(tmp_path_factory, text):
     """Any Unicode text (surrogates excluded by UTF-8 itself) must decode back from its prepared ids."""
     folder = tmp_path_factory.mktemp("rt")
-    scan.CHUNK_BYTES, saved = 5, scan.CHUNK_BYTES
+    scan.BLOCK_BYTES, saved = 5, scan.BLOCK_BYTES
     try:
         p = prepare_corpus(write(folder / "t.txt", text), cache=folder / "cache")
     finally:
-        scan.CHUNK_BYTES = saved
+        scan.BLOCK_BYTES = saved
     assert p.vocab.decode(p.ids) == text
 
 
@@ -90,8 +90,8 @@ def test_large_vocabulary_uses_uint16(tmp_path):
     ("한국".encode() + b"\xed\xa0\x80", 6),  # an encoded surrogate
 ])
 def test_not_utf8_names_the_byte_offset(tmp_path, monkeypatch, raw, offset):
-    """The reported offset must be the first bad byte's, even when the chunk size puts it mid-piece."""
-    monkeypatch.setattr(scan, "CHUNK_BYTES", 3)
+    """The reported offset must be the first bad byte's, even when the block size puts it mid-piece."""
+    monkeypatch.setattr(scan, "BLOCK_BYTES", 3)
     path = tmp_path / "bad.txt"
     path.write_bytes(raw)
     with pytest.raises(ChargenError) as e:

@@ -41,12 +41,12 @@ def test_a_folder_expands_to_its_files_in_a_stable_order(tmp_path):
     assert [Path(f.path) for f in files] == [root / rel for rel in ORDER]
 
 
-@pytest.mark.parametrize("chunk", [3, 7, 1 << 20])
-def test_joined_ids_are_the_files_in_order_each_followed_by_the_separator(tmp_path, monkeypatch, chunk):
+@pytest.mark.parametrize("size", [3, 7, 1 << 20])
+def test_joined_ids_are_the_files_in_order_each_followed_by_the_separator(tmp_path, monkeypatch, size):
     """The prepared corpus must be exactly the files' texts in the documented order, each followed by
-    U+001C, whatever the read size (pieces cut mid-file, batches holding several files); a BOM is
+    U+001C, whatever the read size (pieces cut mid-file, slabs holding several files); a BOM is
     dropped; `ends` marks where each file (and its separator) ends."""
-    monkeypatch.setattr(scan, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(scan, "BLOCK_BYTES", size)
     root = tree(tmp_path / "corpus", {**TEXTS, "b.txt": b"\xef\xbb\xbfbee\n"})
     p = prepare_corpus(root, cache=tmp_path / "c")
     texts = [TEXTS[rel] for rel in ORDER]
@@ -159,9 +159,9 @@ def test_an_unreadable_file_is_named(tmp_path, monkeypatch):
 @pytest.mark.parametrize("change", ["vanish", "append"])
 def test_a_file_that_vanishes_or_changes_during_preparation_is_named(tmp_path, monkeypatch, change):
     """Guards against a cache made from half a change: a file deleted or appended to while the corpus is
-    prepared (here, after the first batch) must stop it with an error naming that file, leaving no
+    prepared (here, after the first slab) must stop it with an error naming that file, leaving no
     cache that a later run would take for current."""
-    monkeypatch.setattr(scan, "CHUNK_BYTES", 4)
+    monkeypatch.setattr(scan, "BLOCK_BYTES", 4)
     root = tree(tmp_path / "corpus", {"a.txt": "first file\n", "b.txt": "second file\n", "c.txt": "third\n"})
     victim = root / "c.txt"
 
@@ -176,7 +176,7 @@ def test_a_file_that_vanishes_or_changes_during_preparation_is_named(tmp_path, m
     wanted = "vanished while the corpus was being prepared" if change == "vanish" else "changed while it was"
     assert str(victim) in e.value.message and wanted in e.value.message
     victim.write_text("third\n")
-    monkeypatch.setattr(scan, "CHUNK_BYTES", 1 << 20)
+    monkeypatch.setattr(scan, "BLOCK_BYTES", 1 << 20)
     assert not prepare_corpus(root, cache=tmp_path / "c").cache_hit  # nothing stale was kept
 
 

@@ -78,10 +78,10 @@ class Browser:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._read], [], [], left)[0]:
                 raise TimeoutError("no reply from Chromium")
-            chunk = os.read(self._read, 1 << 20)
-            if not chunk:
+            block = os.read(self._read, 1 << 20)
+            if not block:
                 raise RuntimeError("Chromium closed the pipe")
-            self._buffer += chunk
+            self._buffer += block
         raw, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(raw)
 

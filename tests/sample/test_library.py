@@ -51,8 +51,8 @@ def test_cut_at_stop_cuts_text_and_bytes_right_after_the_first_stop():
     assert cut_at_stop("abc", "") == "abc" and cut_at_stop("abc", "x") == "abc"
 
 
-def test_stop_after_finds_a_stop_split_over_pieces_of_text_or_bytes():
-    """A stop whose characters (or bytes) arrive in different pieces still ends the stream right after it."""
+def test_stop_after_finds_a_stop_split_over_items_of_text_or_bytes():
+    """A stop whose characters (or bytes) arrive in different items still ends the stream right after it."""
     assert list(stop_after(iter(["ab", "cX", "Yd", "e"]), "XY")) == ["ab", "cX", "Y"]
     assert list(stop_after(iter([b"a", b"\xff", b"\xfe", b"b"]), b"\xff\xfe")) == [b"a", b"\xff", b"\xfe"]
     assert list(stop_after(iter(["ab", "c"]), "")) == ["ab", "c"]
