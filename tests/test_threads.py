@@ -81,6 +81,39 @@ def test_no_probe_of_one_more_thread_without_a_free_core():
     assert machine.calls == [1, 2]
 
 
+def test_one_more_thread_is_tried_every_fourth_round_whatever_the_counters_say():
+    """Counters that wrongly call the other core busy (a quiet machine read as busy) keep a run on
+    1 thread for at most 4 rounds: the 4th tries 2 threads anyway, and keeps them when faster."""
+    from chargen.threads import UP_ANYWAY
+
+    machine = FakeMachine({1: 0.10, 2: 0.05})
+    threads = Threads(most=2, start=1, window=4, warmup=1, every=10, set_threads=machine.set, free=lambda own: 1)
+    assert UP_ANYWAY == 4
+    machine.run(threads, 1 + 4 + 2 * (10 + 4))  # rounds end at steps 5, 19 and 33: no probe
+    assert machine.calls == [1] and threads.blocked == 3
+    assert machine.run(threads, 10 + 4 + 4) == [(18, "threads 1 -> 2 (more free cores)")]
+    assert machine.calls == [1, 2] and threads.count == 2
+
+
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="needs Linux's /proc/stat")
+def test_a_niced_busy_program_leaves_its_core_free():
+    """A busy loop at `nice -n 19` yields its core to this process, so it is not counted as busy
+    (two threads beside one ran 1.3-1.5x faster than one); at normal priority it is."""
+    from chargen.threads import busy_elsewhere
+
+    readings = {}
+    for label, cmd in (("niced", ["nice", "-n", "19"]), ("normal", [])):
+        spin = subprocess.Popen([*cmd, sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.3)
+            readings[label] = busy_elsewhere(0.5)
+        finally:
+            spin.kill()
+            spin.wait()
+    assert readings["niced"] is not None and readings["normal"] is not None
+    assert readings["niced"] < 0.4 < 0.6 < readings["normal"], readings
+
+
 def test_a_gain_within_the_margin_does_not_switch():
     """Hysteresis: one thread fewer 2% faster (noise, for a 3% margin) keeps the count."""
     machine = FakeMachine({1: 0.098, 2: 0.100})
