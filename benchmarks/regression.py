@@ -9,7 +9,9 @@ machine's speed falls on both alike:
 - training characters per second at the default CPU shape (GRU 2x256, batch 32 x 64), no evaluation;
 - the best validation loss after `--quality-seconds` of training with the default settings;
 - the wall time of a whole `chargen sample --length 100000` process on the shipped model.
-Both train on corpora/shakespeare.txt (or --corpus). The table gives each figure's median and new/old.
+Both train on corpora/shakespeare.txt (or --corpus). The table gives each figure's median and new/old,
+and the median of the new/old ratios of each pair (run i of both, taken back to back), which a slow
+drift of the machine's speed cancels from: the figure to trust on a shared machine.
 """
 from __future__ import annotations
 
@@ -71,7 +73,8 @@ def main() -> None:
         figures: dict[str, dict[str, list[float]]] = {k: {"train_chars_s": [], "sample_100k_s": [],
                                                           "val_loss_at_s": []} for k in trees}
         for i in range(a.repeats):
-            for name, tree in trees.items():
+            # old, new, then new, old: a drift in the machine's speed over a pair falls on both alike
+            for name, tree in list(trees.items())[:: 1 if i % 2 == 0 else -1]:
                 speed = train(tree, a.corpus, Path(tmp) / f"speed-{name}-{i}", "--max-time", str(a.seconds),
                               "--eval-every", "1000000", "--dropout", "0")
                 figures[name]["train_chars_s"].append(speed["chars_per_s"])
@@ -84,9 +87,11 @@ def main() -> None:
     for key in ("train_chars_s", "val_loss_at_s", "sample_100k_s"):
         old, new = (statistics.median(figures[k][key]) if figures[k][key] else float("nan") for k in trees)
         label = key.replace("_at_s", f" at {a.quality_seconds:g} s").replace("100k", f"{a.sample_length}chars")
+        pairs = sorted(n / o for o, n in zip(figures["old"][key], figures["new"][key]) if o)
         rows.append({"figure": label, "old": round(old, 4),
                      "new": round(new, 4), "new/old": round(new / old, 3) if old else None,
-                     "runs": len(figures["new"][key])})
+                     "median_pair_new/old": round(statistics.median(pairs), 3) if pairs else None,
+                     "pairs": " ".join(f"{r:.3f}" for r in pairs), "runs": len(figures["new"][key])})
     print(f"old: {a.old}; new: {ROOT} ({os.environ.get('CHARGEN_REV', 'working tree')})")
     report(rows)
 

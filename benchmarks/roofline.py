@@ -25,6 +25,12 @@ chargen's Sampler (chunked rounds; one stream on one thread, as `chargen sample`
 baseline.py's own sampling loop, 1 and B streams (the share of peak is small: a step is a (B, H)
 product, bound by reading the weights). The script imports the chargen of the checkout it sits in:
 copied into an older checkout (with its baseline.py and _common.py), it gives the "before" rows.
+
+The ceiling: each training row also gives the GFLOP/s (and share of peak) a step would reach if
+nothing but its matrix products took any time, each product timed at its own shape
+(step_products). The T small recurrent products a step makes forward and backward, (B, H) rows
+at a time, run far below the peak at B = 32: no fusion of the element-wise work lifts a step above
+that ceiling; a larger batch does.
 """
 import argparse
 import contextlib
@@ -75,6 +81,33 @@ def _timed(f, n: int = 1) -> float:
     for _ in range(n):
         f()
     return (time.perf_counter() - t) / n
+
+
+def step_products(cell: str, shape: tuple, vocab: int = V) -> list[tuple[int, tuple[int, int, int]]]:
+    """The matrix products of one training step, as (count, (m, k, n)): per layer the input
+    projection of every step at once and its two backward products, the T recurrent (B, H) x
+    (H, G*H) products forward and T (B, G*H) x (G*H, H) backward (each waits for the one before),
+    and the output layer's three. Their multiply-adds are 3 x forward_macs x B x T."""
+    layers, hidden, emb, batch, seq = shape
+    g, rows, out = GATES[cell] * hidden, batch * seq, []
+    for i in [emb] + [hidden] * (layers - 1):
+        out += [(1, (rows, i, g)), (1, (rows, g, i)), (1, (g, rows, i)),  # x W_ih, dx, dW_ih
+                (seq, (batch, hidden, g)), (seq, (batch, g, hidden)), (1, (g, rows, hidden))]  # h W_hh, dh, dW_hh
+    return out + [(1, (rows, hidden, vocab)), (1, (rows, vocab, hidden)), (1, (vocab, rows, hidden))]
+
+
+def products_ceiling(cell: str, shape: tuple, repeats: int = 3) -> float:
+    """GFLOP/s of a training step whose every op but its matrix products took no time: each
+    product timed at its own shape (torch.mm, best of `repeats`), at the current thread count.
+    The small recurrent products set it: at B = 32 they run far below the sgemm peak."""
+    seconds, flops = 0.0, 0.0
+    for count, (m, k, n) in step_products(cell, shape):
+        a, b, c = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
+        reps = max(1, int(2e8 // (m * k * n)))  # about 0.2 GFLOP a timing
+        torch.mm(a, b, out=c)
+        best = min(_timed(lambda a=a, b=b, c=c: torch.mm(a, b, out=c), reps) for _ in range(repeats))
+        seconds, flops = seconds + count * best, flops + count * 2 * m * k * n
+    return flops / seconds / 1e9
 
 
 def chargen_step(cell: str, shape: tuple, run_dir: Path):
@@ -130,11 +163,14 @@ def train_rows(cell: str, name: str, shape: tuple, rounds: int, steps: int, peak
             best["plain"] = min(best["plain"], _timed(plain, steps))
             PEAKS.append(sgemm_peak(repeats=2))  # the peak is measured between the windows too
     flops = 6 * forward_macs(cell, *shape[:3])
+    assert sum(c * m * k * n for c, (m, k, n) in step_products(cell, shape)) * 2 == flops * shape[3] * shape[4]
+    ceiling = products_ceiling(cell, shape)
     label = f"{name} {shape[0]}x{shape[1]} E{shape[2]} B{shape[3]} T{shape[4]}"
     return [{"what": "train", "cell": cell, "shape": label,
              "who": who, "chars_per_s": round(chars / s), "GFLOP_per_s": round(chars / s * flops / 1e9, 1),
              "share_of_peak": f"{chars / s * flops / 1e9 / peak:.0%}",
-             "vs_plain": round(best["plain"] / s, 2)} for who, s in best.items()]
+             "vs_plain": round(best["plain"] / s, 2), "products_only_GFLOP_per_s": round(ceiling, 1)}
+            for who, s in best.items()]
 
 
 def sample_rows(cell: str, shape: tuple, length: int, peak: float) -> list[dict]:
@@ -210,11 +246,13 @@ def main() -> None:
           f"(lowest {min([peak, peak_after, *PEAKS]):.1f}); the shares below are of the best")
     for r in rows:
         r["share_of_peak"] = f"{r['GFLOP_per_s'] / best:.1%}"
-    keys = list(rows[0])
+        if "products_only_GFLOP_per_s" in r:  # the most a step could reach with its products as fast as measured
+            r["ceiling_share"] = f"{r['products_only_GFLOP_per_s'] / best:.1%}"
+    keys = list(dict.fromkeys(k for r in rows for k in r))
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
     for r in rows:
-        print("| " + " | ".join(str(r[k]) for k in keys) + " |")
+        print("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ training (no evaluation, dropout 0) in a fresh process; the figure is its traini
 the thread count it ended on, with what changed it (the median of --repeats runs, each list in
 the `runs` column). The goal: adaptive at least as fast as the best fixed count when the machine is
 busy, and within 3% of it when quiet. Each repeat runs the counts in the other order, so that a
-drift in the machine's speed does not favour one column. It takes about (busy levels) x (counts
-+ 1) x repeats x (seconds + 5) seconds: 3 x 3 x 2 x 25 s, about 8 minutes, by default.
+drift in the machine's speed does not favour one column; `paired_vs_best_fixed` is the median over
+repeats of the adaptive run's speed over the best fixed count's in the same repeat. It takes
+about (busy levels) x (counts + 1) x repeats x (seconds + 5) seconds: 3 x 3 x 2 x 25 s, about 8
+minutes, by default.
 """
 import argparse
 import os
@@ -31,6 +33,11 @@ def train(threads: int, seconds: float, cell: str) -> dict:
             "--save-every", "1000000", "--dropout", "0", "--device", "cpu", "--precision", "fp32",
             "--threads", str(threads), "--out", f"{out}/run", "--json", "--quiet"))
     return result
+
+
+def _paired(ratios: list[float]) -> str:
+    """'0.987 (0.951 0.987 1.012)': the median and every ratio."""
+    return f"{statistics.median(ratios):.3f} ({' '.join(f'{x:.3f}' for x in ratios)})"
 
 
 def main() -> None:
@@ -58,11 +65,16 @@ def main() -> None:
             for hog in hogs:
                 hog.terminate()
                 hog.wait()
+        # Each repeat's adaptive run against the best fixed count of the same repeat (runs made minutes
+        # apart, not half an hour): the median of those ratios is the figure a drifting machine spoils least.
+        paired = sorted(runs[0][k]["chars_per_s"] / max(runs[c][k]["chars_per_s"] for c in counts[1:])
+                        for k in range(a.repeats))
         for threads, done in runs.items():
             speeds = [r["chars_per_s"] for r in done]
             rows.append({"busy_programs": busy, "threads_flag": threads or "adaptive",
                          "chars_per_s": round(statistics.median(speeds)), "runs": " ".join(map(str, speeds)),
-                         "threads_used": done[-1].get("threads", "")})
+                         "threads_used": " | ".join(r.get("threads", "") for r in done),
+                         "paired_vs_best_fixed": _paired(paired) if threads == 0 else ""})
     for busy in sorted({r["busy_programs"] for r in rows}):
         level = [r for r in rows if r["busy_programs"] == busy]
         best_fixed = max(r["chars_per_s"] for r in level if r["threads_flag"] != "adaptive")

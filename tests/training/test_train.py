@@ -59,7 +59,7 @@ def make_trainer(tmp_path, corpus_file, model_cfg: ModelConfig, cfg: TrainConfig
     ("lr", 0.0), ("lr", -1e-3), ("lr", math.nan), ("lr", math.inf), ("weight_decay", -0.1),
     ("weight_decay", math.nan), ("warmup_steps", -1), ("min_lr_frac", 1.5), ("min_lr_frac", -0.1),
     ("grad_clip", 0.0), ("grad_clip", -1.0), ("grad_clip", math.nan), ("max_steps", -1), ("max_time", -1.0),
-    ("max_time", math.nan), ("patience", -1), ("eval_every", 0), ("save_every", 0), ("val_frac", 0.95),
+    ("max_time", math.nan), ("patience", -1), ("eval_every", -1), ("save_every", 0), ("val_frac", 0.95),
     ("val_frac", -0.1), ("val_frac", math.nan), ("seed", -1),
 ])
 def test_train_config_rejects_bad_values(field, value):
