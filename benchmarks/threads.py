@@ -73,7 +73,7 @@ def main() -> None:
             speeds = [r["chars_per_s"] for r in done]
             rows.append({"busy_programs": busy, "threads_flag": threads or "adaptive",
                          "chars_per_s": round(statistics.median(speeds)), "runs": " ".join(map(str, speeds)),
-                         "threads_used": " | ".join(r.get("threads", "") for r in done),
+                         "threads_used": "; ".join(r.get("threads", "") for r in done),
                          "paired_vs_best_fixed": _paired(paired) if threads == 0 else ""})
     for busy in sorted({r["busy_programs"] for r in rows}):
         level = [r for r in rows if r["busy_programs"] == busy]
