@@ -91,8 +91,7 @@ class ScheduleConfig(_Settings):
     max_time: float = setting(600.0, "schedule", "Seconds; 0 = no time limit. With --resume: seconds added to the "
                                                  "run.", 0.0, 1e9)
     patience: int = setting(10, "schedule", "Evaluations without improvement; 0 = off.", 0, 1 << 40)
-    eval_every: int = setting(0, "schedule", "Steps between evaluations; 0 = about one pass over the training text, "
-                                             "100 to 1000 steps.", 0, 1 << 40)
+    eval_every: int = setting(0, "schedule", "Steps between evaluations; 0 = the default.", 0, 1 << 40)
     save_every: int = setting(1000, "schedule", "Steps between last.pt saves.", 1, 1 << 40)
 
     def __post_init__(self) -> None:
