@@ -2,7 +2,7 @@
 
 Everything a benchmark needs is in the repository: the yardstick is benchmarks/baseline.py and the
 default corpus is corpora/shakespeare.txt (built by scripts/build_shakespeare.py). A file outside the
-clone, such as ../shared/corpora/tinyshakespeare.txt, is only ever an optional cross-check.
+clone, such as a copy of tinyshakespeare passed with --corpus, is only ever an optional cross-check.
 """
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def add_source_args(p: argparse.ArgumentParser, corpus: bool = True, reference: 
     """--corpus (default corpora/shakespeare.txt) and, where a script runs the yardstick, --reference."""
     if corpus:
         p.add_argument("--corpus", type=existing_file, default=CORPUS,
-                       help="text file (default: corpora/shakespeare.txt; ../shared/corpora/tinyshakespeare.txt, "
-                            "where it exists, cross-checks figures made with it)")
+                       help="text file (default: corpora/shakespeare.txt; a copy of tinyshakespeare cross-checks "
+                            "figures made with it)")
     if reference:
         p.add_argument("--reference", type=existing_file, default=BASELINE,
                        help="the yardstick loop: a script with baseline.py's CLI and JSON keys "

@@ -9,13 +9,12 @@ median step of each.
 import statistics
 import sys
 import time
-from pathlib import Path
 
+import _common  # noqa: F401 - puts this checkout's chargen on the path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chargen.model import CharRNN, ModelConfig  # noqa: E402 - after the path
+from chargen.model import CharRNN, ModelConfig
 
 V, B, T = 85, 32, 64
 

@@ -11,15 +11,13 @@ corpora/shakespeare.txt at batch 32 x 64, state carried; prints the mean trainin
 import math
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _common import CORPUS
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from chargen.data import load_corpus  # noqa: E402 - after the path
-from chargen.model import CharRNN, ModelConfig  # noqa: E402
+from chargen.data import load_corpus
+from chargen.model import CharRNN, ModelConfig
 
 B, T, STEPS = 32, 64, 400
 
@@ -37,7 +35,7 @@ def make(variant: str, vocab: int) -> CharRNN:
 
 
 def main() -> None:
-    corpus = load_corpus(ROOT / "corpora" / "shakespeare.txt", 0.1)
+    corpus = load_corpus(CORPUS, 0.1)
     ids = torch.as_tensor(corpus.train_ids[:2_000_000].astype("int64"))
     vocab = len(corpus.vocab)
     streams = ids[: (len(ids) // B) * B].view(B, -1)  # (B, N)

@@ -39,8 +39,9 @@ SHORT_PASSES = 6.0
 LONG_DROPOUT = 0.1  # beyond SHORT_PASSES
 # Steps between evaluations when none is given (eval_every 0): about one pass over the training text,
 # within these bounds. A small text is seen many times over in a few minutes, and a model trained
-# from scratch on 90 KB is past its best within a few passes: evaluating every 1,000 steps (11 passes
-# of 90 KB) would keep an overfitted best.pt (docs/recipes.md#fine-tuning has the runs). A large corpus
+# from scratch on 90 KB is past its best within a few passes: evaluating every 1,000 steps (24 passes
+# of 90 KB at 32 x 64) would keep an overfitted best.pt (docs/recipes.md, "Evaluation follows the
+# corpus", has the runs). A large corpus
 # keeps 1,000: each evaluation reads the whole validation text.
 EVAL_STEPS = (100, 1000)
 
