@@ -6,6 +6,7 @@ stdout; bars, tables and messages go to stderr. Exit codes: 0 ok, 1 a ChargenErr
 """
 from __future__ import annotations
 
+import inspect
 from typing import Annotated
 
 import typer
@@ -32,8 +33,14 @@ def build_app() -> typer.Typer:
                       help="Train character-level RNN / LSTM / GRU models on any text file and sample from them.")
     app.callback()(_top_level)
     for name, fn in COMMANDS:
-        app.command(name)(guard(fn))
+        app.command(name, help=_paragraphs(fn.__doc__))(guard(fn))
     return app
+
+
+def _paragraphs(doc: str | None) -> str:
+    """A command's docstring with each paragraph on one line: rich keeps a docstring's line breaks,
+    so a line longer than the terminal would wrap early; joined, each paragraph fills the width."""
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc or "").split("\n\n"))
 
 
 def _show_version(value: bool) -> None:

@@ -18,6 +18,7 @@ from .reference import Hidden
 
 IMPLS = ("torch", "reference")  # torch's layers, or reference.py's equations one step at a time (slow, for study)
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}  # the rows each cell's layer stacks per unit: nn.RNNBase's layout
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,19 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in a CharRNN's state_dict, without building one: a file's weights
+    are checked against it before any memory is spent (building on the meta device would cost
+    seconds of start-up, as torch loads its compiler for the meta initialisers)."""
+    V, E, H = config.vocab_size, config.embedding_dim, config.hidden_size
+    shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (V, E)}
+    rows = GATES[config.cell] * H
+    for k in range(config.num_layers):
+        shapes |= {f"rnn.weight_ih_l{k}": (rows, E if k == 0 else H), f"rnn.weight_hh_l{k}": (rows, H),
+                   f"rnn.bias_ih_l{k}": (rows,), f"rnn.bias_hh_l{k}": (rows,)}
+    return shapes | {"head.weight": (V, H), "head.bias": (V,)}
 
 
 class CharRNN(nn.Module):

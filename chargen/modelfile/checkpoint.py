@@ -21,7 +21,7 @@ import torch
 from ..data import Vocab
 from ..errors import ChargenError, write_error
 from ..fileio import TEMP_SUFFIX, atomic_write
-from ..model import CharRNN, ModelConfig
+from ..model import CharRNN, ModelConfig, weight_shapes
 from ..config import TrainConfig
 from ..interrupts import interrupts_held
 from .state import RunState, split_flat
@@ -338,12 +338,9 @@ class Checkpoint:
         """The model with these weights, on the CPU in eval mode; ChargenError if they do not fit."""
         config, weights = self.model_config, self.model
         # A tiny file may claim a huge model: count its tensors (one embedding, two of the head, four per
-        # layer) before building anything, then compare shapes on the meta device (no memory).
-        fits = isinstance(weights, dict) and len(weights) == 3 + 4 * config.num_layers
-        if fits:
-            with torch.device("meta"):
-                expected = {k: v.shape for k, v in CharRNN(config).state_dict().items()}
-            fits = {k: getattr(v, "shape", None) for k, v in weights.items()} == expected
+        # layer), then compare their shapes with the configuration's, before building anything.
+        fits = (isinstance(weights, dict) and len(weights) == 3 + 4 * config.num_layers and
+                {k: tuple(getattr(v, "shape", ())) for k, v in weights.items()} == weight_shapes(config))
         if not fits:
             raise ChargenError(f"{path} has weights that do not fit its configuration", "use another checkpoint")
         # Checked here, where every model is read (checkpoint or folder): a NaN would load silently and then

@@ -116,3 +116,16 @@ def test_num_parameters_counts_every_weight():
     layer0 = 4 * H * (E + H) + 2 * 4 * H
     layer1 = 4 * H * (H + H) + 2 * 4 * H
     assert model.num_parameters() == V * E + layer0 + layer1 + V * H + V
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 3])
+def test_weight_shapes_match_a_built_model(cell, layers):
+    """weight_shapes gives exactly the names and shapes of a built CharRNN's state_dict."""
+    from chargen.model import weight_shapes
+
+    config = ModelConfig(vocab_size=V, cell=cell, num_layers=layers, hidden_size=H, embedding_dim=E)
+    built = {k: tuple(v.shape) for k, v in CharRNN(config).state_dict().items()}
+    assert weight_shapes(config) == built
+    assert weight_shapes(config)[f"rnn.weight_ih_l{layers - 1}"] == ({"rnn": 1, "gru": 3, "lstm": 4}[cell] * H,
+                                                                      E if layers == 1 else H)
