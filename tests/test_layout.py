@@ -33,11 +33,11 @@ import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(chargen.__file__).parent
-# Each layer may import only the layers before it: data first, cli last. The top-level modules
-# (errors, fileio, device, progress, interrupts, threads) sit below every package; the settings (config) below the
-# model files that store them (modelfile), and those below training. sample/ sits below training/: it needs only
+# Each layer may import only the layers before it: data first, cli last. The top-level modules (errors,
+# fileio, device, progress, interrupts, threads, memory) sit below every package; the settings (config) below
+# the model files that store them (modelfile), and those below training. sample/ sits below training/: it needs only
 # data and model, and the training preview draws through it. chargen/__init__.py, the facade, above all.
-ORDER = ["errors", "fileio", "device", "progress", "interrupts", "threads",
+ORDER = ["errors", "fileio", "device", "progress", "interrupts", "threads", "memory",
          "data", "model", "config", "modelfile", "sample",
          "training", "study", "export", "cli", "__main__"]
 

@@ -50,11 +50,7 @@ class _RNNLayer(torch.autograd.Function):
             pre2 = pre2.to(x.dtype).view(T, B, H)  # (T, B, H): 2 (x W_ih^T + b_ih + b_hh)
             hs = x.new_empty(T + 1, B, H)  # (T+1, B, H): hs[t] is the state before step t
             hs[0] = h0
-            w_hh_t2 = (2 * w_hh).t().contiguous()  # (H, H), transposed once: each step reads it row by row
-            minus_one = x.new_full((), -1.0)
-            for t in range(T):
-                s = torch.addmm(pre2[t], hs[t], w_hh_t2, out=hs[t + 1]).sigmoid_()  # (B, H)
-                torch.add(minus_one, s, alpha=2, out=s)  # 2 sigmoid(2u) - 1 = tanh(u)
+            _forward_in_time(pre2, hs, (2 * w_hh).t().contiguous())  # W_hh^T doubled, transposed once
         ctx.save_for_backward(x_c, hs, w_ih_c, w_hh)
         return hs[1:]  # (T, B, H)
 
@@ -66,7 +62,7 @@ class _RNNLayer(torch.autograd.Function):
         n_in, dtype, mm_dtype = x_c.shape[1], hs.dtype, x_c.dtype
         with torch.autocast("cpu", enabled=False):
             # d tanh(u) = 1 - y^2 from the saved outputs, for all steps in one op.
-            k = 1 - hs[1:] * hs[1:]  # (T, B, H)
+            k = torch.addcmul(hs.new_ones(()), hs[1:], hs[1:], value=-1)  # (T, B, H)
             d_a = _backward_in_time(d_out, k, w_hh)  # (T, B, H): gradients of the pre-activations
             d_h0 = d_a[0].mm(w_hh)  # (B, H)
             d_a = d_a.view(T * B, H)  # (T*B, H)
@@ -79,14 +75,27 @@ class _RNNLayer(torch.autograd.Function):
         return d_x, d_h0, d_w_ih, d_w_hh, d_b, d_b, None
 
 
+def _forward_in_time(pre2, hs, w_hh_t2):
+    """The recurrence: pre2 (T, B, H) arrives holding 2 (x W_ih^T + biases) and is used up; hs[1:]
+    (T, B, H) receives the states. w_hh_t2 is 2 W_hh^T (H, H): each step reads it row by row."""
+    minus_one = hs.new_full((), -1.0)
+    # Each step adds its product into pre2[t] in place (no copy of the addend) and writes the
+    # state once; the per-step views are taken in one call each, not by indexing every step.
+    states, pres = hs.unbind(0), pre2.unbind(0)  # (B, H) each
+    for t in range(pre2.shape[0]):
+        s = pres[t].addmm_(states[t], w_hh_t2).sigmoid_()  # (B, H): sigmoid(2u)
+        torch.add(minus_one, s, alpha=2, out=states[t + 1])  # 2 sigmoid(2u) - 1 = tanh(u)
+
+
 def _backward_in_time(d_out, k, w_hh):
     """The sequential part of backprop through time: d_a_t = dh_t * k_t, and
     dh_{t-1} = d_out_{t-1} + d_a_t W_hh, from the last step back to the first."""
     T = d_out.shape[0]
     d_a = torch.empty_like(k)  # (T, B, H)
-    dh = d_out[T - 1]  # (B, H): the total gradient of the last step's output
+    dh = d_out.clone()  # (T, B, H): dh[t] gathers the total gradient of step t's output, in place
+    dhs, ks, d_as = dh.unbind(0), k.unbind(0), d_a.unbind(0)  # (B, H) each
     for t in range(T - 1, -1, -1):
-        torch.mul(dh, k[t], out=d_a[t])
+        torch.mul(dhs[t], ks[t], out=d_as[t])
         if t > 0:
-            dh = torch.addmm(d_out[t - 1], d_a[t], w_hh)  # (B, H)
+            dhs[t - 1].addmm_(d_as[t], w_hh)
     return d_a
