@@ -123,6 +123,22 @@ def test_train_help_is_grouped_and_readable_at_80_columns():
     assert "--hidden-size" in text and "INTEGER" in text and "--config" in text and "KEY=VALUE" in text
 
 
+@pytest.mark.parametrize("name", ["eval", "sample", "gradflow"])
+def test_command_help_paragraphs_fill_the_width(name):
+    """A docstring's line breaks are not kept: each paragraph wraps at the terminal's width, so no
+    line ends early and none runs past 80 columns."""
+    result = invoke(name, "-h", env={"COLUMNS": "80", "NO_COLOR": "1"}, terminal_width=80)
+    intro = result.stdout.split("╭─")[0].splitlines()[3:]  # the description: after the usage lines
+    words = " ".join(intro).split()
+    doc = " ".join(dict(COMMANDS)[name].__doc__.split())
+    assert " ".join(words) in doc and len(words) > 20
+    assert max(map(len, intro)) <= 80
+    # every line but a paragraph's last is filled: the next word would not have fitted
+    for line, following in zip(intro, intro[1:]):
+        if line.strip() and following.strip():
+            assert len(line.rstrip()) + 1 + len(following.split()[0]) > 78
+
+
 @pytest.mark.parametrize("name", [name for name, _ in COMMANDS])
 def test_every_command_takes_dash_h(name):
     result = invoke(name, "-h")
