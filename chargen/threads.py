@@ -85,7 +85,7 @@ class Threads:
     None: torch's default, or fewer where the load average says cores are busy: free_cores). After
     `window` steps at a count (the loop's first `warmup` steps not counted) it tries one thread
     fewer, and one more if `free` (busy_elsewhere's counters) leaves a core for it or if it has not
-    tried one more for UP_ANYWAY rounds, and keeps a neighbour only if
+    tried one more for UP_ANYWAY scheduled rounds, and keeps a neighbour only if
     its median step is faster by more than `margin` (hysteresis: noise does not make it flip). A
     neighbour is dropped at its first step if that is 2x slower, at its third if all three are
     1.5x slower: a busy core can make a second thread ten times slower, so that probe stays short.
@@ -117,7 +117,8 @@ class Threads:
         self.settled = 0.0  # the median the current count settled on (0: not yet)
         self.since = 0  # steps since the count settled
         self.changes: list[str] = []  # "threads 2 -> 1 (busy machine)", in order
-        self.blocked = 0  # rounds in a row in which the counters said no core was free for one more
+        self.blocked = 0  # scheduled rounds in a row in which the counters said no core was free for one more
+        self.scheduled = True  # whether the round under way came on schedule (not from a drift)
 
     def step(self, seconds: float) -> str | None:
         """Record one step's time; returns a line for a person when the chosen count changed."""
@@ -163,7 +164,7 @@ class Threads:
         if drifted:
             self.every = self.first_every
         if drifted or self.since >= self.every:
-            self.settled, self.medians = 0.0, {}
+            self.settled, self.medians, self.scheduled = 0.0, {}, not drifted
             self._switch(self.count)
 
     def _measured(self, median: float) -> str | None:
@@ -171,14 +172,18 @@ class Threads:
         if not self.medians:  # the round starts at the current count
             # One more thread only where the kernel's counters say a core is free for it: on a busy
             # machine that probe is the one that costs (a step several times slower). But every
-            # UP_ANYWAY-th round it is tried anyway: a core the counters call busy may not be
-            # (a program that only just stopped, or time the hypervisor took), and a run must not
-            # stay on one thread on a machine that has two for it.
+            # UP_ANYWAY-th scheduled round it is tried anyway: a core the counters call busy may not
+            # be (a program that only just stopped, or time the hypervisor took), and a run must not
+            # stay on one thread on a machine that has two for it. Rounds that a drift started do not
+            # count: beside a busy program the steps drift often, and a forced probe each fourth of
+            # those cost a tenth of the speed.
             up = []
             if self.count < self.most:
-                self.blocked = 0 if self.count < self.free(self.count) else self.blocked + 1
-                if self.blocked % UP_ANYWAY == 0:
-                    up = [self.count + 1]
+                if self.count < self.free(self.count):
+                    self.blocked, up = 0, [self.count + 1]
+                elif self.scheduled:
+                    self.blocked += 1
+                    up = [self.count + 1] if self.blocked % UP_ANYWAY == 0 else []
             self.queue = [c for c in [self.count - 1, *up] if c >= 1]
             self.home = self.count
         self.medians[self.count] = median

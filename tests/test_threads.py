@@ -95,6 +95,18 @@ def test_one_more_thread_is_tried_every_fourth_round_whatever_the_counters_say()
     assert machine.calls == [1, 2] and threads.count == 2
 
 
+def test_drifts_beside_a_busy_program_force_no_probe():
+    """Beside a busy program the steps drift often, and each drift starts a round: those rounds do not
+    count towards the forced probe of one more thread, which only every 4th scheduled round makes."""
+    machine = FakeMachine({1: 0.10, 2: 0.30})
+    threads = Threads(most=2, start=1, window=4, warmup=1, every=1000, set_threads=machine.set, free=lambda own: 1)
+    machine.run(threads, 1 + 4)  # the first round (scheduled): blocked 1, settled at 1 thread
+    for slow in (0.2, 0.1) * 4:  # 8 drifts: the steps jump to twice as slow and back, a round each time
+        machine.times[1] = slow
+        machine.run(threads, 4 + 4)
+    assert machine.calls == [1] and threads.blocked == 1 and threads.count == 1
+
+
 @pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="needs Linux's /proc/stat")
 def test_a_niced_busy_program_leaves_its_core_free():
     """A busy loop at `nice -n 19` yields its core to this process, so it is not counted as busy
