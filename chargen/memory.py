@@ -19,7 +19,7 @@ KEEP_BYTES = 2 ** 30  # freed memory at the top of the heap is kept up to this m
 def glibc() -> bool:
     """True where the C library is glibc (most Linux systems); not on macOS, Windows or musl."""
     try:
-        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
     except (AttributeError, ValueError, OSError):  # no confstr (Windows), or no such name (macOS, musl)
         return False
 
