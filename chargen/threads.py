@@ -175,8 +175,8 @@ class Threads:
             # UP_ANYWAY-th scheduled round it is tried anyway: a core the counters call busy may not
             # be (a program that only just stopped, or time the hypervisor took), and a run must not
             # stay on one thread on a machine that has two for it. Rounds that a drift started do not
-            # count: beside a busy program the steps drift often, and a forced probe each fourth of
-            # those cost a tenth of the speed.
+            # count: beside a busy program the steps drift often, and each fourth of those rounds
+            # would make the costly probe.
             up = []
             if self.count < self.most:
                 if self.count < self.free(self.count):

@@ -41,8 +41,7 @@ LONG_DROPOUT = 0.1  # beyond SHORT_PASSES
 # within these bounds. A small text is seen many times over in a few minutes, and a model trained
 # from scratch on 90 KB is past its best within a few passes: evaluating every 1,000 steps (24 passes
 # of 90 KB at 32 x 64) would keep an overfitted best.pt (docs/recipes.md, "Evaluation follows the
-# corpus", has the runs). A large corpus
-# keeps 1,000: each evaluation reads the whole validation text.
+# corpus", has the runs). A large corpus keeps 1,000: each evaluation reads the whole validation text.
 EVAL_STEPS = (100, 1000)
 
 

@@ -93,7 +93,7 @@ class Trainer:
             raise ChargenError("training on records runs in one process", "start it without torchrun")
         torch.manual_seed(config.seed)  # the same seed everywhere: every rank starts from the same weights
         # Each step frees megabytes that the next one allocates again: keep them instead of paying
-        # for fresh pages every step (memory.py; 1.12x on whole CPU training processes, benchmarks/README.md).
+        # for fresh pages every step (memory.py; benchmarks/keep_memory.py measures what it is worth).
         keep_freed_memory()
         # The layers' implementation is chosen here, once: the fastest for training on this device.
         layers = "reference" if model_config.impl == "reference" else choose_layers(
