@@ -38,23 +38,42 @@ class FakeMachine:
 
 
 def test_busy_machine_drops_to_the_faster_count_and_says_so():
-    """Guards against a run stuck at one thread per core while another program holds a core:
-    after 1 untimed + 4 steps at 2 threads and 4 at 1 thread, it keeps 1 and says why."""
+    """Guards against a run stuck at one thread per core while another program holds a core (the
+    counters leave 1 core free): after 1 untimed + 4 steps at 2 threads and 4 at 1 thread, it keeps
+    1 and says why."""
     machine = FakeMachine({1: 0.10, 2: 0.30})
-    threads = Threads(most=2, start=2, window=4, warmup=1, set_threads=machine.set, free=lambda own: 8)
+    threads = Threads(most=2, start=2, window=4, warmup=1, set_threads=machine.set, free=lambda own: 1)
     assert machine.run(threads, 20) == [(9, "threads 2 -> 1 (busy machine)")]
     assert machine.calls == [2, 1] and threads.count == 1 and threads.changes == ["threads 2 -> 1 (busy machine)"]
 
 
 def test_quiet_machine_keeps_its_count_and_probes_less_often():
     """On a quiet machine the probe of a worse count is undone at once, no note, and the next probe
-    waits twice as long each time the count is confirmed (so a long run loses almost nothing)."""
+    waits twice as long each time the count is confirmed (so a long run loses almost nothing). No
+    counters here (free returns None, as on macOS): both neighbours are tried."""
     machine = FakeMachine({1: 0.15, 2: 0.10, 3: 0.12})
-    threads = Threads(most=3, start=2, window=4, warmup=1, every=10, set_threads=machine.set, free=lambda own: 8)
+    threads = Threads(most=3, start=2, window=4, warmup=1, every=10, set_threads=machine.set, free=lambda own: None)
     assert machine.run(threads, 13) == []
     assert machine.calls == [2, 1, 3, 2] and threads.count == 2 and threads.every == 20
     machine.run(threads, 20 + 3 * 4)  # 20 steps settled, then 2, 1 and 3 threads again
     assert machine.calls == [2, 1, 3, 2, 1, 3, 2] and threads.every == 40
+
+
+def test_quiet_counters_spare_the_probe_of_fewer_threads():
+    """Where the counters say no other program is busy, one thread fewer is not tried (on a quiet
+    machine eight steps on one thread only cost time, and drifts would start that probe often);
+    every 4th scheduled round tries it anyway, in case the counters misread."""
+    from chargen.threads import ANYWAY
+
+    machine = FakeMachine({1: 0.15, 2: 0.10})
+    threads = Threads(most=2, start=2, window=4, warmup=1, every=10, set_threads=machine.set, free=lambda own: 2)
+    assert ANYWAY == 4
+    for slow in (0.2, 0.1) * 3:  # 6 drifts: each starts a round, none tries 1 thread
+        machine.times[2] = slow
+        machine.run(threads, 4 + 4)
+    assert machine.calls == [2] and threads.blocked == 1  # the first round (scheduled) only
+    machine.run(threads, 3 * (10 + 4) + 4)  # scheduled rounds 2, 3 and 4: the 4th tries 1 thread
+    assert machine.calls == [2, 1, 2] and threads.count == 2 and threads.blocked == 4
 
 
 def test_a_far_slower_neighbour_is_dropped_at_once():
@@ -84,11 +103,11 @@ def test_no_probe_of_one_more_thread_without_a_free_core():
 def test_one_more_thread_is_tried_every_fourth_round_whatever_the_counters_say():
     """Counters that wrongly call the other core busy (a quiet machine read as busy) keep a run on
     1 thread for at most 4 rounds: the 4th tries 2 threads anyway, and keeps them when faster."""
-    from chargen.threads import UP_ANYWAY
+    from chargen.threads import ANYWAY
 
     machine = FakeMachine({1: 0.10, 2: 0.05})
     threads = Threads(most=2, start=1, window=4, warmup=1, every=10, set_threads=machine.set, free=lambda own: 1)
-    assert UP_ANYWAY == 4
+    assert ANYWAY == 4
     machine.run(threads, 1 + 4 + 2 * (10 + 4))  # rounds end at steps 5, 19 and 33: no probe
     assert machine.calls == [1] and threads.blocked == 3
     assert machine.run(threads, 10 + 4 + 4) == [(18, "threads 1 -> 2 (more free cores)")]
@@ -129,18 +148,20 @@ def test_a_niced_busy_program_leaves_its_core_free():
 def test_a_gain_within_the_margin_does_not_switch():
     """Hysteresis: one thread fewer 2% faster (noise, for a 3% margin) keeps the count."""
     machine = FakeMachine({1: 0.098, 2: 0.100})
-    threads = Threads(most=2, start=2, window=4, warmup=1, set_threads=machine.set, free=lambda own: 8)
-    assert machine.run(threads, 20) == [] and threads.count == 2
+    threads = Threads(most=2, start=2, window=4, warmup=1, set_threads=machine.set, free=lambda own: None)
+    assert machine.run(threads, 20) == [] and threads.count == 2 and machine.calls == [2, 1, 2]
 
 
 def test_a_drift_reprobes_at_once():
-    """Settled at 2 threads, the steps become 3x slower (another program starts): within a window
-    it probes again, long before the scheduled probe, and moves to 1 thread."""
+    """Settled at 2 threads, the steps become 3x slower (another program starts and the counters see
+    it): within a window it probes again, long before the scheduled probe, and moves to 1 thread."""
     machine = FakeMachine({1: 0.15, 2: 0.10})
-    threads = Threads(most=2, start=2, window=4, warmup=1, every=1000, set_threads=machine.set, free=lambda own: 8)
+    free = [2]
+    threads = Threads(most=2, start=2, window=4, warmup=1, every=1000, set_threads=machine.set,
+                      free=lambda own: free[0])
     machine.run(threads, 12)
-    assert threads.count == 2 and threads.settled == 0.10
-    machine.times = {1: 0.12, 2: 0.30}
+    assert threads.count == 2 and threads.settled == 0.10 and machine.calls == [2]
+    machine.times, free[0] = {1: 0.12, 2: 0.30}, 1
     # 2 slow steps make the window's median slow (half of it), then 4 at 2 threads and 4 at 1
     # thread: the note comes at the 10th slow step, not after the 1000 scheduled.
     assert machine.run(threads, 10) == [(10, "threads 2 -> 1 (busy machine)")]
@@ -251,6 +272,31 @@ def test_start_follows_the_cores_busy_now_not_the_trailing_load_average(monkeypa
         assert Threads(set_threads=lambda n: None).count == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_recent_free_cores_read_the_steps_own_stretch(monkeypatch):
+    """RecentFreeCores compares the oldest and newest of the readings taken at the last steps: over
+    1 s of 2 CPUs, 200 ticks busy of which this process's 1 CPU-second is 100, another program held
+    1 core, so 1 of 2 is free; readings less than 0.1 s apart fall back to a fresh measurement."""
+    import os
+
+    from chargen import threads as t
+
+    hz = os.sysconf("SC_CLK_TCK")
+    monkeypatch.setattr("chargen.threads.cpu_threads", lambda: 2)
+    monkeypatch.setattr("chargen.threads.os.cpu_count", lambda: 2)
+    readings = iter([(10.0, 0, 0, 5.0), (10.5, hz, hz, 5.5), (11.0, 2 * hz, 2 * hz, 6.0)])
+    monkeypatch.setattr(t, "_counters", lambda: next(readings))
+    recent = t.RecentFreeCores(keep=2)
+    for _ in range(3):
+        recent.mark()
+    assert [r[0] for r in recent.readings] == [10.5, 11.0]  # the oldest dropped
+    assert t._busy_between(*recent.readings) == pytest.approx(1.0)
+    assert recent(2) == 1
+    close = t.RecentFreeCores(keep=9)
+    close.readings.extend([(1.0, 0, 0, 0.0), (1.05, 0, 0, 0.0)])
+    monkeypatch.setattr(t, "busy_elsewhere", lambda: None)
+    assert close(2) is None  # too short a stretch, and no counters to measure afresh
 
 
 @pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="needs Linux's /proc/stat")
