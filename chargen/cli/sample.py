@@ -54,7 +54,8 @@ def sample(
     raw: bool = typer.Option(False, "--raw", help="A bytes model: write the drawn bytes to stdout exactly as drawn "
                                                   "(not decoded as UTF-8; no final newline)."),
     device: StepDevice = "auto",
-    threads: int = typer.Option(0, help="CPU threads; 0 = 1 for one stream, else as many as the load leaves free."),
+    threads: int = typer.Option(0, help="CPU threads; 0 = 1 for one stream, else follow the machine, adapting "
+                                        "to its load."),
     quiet: Quiet = False,
     compile_: bool = typer.Option(False, "--compile",
                                   help="CPU: compile the sampling loop with torch.compile (needs a C++ compiler; "
@@ -80,13 +81,14 @@ def sample(
     model, vocab, ckpt = load_model(checkpoint_path(checkpoint, quiet))
     prime = _prime(prime, prime_file, vocab)
     cfg = SampleConfig(length=length, temperature=temp, top_k=top_k, top_p=top_p, prime=prime, seed=seed,
-                       num_samples=num_samples, stop=unescape(stop, vocab.kind == "bytes"), compile=compile_)
+                       num_samples=num_samples, stop=unescape(stop, vocab.kind == "bytes"), compile=compile_,
+                       threads=threads)
     if raw:
         require_bytes(vocab)
     mode = _records_mode(ckpt, unique, interactive)
     if not quiet:
         warn_unknown(vocab, prime)
-    dev = _sampling_device(device, num_samples, compile_, quiet, threads)
+    dev = _sampling_device(device, compile_, quiet)
     with stdout_errors():  # `> /dev/full`: one line and exit 1
         if mode:
             known = training_records(ckpt.run_state.corpus, mode) if unique else None
@@ -111,11 +113,9 @@ def _prime(prime: str, prime_file: Optional[Path], vocab: Vocab) -> str:
     return prime
 
 
-def _sampling_device(device: str, num_samples: int, compile_: bool, quiet: bool, threads: int) -> torch.device:
-    """The device to sample on, with one CPU thread for one stream and a word on what --compile does."""
+def _sampling_device(device: str, compile_: bool, quiet: bool) -> torch.device:
+    """The device to sample on, and a word on what --compile does."""
     dev = resolve_device(device, mps=False)
-    # One stream: tiny steps, where a second thread only adds hand-offs. Many: what the machine gives now.
-    Threads.for_loop(threads or (1 if dev.type == "cpu" and num_samples == 1 else 0), adapt=dev.type == "cpu")
     if compile_ and dev.type != "cpu":
         sys.stderr.write("warning: --compile has no effect on a GPU, which replays the sampling loop "
                          "as a CUDA graph\n")

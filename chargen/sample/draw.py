@@ -14,7 +14,9 @@ from ..errors import ChargenError
 class SampleConfig:
     """What to generate. `temperature=0` is greedy (argmax, the seed is then irrelevant);
     `top_k=0` and `top_p=1` switch those filters off; `seed=None` draws a fresh seed; `compile`
-    runs a CPU's chunks as torch.compile compiles them (rounds.py: faster once compiled)."""
+    runs a CPU's chunks as torch.compile compiles them (rounds.py: faster once compiled);
+    `threads` is the CPU thread count while drawing (0: one for one stream, whose steps are too
+    small for a second; for many, chargen/threads.py's count that follows the machine)."""
 
     length: int = 500
     temperature: float = 1.0
@@ -25,6 +27,7 @@ class SampleConfig:
     num_samples: int = 1
     stop: str = ""
     compile: bool = False  # CPU: run the chunked rounds as torch.compile compiles them (rounds.py)
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.length, int) or self.length < 0:
@@ -41,6 +44,9 @@ class SampleConfig:
             raise ChargenError(f"num-samples must be from 1 to 65536, got {self.num_samples!r}", "try --num-samples 3")
         if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < 2**63):
             raise ChargenError(f"seed must be a non-negative integer, got {self.seed!r}", "try --seed 1")
+        if not isinstance(self.threads, int) or not 0 <= self.threads <= 4096:
+            raise ChargenError(f"threads must be an integer from 0 to 4096, got {self.threads!r}",
+                               "pass --threads 0 to follow the machine, or a count of threads")
         if not isinstance(self.compile, bool):
             raise ChargenError(f"compile must be True or False, got {self.compile!r}", "pass compile=True")
 

@@ -6,6 +6,7 @@ Text is yielded as it is made; writing it anywhere is the caller's job.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterator
 from typing import TypeVar
 
@@ -15,6 +16,7 @@ from ..data import Vocab
 from ..data.vocab import utf8_bytes
 from ..errors import ChargenError
 from ..model import CharRNN
+from ..threads import Threads
 from .draw import GumbelNoise, SampleConfig, filter_logits
 from .rounds import Chunk, chunk_size
 from .step import FastStep
@@ -117,10 +119,22 @@ class Sampler:
             self.feed("")
         k = chunk_size(self.device, self.cfg.num_samples, len(self.vocab)) if ahead else 1
         chunk = self._chunk(k)
-        while n > 0:
-            ids, self.state = chunk.run(self.state, self.noise)  # (K, N)
-            yield from ids[:n]
-            n -= k
+        threads = self._threads()
+        try:
+            while n > 0:
+                t0 = time.perf_counter()
+                ids, self.state = chunk.run(self.state, self.noise)  # (K, N), on the CPU: the chunk has run
+                threads.step(time.perf_counter() - t0)
+                yield from ids[:n]
+                n -= k
+        finally:
+            threads.restore()  # the caller's count back once the draw ends, or is dropped
+
+    def _threads(self) -> Threads:
+        """The thread count while drawing: cfg.threads, else on a CPU one for one stream and the
+        machine-following count for many; on a GPU the count the process has."""
+        cpu = self.device.type == "cpu"
+        return Threads.for_loop(self.cfg.threads or (1 if cpu and self.cfg.num_samples == 1 else 0), adapt=cpu)
 
 
 def generate_ids(model: CharRNN, vocab: Vocab, cfg: SampleConfig,
@@ -128,8 +142,8 @@ def generate_ids(model: CharRNN, vocab: Vocab, cfg: SampleConfig,
     """Yield cfg.length tensors of next ids, each (num_samples,), after warming on cfg.prime.
 
     The prime is read at once, before anything is generated (characters the model never
-    saw as its unknown symbol, which is never drawn). For the best single-stream speed on a small
-    CPU, run with torch.set_num_threads(1) or 2 (see benchmarks/README.md).
+    saw as its unknown symbol, which is never drawn). cfg.threads sets the CPU thread count
+    while drawing (SampleConfig).
     """
     sampler = Sampler(model, vocab, cfg, device)
     sampler.feed(cfg.prime)

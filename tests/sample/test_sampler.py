@@ -10,6 +10,7 @@ from conftest import plain_ids
 from chargen import CharRNN, ModelConfig, SampleConfig, Vocab, generate, sample_texts
 from chargen.cli.terminal import interact
 from chargen.data.vocab import UNKNOWN
+from chargen.errors import ChargenError
 from chargen.sample.sampler import Sampler, cut_at_stop, generate_ids, stop_after
 from chargen.sample.step import FastStep
 
@@ -149,3 +150,43 @@ def test_many_streams_share_one_prime_pass():
     one = sample_texts(m, VOCAB, SampleConfig(length=25, temperature=0, prime="fab"))
     many = sample_texts(m, VOCAB, SampleConfig(length=25, temperature=0, prime="fab", num_samples=4))
     assert many == one * 4
+
+
+def test_draw_times_each_chunk_and_gives_the_thread_count_back(monkeypatch):
+    """One stream draws on one CPU thread; many streams time every chunk for the thread count that
+    follows the machine (one step each); `threads=N` fixes it; after the draw, even one dropped
+    early, the process has its own count back."""
+    from chargen import threads as t
+    from chargen.sample.rounds import chunk_size
+
+    seen: list[tuple[int, int]] = []  # (fixed, torch's count) at each timed chunk
+    step = t.Threads.step
+
+    def spy(self, seconds):
+        seen.append((self.fixed, torch.get_num_threads()))
+        return step(self, seconds)
+
+    monkeypatch.setattr(t.Threads, "step", spy)
+    monkeypatch.setattr(t, "free_cores", lambda own=0, busy=None: 2)  # a quiet 2-core machine
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        m = model("gru")
+        k = chunk_size(torch.device("cpu"), 4, len(VOCAB))
+        sample_texts(m, VOCAB, SampleConfig(length=3 * k, num_samples=4, seed=1))
+        assert seen == [(0, 2)] * 3 and torch.get_num_threads() == 2
+        seen.clear()
+        sample_texts(m, VOCAB, SampleConfig(length=50, seed=1))  # one stream: one thread
+        assert seen and set(seen) == {(1, 1)} and torch.get_num_threads() == 2
+        seen.clear()
+        sample_texts(m, VOCAB, SampleConfig(length=2 * k, num_samples=4, seed=1, threads=1))
+        assert seen == [(1, 1)] * 2 and torch.get_num_threads() == 2
+        drawn = Sampler(m, VOCAB, SampleConfig(num_samples=1, seed=1)).draw(10_000)
+        next(drawn)
+        assert torch.get_num_threads() == 1
+        drawn.close()  # stopped early (--stop, a closed pipe): the count comes back all the same
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ChargenError, match="threads must be an integer from 0 to 4096"):
+        SampleConfig(threads=-1)
