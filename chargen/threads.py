@@ -16,6 +16,16 @@ import torch
 from .errors import ChargenError
 
 
+MOST_THREADS = 4096  # the largest count --threads takes
+
+
+def check_threads(count: object) -> None:
+    """ChargenError unless `count` is a thread count a user may ask for (0 = follow the machine)."""
+    if not isinstance(count, int) or not 0 <= count <= MOST_THREADS:
+        raise ChargenError(f"threads must be an integer from 0 to {MOST_THREADS}, got {count!r}",
+                           "pass --threads 0 to follow the machine, or a count of threads")
+
+
 def cpu_threads() -> int:
     """The CPUs this process may run on (its affinity), else the machine's count."""
     try:
@@ -48,10 +58,10 @@ def _counters() -> Counters | None:
     try:
         with open("/proc/stat", encoding="ascii") as f:
             ticks = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
-    except (OSError, ValueError):
+        idle = ticks[3] + ticks[4] + (ticks[1] if _niceness() <= 0 else 0)
+    except (OSError, ValueError, IndexError):
         return None
     own = os.times()
-    idle = ticks[3] + ticks[4] + (ticks[1] if _niceness() <= 0 else 0)
     return time.perf_counter(), sum(ticks) - idle, sum(ticks), own.user + own.system
 
 
@@ -141,9 +151,7 @@ class Threads:
                  warmup: int = 3, every: int = 200, most_every: int = 3200, drift: float = 0.2, margin: float = 0.03,
                  set_threads: Callable[[int], None] | None = None,
                  free: Callable[[int], int | None] | None = None) -> None:
-        if not isinstance(fixed, int) or not 0 <= fixed <= 4096:
-            raise ChargenError(f"threads must be an integer from 0 to 4096, got {fixed!r}",
-                               "pass --threads 0 to follow the machine, or a count of threads")
+        check_threads(fixed)
         self.fixed, self.window, self.drift, self.margin = fixed, window, drift, margin
         self.every, self.first_every, self.most_every = every, every, most_every
         self.most = max(1, most or cpu_threads())

@@ -16,6 +16,7 @@ from ..data.records import check_records_mode
 from ..data.vocab import KINDS
 from ..device import PRECISIONS
 from ..errors import ChargenError
+from ..threads import MOST_THREADS
 
 MAX_SAMPLE_CHARS = 100_000  # one character per model call: far more would stall every evaluation
 GROUPS = ("model", "data", "optimisation", "schedule", "run", "output")  # the order of `chargen train --help`
@@ -136,7 +137,7 @@ class RunConfig(_Settings):
     device: str = setting("auto", "run", "auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps.")
     precision: str = setting("auto", "run", "auto, fp32, bf16 or fp16 (autocast; fp16 on CUDA only).",
                              choices=PRECISIONS)
-    threads: int = setting(0, "run", "CPU threads for PyTorch; 0 = adapt to the machine.", 0, 4096)
+    threads: int = setting(0, "run", "CPU threads for PyTorch; 0 = adapt to the machine.", 0, MOST_THREADS)
     sample_chars: int = setting(200, "output", "Characters drawn at each evaluation (seeded), shown on stderr and "
                                                "kept in metrics.jsonl; 0 = none.", 0, MAX_SAMPLE_CHARS)
     tensorboard: bool = setting(False, "output", "Also write TensorBoard event files to <run>/tensorboard/ (needs: "

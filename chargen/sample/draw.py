@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ChargenError
+from ..threads import check_threads
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,7 @@ class SampleConfig:
             raise ChargenError(f"num-samples must be from 1 to 65536, got {self.num_samples!r}", "try --num-samples 3")
         if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < 2**63):
             raise ChargenError(f"seed must be a non-negative integer, got {self.seed!r}", "try --seed 1")
-        if not isinstance(self.threads, int) or not 0 <= self.threads <= 4096:
-            raise ChargenError(f"threads must be an integer from 0 to 4096, got {self.threads!r}",
-                               "pass --threads 0 to follow the machine, or a count of threads")
+        check_threads(self.threads)
         if not isinstance(self.compile, bool):
             raise ChargenError(f"compile must be True or False, got {self.compile!r}", "pass compile=True")
 
