@@ -6,7 +6,11 @@ Chromium is driven over the DevTools protocol on a pipe, in real time: the --vir
 that the tests use makes performance.now() run on a virtual clock, which would make the figure
 meaningless. Prints one JSON line.
 
-    .venv/bin/python benchmarks/web_speed.py [--length 20000] [--temp 0.8] [--runs 3]
+    .venv/bin/python benchmarks/web_speed.py [--length 20000] [--temp 0.8] [--runs 3] [--no-wasm]
+
+--no-wasm removes WebAssembly from the page's global scope before the page's own script runs, so the page
+takes the plain JavaScript products it falls back to in a browser without WebAssembly; the JSON says which
+path ran.
 """
 from __future__ import annotations
 
@@ -77,9 +81,12 @@ class DevTools:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return reply.get("result", {})
 
-    def open(self, url: str) -> None:
+    def open(self, url: str, first_script: str = "") -> None:
+        """Opens url in a new tab; first_script, if given, runs in the page before any of its own scripts."""
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        if first_script:
+            self.call("Page.addScriptToEvaluateOnNewDocument", source=first_script)
         self.call("Page.navigate", url=url)
 
     def evaluate(self, expression: str):
@@ -96,16 +103,19 @@ class DevTools:
             self.proc.kill()
 
 
-def run_page(chrome: DevTools, page: Path, length: int, temp: float, seed: int, timeout: float) -> dict:
-    chrome.open(f"{page.as_uri()}#prime=ROMEO%3A&temp={temp}&length={length}&seed={seed}&autorun=1")
+def run_page(chrome: DevTools, page: Path, length: int, temp: float, seed: int, timeout: float,
+             no_wasm: bool = False) -> dict:
+    chrome.open(f"{page.as_uri()}#prime=ROMEO%3A&temp={temp}&length={length}&seed={seed}&autorun=1",
+                "delete globalThis.WebAssembly;" if no_wasm else "")
     deadline = time.monotonic() + timeout
     read = "JSON.stringify(Object.assign({}, (document.getElementById('output') || {dataset: {}}).dataset))"
     while time.monotonic() < deadline:
         data = json.loads(chrome.evaluate(read) or "{}")
         if data.get("done") or data.get("error"):
             text = chrome.evaluate("document.getElementById('output').textContent")
+            wasm = chrome.evaluate("typeof WebAssembly === 'object'")
             return {"chars_per_second": float(data.get("charsPerSecond", 0)), "load_ms": float(data.get("loadMs", 0)),
-                    "chars": len(text), "error": data.get("error")}
+                    "chars": len(text), "webassembly": bool(wasm), "error": data.get("error")}
         time.sleep(0.25)
     raise SystemExit(f"the page did not finish within {timeout:.0f} s")
 
@@ -115,6 +125,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=20000)
     parser.add_argument("--temp", type=float, default=0.8)
     parser.add_argument("--runs", type=int, default=3, help="page loads; the best and every figure are reported")
+    parser.add_argument("--no-wasm", action="store_true", help="hide WebAssembly: time the page's JavaScript path")
     args = parser.parse_args()
     binary = find_chromium()
     model, vocab, ckpt = load_model(SHIPPED)
@@ -123,14 +134,15 @@ def main() -> None:
         write_page(model, vocab, page, "chargen GRU on Shakespeare", describe(ckpt, model))
         chrome = DevTools(binary, Path(tmp) / "profile")
         try:
-            runs = [run_page(chrome, page, args.length, args.temp, seed, timeout=600)
+            runs = [run_page(chrome, page, args.length, args.temp, seed, timeout=600, no_wasm=args.no_wasm)
                     for seed in range(1, args.runs + 1)]
         finally:
             chrome.close()
         size = page.stat().st_size
     version = subprocess.run([binary, "--version"], check=False, capture_output=True, text=True).stdout.strip()
     print(json.dumps({"benchmark": "web_speed", "model": "shakespeare-gru 2x256", "length": args.length,
-                      "temperature": args.temp, "chars_per_second": max(r["chars_per_second"] for r in runs),
+                      "temperature": args.temp, "webassembly": all(r["webassembly"] for r in runs),
+                      "chars_per_second": max(r["chars_per_second"] for r in runs),
                       "runs": runs, "page_bytes": size, "browser": version, "machine": machine()}))
 
 

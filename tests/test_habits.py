@@ -49,18 +49,34 @@ def test_package_ships_py_typed():
     assert "py.typed" in PYPROJECT["tool"]["setuptools"]["package-data"]["chargen"]
 
 
+DOCUMENTS = ["README.md", "benchmarks/README.md", "corpora/README.md", "checkpoints/README.md",
+             *(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md"))]
+
+
 def _links(path: Path) -> list[str]:
     text = path.read_text(encoding="utf-8")
     return [m for m in re.findall(r"\]\(([^)\s]+)\)", text) if not re.match(r"[a-z]+:", m) and m[0] != "#"]
 
 
-@pytest.mark.parametrize("doc", ["README.md", "benchmarks/README.md", "corpora/README.md",
-                                 "checkpoints/README.md", *(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md"))])
+@pytest.mark.parametrize("doc", DOCUMENTS)
 def test_every_relative_link_in_the_documents_names_a_file(doc):
     """Guards against links left behind when pictures and pages moved to docs/assets/."""
     path = REPO / doc
     missing = [link for link in _links(path) if not (path.parent / link.split("#")[0]).exists()]
     assert missing == []
+
+
+@pytest.mark.parametrize("doc", DOCUMENTS)
+def test_every_benchmark_command_in_the_documents_runs_from_a_clone(doc):
+    """Guards against figures whose command needs a file the repository lacks: no ../shared path or outside
+    reference loop, and a paragraph or table row that quotes a benchmark on tinyshakespeare (not shipped)
+    names the user's copy with --corpus PATH/tinyshakespeare.txt."""
+    text = (REPO / doc).read_text(encoding="utf-8")
+    assert "../shared" not in text and "reference_loop" not in text
+    blocks = re.split(r"\n\s*\n|\n(?=\|)", text)  # paragraphs, and each table row on its own
+    bare = [b[:80] for b in blocks if "tinyshakespeare" in b.lower() and "python benchmarks/" in b
+            and "--corpus PATH/tinyshakespeare.txt" not in b]
+    assert bare == []
 
 
 def test_generated_pages_and_pictures_live_in_docs_assets():
