@@ -8,9 +8,9 @@ meaningless. Prints one JSON line.
 
     .venv/bin/python benchmarks/web_speed.py [--length 20000] [--temp 0.8] [--runs 3] [--no-wasm]
 
---no-wasm removes WebAssembly from the page's global scope before the page's own script runs, so the page
-takes the plain JavaScript products it falls back to in a browser without WebAssembly; the JSON says which
-path ran.
+--no-wasm adds one line at the top of the page's <head> that sets WebAssembly to undefined before the page's
+own script runs, so the page takes the plain JavaScript products it falls back to in a browser without
+WebAssembly; the JSON says which path ran.
 """
 from __future__ import annotations
 
@@ -81,12 +81,9 @@ class DevTools:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return reply.get("result", {})
 
-    def open(self, url: str, first_script: str = "") -> None:
-        """Opens url in a new tab; first_script, if given, runs in the page before any of its own scripts."""
+    def open(self, url: str) -> None:
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        if first_script:
-            self.call("Page.addScriptToEvaluateOnNewDocument", source=first_script)
         self.call("Page.navigate", url=url)
 
     def evaluate(self, expression: str):
@@ -103,10 +100,8 @@ class DevTools:
             self.proc.kill()
 
 
-def run_page(chrome: DevTools, page: Path, length: int, temp: float, seed: int, timeout: float,
-             no_wasm: bool = False) -> dict:
-    chrome.open(f"{page.as_uri()}#prime=ROMEO%3A&temp={temp}&length={length}&seed={seed}&autorun=1",
-                "delete globalThis.WebAssembly;" if no_wasm else "")
+def run_page(chrome: DevTools, page: Path, length: int, temp: float, seed: int, timeout: float) -> dict:
+    chrome.open(f"{page.as_uri()}#prime=ROMEO%3A&temp={temp}&length={length}&seed={seed}&autorun=1")
     deadline = time.monotonic() + timeout
     read = "JSON.stringify(Object.assign({}, (document.getElementById('output') || {dataset: {}}).dataset))"
     while time.monotonic() < deadline:
@@ -132,9 +127,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "shakespeare-gru.html"
         write_page(model, vocab, page, "chargen GRU on Shakespeare", describe(ckpt, model))
+        if args.no_wasm:
+            html = page.read_text(encoding="utf-8")
+            page.write_text(html.replace("<head>", "<head>\n<script>globalThis.WebAssembly = undefined;</script>", 1),
+                            encoding="utf-8")
         chrome = DevTools(binary, Path(tmp) / "profile")
         try:
-            runs = [run_page(chrome, page, args.length, args.temp, seed, timeout=600, no_wasm=args.no_wasm)
+            runs = [run_page(chrome, page, args.length, args.temp, seed, timeout=600)
                     for seed in range(1, args.runs + 1)]
         finally:
             chrome.close()

@@ -132,6 +132,10 @@ def test_a_niced_busy_program_leaves_its_core_free():
     (two threads beside one ran 1.3-1.5x faster than one); at normal priority it is."""
     from chargen.threads import busy_elsewhere
 
+    before = busy_elsewhere(0.5)
+    assert before is not None
+    if before > 0.3:  # the readings below count every other program too, so they need a quiet machine
+        pytest.skip(f"other programs keep {before:.1f} cores busy")
     readings = {}
     for label, cmd in (("niced", ["nice", "-n", "19"]), ("normal", [])):
         spin = subprocess.Popen([*cmd, sys.executable, "-c", "while True: pass"])
